@@ -1,0 +1,127 @@
+"""The Compass HTTP API as buildtail uses it: one POST per build event, answers classified.
+
+A transport seam in the httpx manner: the sender talks to ``Transport``; ``CompassTransport`` speaks
+HTTPS to Compass and ``StdoutTransport`` prints the exact request body for ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, Protocol, TextIO
+
+import aiohttp
+
+from . import __version__
+from .config import CompassSettings
+
+__all__ = ["CompassTransport", "Outcome", "SendResult", "StdoutTransport", "Transport", "parse_retry_after"]
+
+Outcome = Literal["accepted", "retry", "rejected", "unauthorized", "not_found"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    status: int | None
+    detail: str
+    retry_after: float | None = None
+
+
+class Transport(Protocol):
+    async def send(self, body: dict[str, Any]) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header in either form (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify(status: int, text: str, retry_after: str | None) -> SendResult:
+    detail = text.strip()[:2000] or f"HTTP {status}"
+    if status == 202 or 200 <= status < 300:
+        return SendResult("accepted", status, "")
+    if status in (408, 425, 429) or status >= 500:
+        return SendResult("retry", status, detail, parse_retry_after(retry_after))
+    if status in (401, 403):
+        return SendResult("unauthorized", status, detail)
+    if status == 404:
+        return SendResult("not_found", status, detail)
+    if 300 <= status < 400:
+        return SendResult("rejected", status, f"redirect to {detail or 'elsewhere'} (check compass.site / base_url)")
+    return SendResult("rejected", status, detail)
+
+
+class CompassTransport:
+    """One aiohttp session for the process; explicit timeouts; redirects never followed."""
+
+    def __init__(self, settings: CompassSettings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self._settings.timeout, connect=min(10.0, self._settings.timeout))
+            self._session = aiohttp.ClientSession(
+                timeout=timeout,
+                connector=aiohttp.TCPConnector(limit_per_host=4),
+                headers={"User-Agent": f"buildtail/{__version__}", "Accept": "application/json"},
+            )
+        return self._session
+
+    async def send(self, body: dict[str, Any]) -> SendResult:
+        session = self._open()
+        headers = {
+            "Authorization": aiohttp.encode_basic_auth(self._settings.email, self._settings.token()),
+            "Content-Type": "application/json",
+        }
+        data = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            async with session.post(self._settings.events_url, data=data, headers=headers,
+                                    allow_redirects=False) as resp:
+                text = await resp.text(errors="replace")
+                if 300 <= resp.status < 400:
+                    text = resp.headers.get("Location", "")
+                return classify(resp.status, text, resp.headers.get("Retry-After"))
+        except TimeoutError:
+            return SendResult("retry", None, f"no answer within {self._settings.timeout:g}s")
+        except aiohttp.ClientError as exc:
+            return SendResult("retry", None, f"{type(exc).__name__}: {exc}")
+        except OSError as exc:
+            return SendResult("retry", None, f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class StdoutTransport:
+    """``--dry-run``: each request body as one JSON line on stdout; nothing leaves the machine."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+
+    async def send(self, body: dict[str, Any]) -> SendResult:
+        self._out.write(json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n")
+        self._out.flush()
+        return SendResult("accepted", None, "")
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,364 @@
+"""YAML configuration -> validated, frozen settings.
+
+Every problem is reported at once, each as ``file:line: key.path: message`` so an operator can fix a
+config in one pass. ``${VAR}`` is substituted after parsing and only inside string scalars, so an
+environment value can never inject YAML; an unset variable is an error, not an empty string.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "COMPASS_STATES",
+    "DEFAULT_STATE_MAP",
+    "CompassSettings",
+    "ComponentRule",
+    "ConfigError",
+    "JenkinsSourceSettings",
+    "Settings",
+    "load_settings",
+    "parse_duration",
+]
+
+COMPASS_STATES = ("IN_PROGRESS", "SUCCESSFUL", "CANCELLED", "FAILED", "ERROR", "TIMED_OUT", "UNKNOWN")
+JENKINS_RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED")
+DEFAULT_STATE_MAP: dict[str, str] = {
+    "SUCCESS": "SUCCESSFUL",
+    "FAILURE": "FAILED",
+    "UNSTABLE": "FAILED",
+    "ABORTED": "CANCELLED",
+    "NOT_BUILT": "CANCELLED",
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_ENV = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``errors`` holds one ``file:line: key: message`` each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``2s``, ``500ms``, ``5m``, ``1h``, ``1d`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 2s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError("expected a duration such as 2s, 5m or 1h")
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = path.expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+class ComponentRule(_Strict):
+    """Jobs whose full name matches ``match`` (a glob; ``**`` crosses folders) go to ``component_id``."""
+
+    match: str = Field(min_length=1)
+    component_id: str = Field(min_length=1)
+
+
+class CompassSettings(_Strict):
+    site: str | None = None
+    base_url: str | None = None
+    cloud_id: str = Field(min_length=1)
+    email: str = Field(min_length=3)
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    event_source: str = "{host}"
+    components: tuple[ComponentRule, ...] = ()
+    timeout: Duration = 30.0
+
+    @field_validator("site")
+    @classmethod
+    def _site_is_host(cls, v: str | None) -> str | None:
+        if v is not None and ("/" in v or not v.strip()):
+            raise ValueError("expected a host name such as example.atlassian.net, not a URL")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected an http(s) URL such as https://example.atlassian.net/gateway/api")
+        return v.rstrip("/") if v else v
+
+    @field_validator("event_source")
+    @classmethod
+    def _template_fields(cls, v: str) -> str:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a valid template: {exc}") from None
+        unknown = names - {"host", "job"}
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; available: {{host}}, {{job}}")
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("api_token_file")
+    @classmethod
+    def _token_file_readable(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is None:
+            return None
+        v = _resolve(v, info)
+        if not v.is_file():
+            raise ValueError(f"file does not exist: {v}")
+        if not os.access(v, os.R_OK):
+            raise ValueError(f"file is not readable: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> CompassSettings:
+        if (self.site is None) == (self.base_url is None) and self.site is None:
+            raise ValueError("set either site (example.atlassian.net) or base_url")
+        if (self.api_token is None) == (self.api_token_file is None):
+            raise ValueError("set exactly one of api_token and api_token_file")
+        return self
+
+    @property
+    def events_url(self) -> str:
+        base = self.base_url or f"https://{self.site}/gateway/api"
+        return f"{base}/compass/v1/events"
+
+    def token(self) -> str:
+        """The API token; read from its file each time so a rotated credential is picked up."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value()
+        assert self.api_token_file is not None
+        return self.api_token_file.read_text(encoding="utf-8").strip()
+
+
+class JenkinsSourceSettings(_Strict):
+    type: Literal["jenkins"]
+    name: str = Field(default="jenkins", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    home: Path
+    url: str | None = None
+    watch: Literal["inotify", "polling"] = "inotify"
+    poll_interval: Duration = 2.0
+    reconcile_interval: Duration = 300.0
+    matrix_configurations: bool = False
+    stale_after: Duration = 86400.0
+
+    @field_validator("home")
+    @classmethod
+    def _home_exists(cls, v: Path, info: ValidationInfo) -> Path:
+        v = _resolve(v, info)
+        if not v.is_dir():
+            raise ValueError("directory does not exist")
+        if not os.access(v, os.R_OK | os.X_OK):
+            raise ValueError("directory is not readable by this user")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected an http(s) URL such as https://jenkins.example.com/")
+        return v if v is None or v.endswith("/") else v + "/"
+
+
+def _default_state_dir() -> Path:
+    return Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "state")
+
+
+class Settings(_Strict):
+    host: str = Field(default_factory=socket.getfqdn, min_length=1)
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    compass: CompassSettings | None = None
+    sources: tuple[JenkinsSourceSettings, ...] = Field(min_length=1)
+    state_map: dict[Literal["SUCCESS", "FAILURE", "UNSTABLE", "ABORTED", "NOT_BUILT"], str] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve(v, info)
+
+    @field_validator("state_map")
+    @classmethod
+    def _states(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, state in v.items():
+            if state not in COMPASS_STATES or state == "IN_PROGRESS":
+                raise ValueError(f"{key}: {state!r} is not a terminal Compass state ({', '.join(COMPASS_STATES[1:])})")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> Settings:
+        names = [s.name for s in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError("two sources share a name; give each source a distinct name:")
+        return self
+
+    def state_for(self, result: str) -> str:
+        return self.state_map.get(result, DEFAULT_STATE_MAP.get(result, "UNKNOWN"))  # type: ignore[call-overload]
+
+
+# --- YAML with line numbers -------------------------------------------------------------------------
+
+
+@dataclass
+class _Doc:
+    data: Any
+    lines: dict[tuple[str | int, ...], int]
+
+
+def _construct(node: yaml.Node, path: tuple[str | int, ...], doc_lines: dict[Any, int], errors: list[str],
+               fname: str) -> Any:
+    doc_lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader(str()).construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if not isinstance(key, str | int | bool):
+                errors.append(f"{fname}:{key_node.start_mark.line + 1}: {_dotted(path)}: keys must be scalars")
+                continue
+            skey = str(key) if not isinstance(key, bool) else ("true" if key else "false")
+            if skey in out:
+                errors.append(f"{fname}:{key_node.start_mark.line + 1}: {_dotted((*path, skey))}: duplicate key")
+            doc_lines[(*path, skey)] = key_node.start_mark.line + 1
+            out[skey] = _construct(value_node, (*path, skey), doc_lines, errors, fname)
+            doc_lines[(*path, skey)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(n, (*path, i), doc_lines, errors, fname) for i, n in enumerate(node.value)]
+    value = yaml.SafeLoader(str()).construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    if isinstance(value, str) and node.tag == "tag:yaml.org,2002:str":
+        value = _expand_env(value, path, node.start_mark.line + 1, errors, fname)
+    return value
+
+
+def _expand_env(value: str, path: tuple[str | int, ...], line: int, errors: list[str], fname: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        name = m.group(1)
+        if name not in os.environ:
+            errors.append(f"{fname}:{line}: {_dotted(path)}: environment variable {name} is not set")
+            return ""
+        return os.environ[name]
+
+    return _ENV.sub(sub, value)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _load_yaml(text: str, fname: str) -> _Doc:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{fname}:{line}: (top level): not valid YAML: {problem}"]) from None
+    if node is None:
+        raise ConfigError([f"{fname}:1: (top level): the file is empty"])
+    lines: dict[Any, int] = {}
+    errors: list[str] = []
+    data = _construct(node, (), lines, errors, fname)
+    if errors:
+        raise ConfigError(errors)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{fname}:1: (top level): expected a mapping of settings"])
+    return _Doc(data, lines)
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def _line_for(loc: tuple[str | int, ...], lines: dict[Any, int]) -> int:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return 1
+
+
+def _errors_of(exc: ValidationError, doc: _Doc, fname: str) -> Iterator[str]:
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # pydantic reports discriminated/tagged members and dict keys with extra segments; keep real keys
+        loc = tuple(p for p in loc if p != "[key]")
+        yield f"{fname}:{_line_for(loc, doc.lines)}: {_dotted(loc)}: {_message(err)}"
+
+
+def load_settings(path: Path) -> Settings:
+    """Reads, substitutes and validates a configuration file; raises ConfigError with every problem."""
+    fname = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{fname}:1: (top level): cannot read the file: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{fname}:1: (top level): the file is not UTF-8 text"]) from None
+    doc = _load_yaml(text, fname)
+    try:
+        return Settings.model_validate(doc.data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(sorted(set(_errors_of(exc, doc, fname)), key=_sort_key)) from None
+
+
+def _sort_key(line: str) -> tuple[int, str]:
+    try:
+        return int(line.split(":")[1]), line
+    except (IndexError, ValueError):
+        return 0, line

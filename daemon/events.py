@@ -1,0 +1,193 @@
+"""A run's facts plus what Compass was already told -> the next Compass build event, or nothing.
+
+The event rules live here and only here: which state a result maps to, the run's pipelineId and
+startedAt (fixed the first time and never changed), completedAt on every terminal event, the
+display texts and their 255-character cap. Sources only report facts; the store only persists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from .config import Settings
+from .store import RunRow
+
+__all__ = ["RunFacts", "Update", "format_duration", "iso_ms", "job_matches", "next_update"]
+
+MAX_TEXT = 255
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What a source saw of one run just now, in CI-neutral terms."""
+
+    source: str
+    job: str
+    number: int
+    running: bool
+    start_ms: int
+    start_is_exact: bool
+    result: str | None = None
+    timed_out: bool = False
+    end_ms: int | None = None
+    dir_ino: int | None = None
+    display_name: str | None = None
+    causes: tuple[str, ...] = ()
+    commit: str | None = None
+    branch: str | None = None
+    run_url: str = ""
+    job_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    run: RunRow
+    event: dict[str, Any]
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds and ``Z``: the form every Compass client accepts."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def format_duration(ms: int) -> str:
+    seconds = max(0, ms) // 1000
+    if seconds < 60:
+        return f"{seconds}s" if seconds else f"{max(0, ms)}ms"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _cap(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+def job_matches(pattern: str, job: str) -> bool:
+    """Glob over job full names: ``*`` stays inside one folder, ``**`` crosses folders."""
+    return _glob(pattern).match(job) is not None
+
+
+def _state(facts: RunFacts, settings: Settings) -> str:
+    if facts.running:
+        return "IN_PROGRESS"
+    result = (facts.result or "").upper()
+    if result == "ABORTED" and facts.timed_out:
+        return "TIMED_OUT"
+    return settings.state_for(result)
+
+
+def _description(facts: RunFacts, state: str, started_ms: int) -> str:
+    if facts.running:
+        parts = ["Running"]
+    else:
+        word = facts.result or state
+        parts = [f"{word}{' (timed out)' if state == 'TIMED_OUT' else ''} in "
+                 f"{format_duration((facts.end_ms or started_ms) - started_ms)}"]
+    parts.extend(facts.causes[:2])
+    if facts.commit:
+        parts.append(f"commit {facts.commit[:12]}" + (f" on {facts.branch}" if facts.branch else ""))
+    return _cap(" \u00b7 ".join(parts))
+
+
+def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
+    """A recreated job reuses build numbers: a different directory that started at another time."""
+    if not prior.terminal or prior.dir_ino is None or facts.dir_ino is None or prior.dir_ino == facts.dir_ino:
+        return False
+    if prior.jenkins_start_ms is None or not facts.start_is_exact:
+        return True
+    return abs(prior.jenkins_start_ms - facts.start_ms) > 1000
+
+
+def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, taken: Any) -> Update | None:
+    """The event to queue for ``facts`` given the run's stored state, or None when Compass is current.
+
+    ``taken(pipeline_id) -> bool`` tells whether a pipelineId already belongs to another run, so a
+    reused build number gets a distinct id instead of overwriting the older run in Compass.
+    """
+    generation = 1
+    if prior is not None and _is_new_run(prior, facts):
+        generation = prior.generation + 1
+        prior = None
+    if prior is not None and (prior.terminal or (facts.running and prior.state == "IN_PROGRESS")):
+        return None
+    state = _state(facts, settings)
+    if prior is not None:
+        pipeline_id, started_ms = prior.pipeline_id, prior.started_at_ms
+        generation = prior.generation
+    else:
+        pipeline_id = f"{facts.job}#{facts.number}"
+        while taken(pipeline_id):
+            generation += 1
+            pipeline_id = f"{facts.job}#{facts.number}.{generation}"
+        started_ms = facts.start_ms
+    run = RunRow(
+        source=facts.source, job=facts.job, number=facts.number, generation=generation, pipeline_id=pipeline_id,
+        started_at_ms=started_ms, jenkins_start_ms=facts.start_ms if facts.start_is_exact else None,
+        dir_ino=facts.dir_ino, state=state, terminal=not facts.running, acked_state=None,
+    )
+    return Update(run, build_event(facts, run, settings))
+
+
+def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, Any]:
+    """The request body minus ``cloudId`` (added when sent) and ``updateSequenceNumber`` (set by the store)."""
+    template = settings.compass.event_source if settings.compass else "{host}"
+    completed: str | None = None
+    if run.terminal:
+        end = facts.end_ms if facts.end_ms is not None else run.started_at_ms
+        completed = iso_ms(max(end, run.started_at_ms))
+    name = f"{facts.job} {facts.display_name}" if facts.display_name else f"{facts.job} #{facts.number}"
+    build: dict[str, Any] = {
+        "displayName": _cap(name),
+        "lastUpdated": iso_ms(max(facts.end_ms or 0, _now_ms())),
+        "updateSequenceNumber": 0,
+        "description": _description(facts, run.state, run.started_at_ms),
+        "url": facts.run_url,
+        "externalEventSourceId": template.format(host=settings.host, job=facts.job),
+        "buildProperties": {
+            "state": run.state,
+            "pipeline": {"pipelineId": run.pipeline_id, "url": facts.job_url, "displayName": facts.job},
+            "startedAt": iso_ms(run.started_at_ms),
+            "completedAt": completed,
+        },
+    }
+    body: dict[str, Any] = {"event": {"build": build}}
+    if settings.compass:
+        for rule in settings.compass.components:
+            if job_matches(rule.match, facts.job):
+                body["componentId"] = rule.component_id
+                break
+    return body
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,403 @@
+"""The Jenkins source: where a home keeps its jobs and runs, and what one run looks like right now.
+
+It reads files and hands the bytes to ``parsers``; it decides nothing about Compass. Discovery walks
+the job tree (folders, multibranch, organization folders, matrix configurations, a custom
+``<buildsDir>``) without descending into historical builds, so the watch set stays at one directory
+per job plus one per running build.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from parsers import (
+    BuildXml,
+    LogFacts,
+    ParseError,
+    UnsafeXmlError,
+    build_dir_number,
+    expand_builds_dir,
+    is_ignored_name,
+    legacy_build_dir_time,
+    parse_branch_name,
+    parse_build_xml,
+    parse_builds_dir_setting,
+    parse_log,
+)
+
+from .config import JenkinsSourceSettings
+from .events import RunFacts
+
+__all__ = ["Gone", "Job", "JenkinsSource", "Retry"]
+
+log = logging.getLogger("buildtail.jenkins")
+
+LOG_WINDOW = 64 * 1024
+GZ_TAIL_LIMIT = 256 * 1024 * 1024
+FINISHED_WITHOUT_RECORD_S = 30.0
+RUN_FILES = frozenset({"build.xml", "log", "log.gz"})
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    full_name: str
+    dir: Path
+    builds_dir: Path
+    url_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """The run's files are mid-write; look again after ``delay`` seconds."""
+
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """The run directory disappeared (discarded) or is not a run; stop watching it."""
+
+
+@dataclass
+class _Layout:
+    jobs: dict[Path, Job] = field(default_factory=dict)  # builds dir -> job
+    by_name: dict[str, Job] = field(default_factory=dict)
+    containers: set[Path] = field(default_factory=set)  # jobs/ and branches/ dirs
+    pending: set[Path] = field(default_factory=set)  # job dirs whose builds dir does not exist yet
+
+
+class JenkinsSource:
+    """One Jenkins home. Methods are synchronous and meant to run off the event loop when large."""
+
+    def __init__(self, cfg: JenkinsSourceSettings, *, host: str) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.home = cfg.home
+        self.base_url = cfg.url or f"http://{host}:8080/"
+        self.layout = _Layout()
+        self._builds_mtime: dict[Path, int] = {}
+        self._builds_names: dict[Path, set[str]] = {}
+        self._unsafe: set[Path] = set()
+
+    # --- discovery ------------------------------------------------------------------------------
+
+    def discover(self) -> _Layout:
+        """Walks the job tree (not the builds) and replaces the layout; returns it."""
+        template = None
+        try:
+            template = parse_builds_dir_setting((self.home / "config.xml").read_bytes())
+        except FileNotFoundError:
+            pass
+        except (OSError, ParseError) as exc:
+            log.warning("%s: cannot read %s/config.xml (%s); assuming the default builds directory",
+                        self.name, self.home, exc)
+        layout = _Layout()
+        root = self.home / "jobs"
+        if root.is_dir():
+            layout.containers.add(root)
+            self._walk(root, [], [], "", template, layout)
+        self.layout = layout
+        return layout
+
+    def _walk(self, container: Path, parts: list[str], names: list[str], url: str, template: str | None,
+              layout: _Layout) -> None:
+        branches = container.name == "branches"
+        try:
+            entries = sorted(os.scandir(container), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("%s: cannot list %s: %s", self.name, container, exc.strerror)
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            d = Path(entry.path)
+            name = entry.name
+            if branches:
+                name = _branch_name(d) or name
+            seg = quote(quote(name, safe=""), safe="") if branches else quote(name, safe="")
+            job_url = f"{url}job/{seg}/"
+            sub = next((d / s for s in ("jobs", "branches") if (d / s).is_dir()), None)
+            if sub is not None:
+                layout.containers.add(sub)
+                self._walk(sub, [*parts, entry.name, sub.name], [*names, name], job_url, template, layout)
+                continue
+            full = "/".join([*names, name])
+            self._add_job(layout, d, full, [*parts, entry.name], job_url, template)
+            if self.cfg.matrix_configurations and (d / "configurations").is_dir():
+                self._walk_configurations(d / "configurations", [], full, job_url, [*parts, entry.name], template,
+                                          layout)
+
+    def _walk_configurations(self, d: Path, axes: list[str], parent: str, url: str, parts: list[str],
+                             template: str | None, layout: _Layout) -> None:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
+            return
+        for axis in entries:
+            if not axis.name.startswith("axis-") or not axis.is_dir(follow_symlinks=False):
+                continue
+            for value in sorted(os.scandir(axis.path), key=lambda e: e.name):
+                if not value.is_dir(follow_symlinks=False):
+                    continue
+                combo = [*axes, f"{axis.name[5:]}={value.name}"]
+                vdir = Path(value.path)
+                if (vdir / "builds").is_dir() or (vdir / "config.xml").is_file():
+                    name = ",".join(combo)
+                    self._add_job(layout, vdir, f"{parent}/{name}", [*parts, "configurations", name],
+                                  f"{url}{quote(name, safe='=,')}/", template)
+                self._walk_configurations(vdir, combo, parent, url, parts, template, layout)
+
+    def _add_job(self, layout: _Layout, d: Path, full: str, parts: list[str], url: str,
+                 template: str | None) -> None:
+        builds = d / "builds"
+        if template:
+            item_full = "/".join(parts[::2])
+            builds = Path(expand_builds_dir(template, jenkins_home=str(self.home), item_rootdir=str(d),
+                                            item_full_name=item_full))
+        job = Job(full_name=full, dir=d, builds_dir=builds, url_path=url)
+        layout.jobs[builds] = job
+        layout.by_name[full] = job
+        if not builds.is_dir():
+            layout.pending.add(d)
+
+    # --- finding runs ---------------------------------------------------------------------------
+
+    def runs_in(self, job: Job) -> list[os.DirEntry[str]]:
+        try:
+            entries = list(os.scandir(job.builds_dir))
+        except OSError:
+            return []
+        return [e for e in entries if _is_run_entry(e)]
+
+    def scan(self, *, first_start: bool, since_ms: int | None, open_dirs: set[Path]) -> list[Path]:
+        """Run directories worth a look: running ones, and anything written since ``since_ms``.
+
+        On the very first start every finished run is history, so only running ones are returned;
+        after that a run whose files are older than the last complete scan was already handled.
+        """
+        out: list[Path] = []
+        for job in list(self.layout.jobs.values()):
+            try:
+                st = os.stat(job.builds_dir)
+            except OSError:
+                continue
+            entries = self.runs_in(job)
+            self._builds_mtime[job.builds_dir] = st.st_mtime_ns
+            self._builds_names[job.builds_dir] = {e.name for e in entries}
+            for entry in entries:
+                path = Path(entry.path)
+                if path in open_dirs:
+                    out.append(path)
+                elif first_start:
+                    if _looks_running(path, self.cfg.stale_after):
+                        out.append(path)
+                elif since_ms is None or _newest_mtime_ms(path) >= since_ms:
+                    out.append(path)
+        return out
+
+    def poll(self, open_dirs: set[Path]) -> tuple[list[Path], bool]:
+        """Stat-only change detection for file systems without inotify: (candidates, jobs changed)."""
+        out: list[Path] = []
+        for job in list(self.layout.jobs.values()):
+            try:
+                mtime = os.stat(job.builds_dir).st_mtime_ns
+            except OSError:
+                continue
+            if self._builds_mtime.get(job.builds_dir) == mtime:
+                continue
+            self._builds_mtime[job.builds_dir] = mtime
+            names = {e.name: e for e in self.runs_in(job)}
+            known = self._builds_names.get(job.builds_dir, set())
+            out.extend(Path(names[n].path) for n in names.keys() - known)
+            self._builds_names[job.builds_dir] = set(names)
+        out.extend(open_dirs)
+        changed = False
+        for d in list(self.layout.containers) + list(self.layout.pending):
+            try:
+                mtime = os.stat(d).st_mtime_ns
+            except OSError:
+                changed = True
+                continue
+            if self._builds_mtime.setdefault(d, mtime) != mtime:
+                self._builds_mtime[d] = mtime
+                changed = True
+        return out, changed
+
+    def job_of(self, run_dir: Path) -> Job | None:
+        return self.layout.jobs.get(run_dir.parent)
+
+    def run_dir(self, job_name: str, number: int) -> Path | None:
+        job = self.layout.by_name.get(job_name)
+        return None if job is None else job.builds_dir / str(number)
+
+    # --- observing one run ----------------------------------------------------------------------
+
+    def observe(self, run_dir: Path, *, known_open: bool = False) -> RunFacts | Retry | Gone | None:
+        """The run's facts now; Retry for a half-written record; None while there is nothing to report."""
+        job = self.job_of(run_dir)
+        if job is None or run_dir in self._unsafe:
+            return Gone()
+        try:
+            dir_st = os.stat(run_dir, follow_symlinks=False)
+        except FileNotFoundError:
+            return Gone()
+        except OSError as exc:
+            return Retry(30.0, f"cannot stat {run_dir}: {exc.strerror}")
+        record: BuildXml | None = None
+        try:
+            record = parse_build_xml((run_dir / "build.xml").read_bytes())
+        except FileNotFoundError:
+            pass
+        except UnsafeXmlError as exc:
+            log.error("%s: %s/build.xml refused (%s); this run is ignored", self.name, run_dir, exc)
+            self._unsafe.add(run_dir)
+            return Gone()
+        except ParseError as exc:
+            return Retry(1.0, f"{run_dir}/build.xml not readable yet: {exc}")
+        except OSError as exc:
+            return Retry(5.0, f"cannot read {run_dir}/build.xml: {exc.strerror}")
+        number = build_dir_number(run_dir.name)
+        legacy_start = legacy_build_dir_time(run_dir.name)
+        if number is None:
+            number = record.number if record is not None else None
+            if number is None:
+                return None if record is None else Gone()
+        logfacts, log_mtime = _read_log(run_dir)
+        base = dict(source=self.name, job=job.full_name, number=number, dir_ino=dir_st.st_ino,
+                    run_url=f"{self.base_url}{job.url_path}{number}/", job_url=f"{self.base_url}{job.url_path}")
+        if record is not None:
+            start = record.started_ms
+            exact = start is not None
+            if start is None:
+                start = int(legacy_start.timestamp() * 1000) if legacy_start else _fallback_start(dir_st, log_mtime)
+            causes = record.causes or (logfacts.causes if logfacts else ())
+            commit = record.commit or (logfacts.commit if logfacts else None)
+            common = dict(base, start_ms=start, start_is_exact=exact, display_name=record.display_name,
+                          causes=causes, commit=commit, branch=record.branch)
+            if record.finished:
+                end = start + max(0, record.duration_ms or 0)
+                timed_out = bool(logfacts and logfacts.timed_out)
+                return RunFacts(running=False, result=record.result, timed_out=timed_out, end_ms=end, **common)
+            return RunFacts(running=True, **common)
+        if logfacts is None or log_mtime is None:
+            return None  # the directory exists but Jenkins has not opened the log yet
+        start = _fallback_start(dir_st, log_mtime)
+        common = dict(base, start_ms=start, start_is_exact=False, causes=logfacts.causes, commit=logfacts.commit)
+        idle = time.time() - log_mtime / 1000
+        if logfacts.finished_result is not None:
+            if idle < FINISHED_WITHOUT_RECORD_S:
+                return Retry(FINISHED_WITHOUT_RECORD_S - idle + 0.5, "waiting for the final build.xml")
+            return RunFacts(running=False, result=logfacts.finished_result, timed_out=logfacts.timed_out,
+                            end_ms=log_mtime, **common)
+        if idle > self.cfg.stale_after:
+            if known_open:
+                log.warning("%s: %s #%s: no build.xml and the log idle for %.0fs; reporting it as UNKNOWN",
+                            self.name, job.full_name, number, idle)
+                return RunFacts(running=False, result="UNKNOWN", end_ms=log_mtime, **common)
+            return None
+        return RunFacts(running=True, **common)
+
+
+def _is_run_entry(entry: os.DirEntry[str]) -> bool:
+    name = entry.name
+    if is_ignored_name(name):
+        return False
+    try:
+        if not entry.is_dir(follow_symlinks=False):
+            return False
+    except OSError:
+        return False
+    return build_dir_number(name) is not None or legacy_build_dir_time(name) is not None
+
+
+def _branch_name(d: Path) -> str | None:
+    try:
+        return parse_branch_name((d / "config.xml").read_bytes())
+    except (OSError, ParseError):
+        pass
+    try:
+        return (d / "name-utf8.txt").read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _newest_mtime_ms(run_dir: Path) -> int:
+    newest = 0
+    for p in (run_dir, run_dir / "build.xml", run_dir / "log", run_dir / "log.gz"):
+        try:
+            newest = max(newest, os.stat(p).st_mtime_ns // 1_000_000)
+        except OSError:
+            continue
+    return newest
+
+
+def _looks_running(run_dir: Path, stale_after: float) -> bool:
+    """Cheap first-start triage of a run directory, without a full XML parse of finished history."""
+    try:
+        head = (run_dir / "build.xml").read_bytes()
+    except FileNotFoundError:
+        try:
+            mtime = os.stat(run_dir / "log").st_mtime
+        except OSError:
+            return False
+        return time.time() - mtime < stale_after
+    except OSError:
+        return False
+    return b"<result>" not in head or b"<completed>false</completed>" in head
+
+
+def _fallback_start(dir_st: os.stat_result, log_mtime_ms: int | None) -> int:
+    """Jenkins creates the run directory and its log at the start; the earlier of the two is the best guess."""
+    candidates = [dir_st.st_mtime_ns // 1_000_000]
+    if log_mtime_ms is not None:
+        candidates.append(log_mtime_ms)
+    return min(candidates)
+
+
+def _read_log(run_dir: Path) -> tuple[LogFacts | None, int | None]:
+    plain = run_dir / "log"
+    try:
+        with open(plain, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            head = fh.read(LOG_WINDOW)
+            if st.st_size > LOG_WINDOW:
+                fh.seek(max(0, st.st_size - LOG_WINDOW))
+                tail = fh.read(LOG_WINDOW)
+            else:
+                tail = head
+        return parse_log(head, tail), st.st_mtime_ns // 1_000_000
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.debug("cannot read %s: %s", plain, exc.strerror)
+        return None, None
+    packed = run_dir / "log.gz"
+    try:
+        mtime = os.stat(packed).st_mtime_ns // 1_000_000
+        head, tail = _gz_head_tail(packed)
+        return parse_log(head, tail), mtime
+    except (OSError, EOFError, zlib.error):
+        return None, None
+
+
+def _gz_head_tail(path: Path) -> tuple[bytes, bytes]:
+    head = b""
+    tail = b""
+    total = 0
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(LOG_WINDOW):
+            if not head:
+                head = chunk
+            tail = (tail + chunk)[-LOG_WINDOW:]
+            total += len(chunk)
+            if total > GZ_TAIL_LIMIT:
+                break
+    return head, tail

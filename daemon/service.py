@@ -1,0 +1,320 @@
+"""The daemon's lifecycle: startup -> main loop -> shutdown, in the manner of uvicorn's ``Server``.
+
+Startup opens the store, discovers the jobs, catches up on what happened while the daemon was down
+(or, on the very first start, only on runs in progress) and puts the watches in place. The main
+loop turns file-system hints, polls and reconcile scans into run observations; each observation
+goes through the event rules into the store; the sender drains the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+
+from .compass import CompassTransport, StdoutTransport, Transport
+from .config import Settings
+from .events import RunFacts, next_update
+from .jenkins import Gone, JenkinsSource, Retry
+from .sender import Sender
+from .store import Store
+from .watch import Hint, InotifyWatcher
+
+__all__ = ["Service"]
+
+log = logging.getLogger("buildtail")
+
+WATERMARK_SLACK_MS = 5000
+SHUTDOWN_GRACE_S = 10.0
+
+
+_EXIT = Hint(None, "exit")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Service:
+    def __init__(self, settings: Settings, *, dry_run: bool = False, transport: Transport | None = None) -> None:
+        self.settings = settings
+        self.dry_run = dry_run or settings.compass is None
+        self.transport = transport
+        self.should_exit = asyncio.Event()
+        self.sources = [JenkinsSource(cfg, host=settings.host) for cfg in settings.sources]
+        self.open_dirs: dict[str, set[Path]] = {s.name: set() for s in self.sources}
+        self.retries: dict[tuple[str, Path], float] = {}
+        self.hints: asyncio.Queue[Hint] = asyncio.Queue()
+        self.watcher: InotifyWatcher | None = None
+        self.store: Store | None = None
+        self.sender: Sender | None = None
+        self._sender_task: asyncio.Task[None] | None = None
+        self._history_cutoff_ms = 0
+        self._next_poll: dict[str, float] = {}
+        self._next_reconcile: dict[str, float] = {}
+        self._rediscover: set[str] = set()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_exit)
+        try:
+            await self.startup()
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def request_exit(self) -> None:
+        self.should_exit.set()
+        self.hints.put_nowait(_EXIT)
+
+    async def startup(self) -> None:
+        s = self.settings
+        self.store = store = Store(s.state_dir)
+        cutoff = store.get_meta_int("history_cutoff_ms")
+        first_start = cutoff is None
+        if cutoff is None:
+            cutoff = _now_ms()
+        self._history_cutoff_ms = cutoff
+        if self.transport is None:
+            self.transport = StdoutTransport() if self.dry_run else CompassTransport(s.compass)  # type: ignore[arg-type]
+        cloud_id = s.compass.cloud_id if s.compass else "dry-run"
+        self.sender = Sender(store, self.transport, cloud_id)
+        for open_run in [r for src in self.sources for r in store.open_runs(src.name)]:
+            log.debug("open run from the last session: %s #%s", open_run.job, open_run.number)
+        for source in self.sources:
+            await asyncio.to_thread(source.discover)
+            await self._catch_up(source, first_start=first_start)
+        if first_start:
+            store.set_meta_int("history_cutoff_ms", cutoff)
+        if any(src.cfg.watch == "inotify" for src in self.sources):
+            self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
+            self.watcher.start()
+        self._sync_watches()
+        now = time.monotonic()
+        for src in self.sources:
+            self._next_poll[src.name] = now + src.cfg.poll_interval
+            self._next_reconcile[src.name] = now + src.cfg.reconcile_interval
+        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
+        jobs = sum(len(src.layout.jobs) for src in self.sources)
+        log.info("ready: %d job(s) in %d source(s), %d run(s) in progress, %d watch(es)%s", jobs,
+                 len(self.sources), sum(len(v) for v in self.open_dirs.values()),
+                 self.watcher.count if self.watcher else 0, " (dry run: events go to stdout)" if self.dry_run else "")
+
+    async def main_loop(self) -> None:
+        while not self.should_exit.is_set():
+            timeout = self._next_deadline() - time.monotonic()
+            batch: list[Hint] = []
+            if timeout > 0:
+                try:
+                    batch.append(await asyncio.wait_for(self.hints.get(), timeout))
+                except TimeoutError:
+                    pass
+            while not self.hints.empty():
+                batch.append(self.hints.get_nowait())
+            if self.should_exit.is_set():
+                break
+            await self._handle_hints(batch)
+            await self._due_work()
+            if self._sender_task is not None and self._sender_task.done():
+                exc = self._sender_task.exception()
+                log.critical("the delivery loop stopped: %r", exc)
+                raise RuntimeError("delivery loop stopped") from exc
+
+    async def shutdown(self) -> None:
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
+        if self.sender is not None and self._sender_task is not None:
+            self.sender.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._sender_task), SHUTDOWN_GRACE_S)
+            except TimeoutError:
+                log.warning("a request to Compass was still in flight after %.0fs; it stays queued", SHUTDOWN_GRACE_S)
+                self._sender_task.cancel()
+            except Exception:  # already reported by the main loop
+                pass
+            await asyncio.gather(self._sender_task, return_exceptions=True)
+        if self.transport is not None:
+            await self.transport.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("stopped; state saved")
+
+    # --- scheduling ----------------------------------------------------------------------------
+
+    def _next_deadline(self) -> float:
+        deadlines = list(self.retries.values()) + list(self._next_reconcile.values())
+        deadlines += [self._next_poll[s.name] for s in self.sources if s.cfg.watch == "polling"]
+        if self._rediscover:
+            deadlines.append(time.monotonic() + 0.2)
+        return min(deadlines, default=time.monotonic() + 60)
+
+    async def _due_work(self) -> None:
+        now = time.monotonic()
+        due = [key for key, at in self.retries.items() if at <= now]
+        by_source = {s.name: s for s in self.sources}
+        for key in due:
+            del self.retries[key]
+            self._process(by_source[key[0]], key[1])
+        for source in self.sources:
+            if source.name in self._rediscover:
+                self._rediscover.discard(source.name)
+                await self._refresh_jobs(source)
+            if now >= self._next_reconcile[source.name]:
+                self._next_reconcile[source.name] = now + source.cfg.reconcile_interval
+                await self._reconcile(source)
+            elif source.cfg.watch == "polling" and now >= self._next_poll[source.name]:
+                self._next_poll[source.name] = now + source.cfg.poll_interval
+                candidates, jobs_changed = await asyncio.to_thread(source.poll, set(self.open_dirs[source.name]))
+                if jobs_changed:
+                    await self._refresh_jobs(source)
+                for run_dir in dict.fromkeys(candidates):
+                    self._process(source, run_dir)
+
+    # --- catching up ---------------------------------------------------------------------------
+
+    async def _catch_up(self, source: JenkinsSource, *, first_start: bool) -> None:
+        """Looks at every run that may have changed since the last complete scan and records the time."""
+        assert self.store is not None
+        started = _now_ms()
+        key = f"watermark:{source.name}"
+        watermark = self.store.get_meta_int(key)
+        for row in self.store.open_runs(source.name):
+            run_dir = source.run_dir(row.job, row.number)
+            if run_dir is not None:
+                self.open_dirs[source.name].add(run_dir)
+        since = None if watermark is None else watermark - WATERMARK_SLACK_MS
+        candidates = await asyncio.to_thread(
+            source.scan, first_start=first_start, since_ms=since, open_dirs=set(self.open_dirs[source.name])
+        )
+        for run_dir in candidates:
+            self._process(source, run_dir)
+        if not any(k[0] == source.name for k in self.retries):
+            self.store.set_meta_int(key, started)
+
+    async def _reconcile(self, source: JenkinsSource) -> None:
+        await asyncio.to_thread(source.discover)
+        await self._catch_up(source, first_start=False)
+        self._sync_watches()
+
+    async def _refresh_jobs(self, source: JenkinsSource) -> None:
+        before = set(source.layout.jobs)
+        await asyncio.to_thread(source.discover)
+        for builds_dir in set(source.layout.jobs) - before:
+            job = source.layout.jobs[builds_dir]
+            for entry in source.runs_in(job):
+                self._process(source, Path(entry.path))
+        self._sync_watches()
+
+    # --- hints ---------------------------------------------------------------------------------
+
+    async def _handle_hints(self, batch: list[Hint]) -> None:
+        candidates: dict[tuple[str, Path], JenkinsSource] = {}
+        for hint in batch:
+            if hint is _EXIT:
+                continue
+            if hint.directory is None:
+                log.warning("the inotify queue overflowed; scanning everything again")
+                for source in self.sources:
+                    self._next_reconcile[source.name] = 0.0
+                continue
+            for source in self.sources:
+                target = self._route(source, hint)
+                if target is not None:
+                    candidates[(source.name, target)] = source
+        for (_, run_dir), source in candidates.items():
+            self._process(source, run_dir)
+
+    def _route(self, source: JenkinsSource, hint: Hint) -> Path | None:
+        d = hint.directory
+        assert d is not None
+        layout = source.layout
+        if d in layout.containers or d in layout.pending:
+            self._rediscover.add(source.name)
+            return None
+        if d in layout.jobs:
+            if not hint.name:
+                self._rediscover.add(source.name)
+                return None
+            run_dir = d / hint.name
+            if hint.gone:
+                self._forget(source, run_dir)
+                return None
+            return run_dir
+        if d.parent in layout.jobs:
+            if hint.gone and not hint.name:
+                self._forget(source, d)
+                return None
+            if hint.name in ("build.xml", "log", "log.gz") or not hint.name:
+                return d
+        return None
+
+    # --- one run -------------------------------------------------------------------------------
+
+    def _process(self, source: JenkinsSource, run_dir: Path) -> None:
+        assert self.store is not None and self.sender is not None
+        open_set = self.open_dirs[source.name]
+        try:
+            seen = source.observe(run_dir, known_open=run_dir in open_set)
+        except Exception:  # a bug must not stop the daemon; the next scan retries
+            log.exception("%s: could not read %s", source.name, run_dir)
+            self.retries[(source.name, run_dir)] = time.monotonic() + 60
+            return
+        if isinstance(seen, Gone):
+            self._forget(source, run_dir)
+            return
+        if isinstance(seen, Retry):
+            log.debug("%s: %s", source.name, seen.reason)
+            self.retries[(source.name, run_dir)] = time.monotonic() + seen.delay
+            if self.watcher is not None:
+                self.watcher.add(run_dir)
+            return
+        if seen is None:
+            if self.watcher is not None and run_dir.is_dir():
+                self.watcher.add(run_dir)  # a brand-new run directory: wait for its log
+            return
+        self._record(seen)
+        if seen.running:
+            open_set.add(run_dir)
+            if self.watcher is not None and source.cfg.watch == "inotify":
+                self.watcher.add(run_dir)
+        else:
+            self._forget(source, run_dir)
+
+    def _record(self, facts: RunFacts) -> None:
+        assert self.store is not None and self.sender is not None
+        prior = self.store.latest_run(facts.source, facts.job, facts.number)
+        if prior is None and not facts.running and (facts.end_ms or 0) < self._history_cutoff_ms:
+            return  # finished before buildtail first started: history, not news
+        update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
+        if update is None:
+            return
+        seq = self.store.record(update.run, update.event)
+        log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
+        self.sender.wake()
+
+    def _forget(self, source: JenkinsSource, run_dir: Path) -> None:
+        self.open_dirs[source.name].discard(run_dir)
+        self.retries.pop((source.name, run_dir), None)
+        if self.watcher is not None:
+            self.watcher.discard(run_dir)
+
+    def _sync_watches(self) -> None:
+        if self.watcher is None:
+            return
+        wanted: set[Path] = set()
+        for source in self.sources:
+            if source.cfg.watch != "inotify":
+                continue
+            layout = source.layout
+            wanted |= layout.containers | layout.pending
+            wanted |= {b for b in layout.jobs if b.is_dir()}
+            wanted |= self.open_dirs[source.name]
+            wanted |= {p for (name, p) in self.retries if name == source.name}
+        self.watcher.sync(wanted)

@@ -1,0 +1,263 @@
+"""The SQLite state: what each run has told Compass, the outbox of events, the sequence counter.
+
+One connection, WAL, ``synchronous=FULL``: a committed event survives a power cut. The run's new
+state and its queued event are written in one transaction, so a crash can never leave a run marked
+as reported without its event in the outbox, nor the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DeadLetter", "OutboxItem", "RunRow", "Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    source TEXT NOT NULL,
+    job TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    pipeline_id TEXT NOT NULL UNIQUE,
+    started_at_ms INTEGER NOT NULL,
+    jenkins_start_ms INTEGER,
+    dir_ino INTEGER,
+    state TEXT NOT NULL,
+    terminal INTEGER NOT NULL,
+    acked_state TEXT,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (source, job, number, generation)
+);
+CREATE INDEX IF NOT EXISTS runs_open ON runs (terminal) WHERE terminal = 0;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    terminal INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    pipeline_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    status INTEGER,
+    error TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    failed_ms INTEGER NOT NULL
+);
+"""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    source: str
+    job: str
+    number: int
+    generation: int
+    pipeline_id: str
+    started_at_ms: int
+    jenkins_start_ms: int | None
+    dir_ino: int | None
+    state: str
+    terminal: bool
+    acked_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    pipeline_id: str
+    seq: int
+    state: str
+    terminal: bool
+    event: dict[str, Any]
+    created_ms: int
+    attempts: int
+    next_attempt_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    pipeline_id: str
+    seq: int
+    status: int | None
+    error: str
+    failed_ms: int
+
+
+class Store:
+    """The daemon's only persistent state; every method is one short transaction."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = state_dir / "buildtail.sqlite3"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        with self._tx():
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(stmt)
+            self.created = self._get_meta("created_ms") is None
+            if self.created:
+                self._set_meta("created_ms", str(_now_ms()))
+                self._set_meta("schema", "1")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # --- facts kept across restarts ---------------------------------------------------------------
+
+    def get_meta_int(self, key: str) -> int | None:
+        value = self._get_meta(key)
+        return None if value is None else int(value)
+
+    def set_meta_int(self, key: str, value: int) -> None:
+        with self._tx():
+            self._set_meta(key, str(value))
+
+    # --- runs ---------------------------------------------------------------------------------------
+
+    def latest_run(self, source: str, job: str, number: int) -> RunRow | None:
+        row = self._db.execute(
+            "SELECT * FROM runs WHERE source = ? AND job = ? AND number = ? ORDER BY generation DESC LIMIT 1",
+            (source, job, number),
+        ).fetchone()
+        return None if row is None else _run(row)
+
+    def open_runs(self, source: str) -> list[RunRow]:
+        rows = self._db.execute("SELECT * FROM runs WHERE source = ? AND terminal = 0", (source,)).fetchall()
+        return [_run(r) for r in rows]
+
+    def pipeline_id_taken(self, pipeline_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM runs WHERE pipeline_id = ?", (pipeline_id,)).fetchone() is not None
+
+    def record(self, run: RunRow, event: dict[str, Any]) -> int:
+        """Stores the run's new state and queues its event in one transaction; returns the sequence number.
+
+        The sequence number is ``max(last + 1, now in ms)``: it follows the clock when the clock is
+        sane and still increases when the clock steps back, because the last one is persisted.
+        A terminal event drops the run's queued IN_PROGRESS: it would be overwritten anyway and
+        costs a request of the rate budget.
+        """
+        now = _now_ms()
+        with self._tx() as db:
+            last = int(self._get_meta("last_seq") or 0)
+            seq = max(last + 1, now)
+            self._set_meta("last_seq", str(seq))
+            event["event"]["build"]["updateSequenceNumber"] = seq
+            db.execute(
+                "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms, jenkins_start_ms,"
+                " dir_ino, state, terminal, acked_state, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (source, job, number, generation) DO UPDATE SET state = excluded.state,"
+                " terminal = excluded.terminal, jenkins_start_ms = excluded.jenkins_start_ms,"
+                " dir_ino = excluded.dir_ino, updated_ms = excluded.updated_ms",
+                (run.source, run.job, run.number, run.generation, run.pipeline_id, run.started_at_ms,
+                 run.jenkins_start_ms, run.dir_ino, run.state, int(run.terminal), run.acked_state, now),
+            )
+            if run.terminal:
+                db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
+            db.execute(
+                "INSERT INTO outbox (pipeline_id, seq, state, terminal, event, created_ms) VALUES (?,?,?,?,?,?)",
+                (run.pipeline_id, seq, run.state, int(run.terminal), json.dumps(event, separators=(",", ":")), now),
+            )
+        return seq
+
+    # --- outbox -------------------------------------------------------------------------------------
+
+    def next_due(self, now_ms: int | None = None) -> tuple[OutboxItem | None, int | None]:
+        """The oldest event that may be sent now, and otherwise when the next one falls due.
+
+        Strict FIFO: an event never overtakes an older one, so one run's updates reach Compass in
+        the order they were made.
+        """
+        now_ms = _now_ms() if now_ms is None else now_ms
+        row = self._db.execute("SELECT * FROM outbox ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            return None, None
+        item = _item(row)
+        if item.next_attempt_ms > now_ms:
+            return None, item.next_attempt_ms
+        return item, None
+
+    def ack(self, item: OutboxItem) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            db.execute(
+                "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
+                (item.state, item.pipeline_id),
+            )
+
+    def retry_later(self, item: OutboxItem, at_ms: int, error: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE id = ?",
+                (at_ms, error[:500], item.id),
+            )
+
+    def dead_letter(self, item: OutboxItem, status: int | None, error: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            db.execute(
+                "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (item.pipeline_id, item.seq, json.dumps(item.event), status, error[:4000], item.created_ms,
+                 _now_ms()),
+            )
+
+    def outbox_depth(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self._db.execute(
+            "SELECT pipeline_id, seq, status, error, failed_ms FROM dead_letters ORDER BY id"
+        ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def _run(row: Any) -> RunRow:
+    return RunRow(
+        source=row[0], job=row[1], number=row[2], generation=row[3], pipeline_id=row[4], started_at_ms=row[5],
+        jenkins_start_ms=row[6], dir_ino=row[7], state=row[8], terminal=bool(row[9]), acked_state=row[10],
+    )
+
+
+def _item(row: Any) -> OutboxItem:
+    return OutboxItem(
+        id=row[0], pipeline_id=row[1], seq=row[2], state=row[3], terminal=bool(row[4]),
+        event=json.loads(row[5]), created_ms=row[6], attempts=row[7], next_attempt_ms=row[8],
+    )

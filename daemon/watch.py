@@ -1,0 +1,132 @@
+"""File-system hints for the event loop: "something changed in this directory".
+
+The producer is watchdog's inotify reader thread (one inotify descriptor for all watches); the
+consumer is the event loop, fed through ``call_soon_threadsafe``. Hints are only hints: the source
+re-reads the files, and a periodic reconcile scan repairs whatever inotify missed or dropped
+(an overflowed queue is reported as a hint of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.observers.inotify_c import InotifyConstants as C
+from watchdog.observers.inotify_c import InotifyEvent, InotifyFD, WatchDescriptor
+
+__all__ = ["Hint", "InotifyWatcher"]
+
+log = logging.getLogger("buildtail.watch")
+
+MASK = (
+    C.IN_CREATE | C.IN_MOVED_TO | C.IN_MOVED_FROM | C.IN_DELETE | C.IN_CLOSE_WRITE | C.IN_DELETE_SELF
+    | C.IN_MOVE_SELF | C.IN_ONLYDIR | C.IN_EXCL_UNLINK
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    directory: Path | None  # None: the kernel queue overflowed, anything may have changed
+    name: str
+    gone: bool = False  # the entry (or, with an empty name, the directory itself) went away
+
+
+class _DirCallback:
+    """Receives the reader thread's events for one directory and forwards them to the loop."""
+
+    def __init__(self, watcher: InotifyWatcher, directory: Path) -> None:
+        self.watcher = watcher
+        self.directory = directory
+
+    def on_event(self, event: InotifyEvent) -> None:
+        name = event.name.decode("utf-8", "surrogateescape")
+        gone = bool(event.mask & (C.IN_DELETE | C.IN_MOVED_FROM | C.IN_DELETE_SELF | C.IN_MOVE_SELF))
+        if event.mask & (C.IN_DELETE_SELF | C.IN_MOVE_SELF):
+            name = ""
+        self.watcher.post(Hint(self.directory, name, gone))
+
+    def on_watch_deleted(self, wd: WatchDescriptor) -> None:
+        self.watcher.forget(self.directory)
+        self.watcher.post(Hint(self.directory, "", True))
+
+    def on_queue_overflow(self) -> None:
+        self.watcher.post(Hint(None, ""))
+
+
+class InotifyWatcher:
+    """Keeps exactly the requested set of directories under watch on one inotify descriptor."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Hint]) -> None:
+        self._loop = loop
+        self._queue = queue
+        self._fd: InotifyFD | None = None
+        self._watches: dict[Path, WatchDescriptor] = {}
+        self._limit_warned = False
+
+    def post(self, hint: Hint) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, hint)
+        except RuntimeError:  # the loop is closed: shutting down
+            pass
+
+    def forget(self, path: Path) -> None:
+        """The kernel dropped this watch (directory deleted): only the bookkeeping remains to clear."""
+        try:
+            self._loop.call_soon_threadsafe(self._watches.pop, path, None)
+        except RuntimeError:
+            pass
+
+    def start(self) -> None:
+        self._fd = InotifyFD()
+        self._fd.daemon = True
+        self._fd.start()
+
+    def stop(self) -> None:
+        if self._fd is not None:
+            self._fd.stop()
+            self._fd.join(timeout=5)
+            self._fd = None
+        self._watches.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self._watches)
+
+    def sync(self, wanted: set[Path]) -> None:
+        """Adds and removes watches so that exactly ``wanted`` is watched (what exists of it)."""
+        assert self._fd is not None, "start() first"
+        gone = [p for p in self._watches if p not in wanted]
+        for p in gone:
+            self.discard(p)
+        for path in wanted:
+            if path not in self._watches:
+                self.add(path)
+
+    def add(self, path: Path) -> bool:
+        assert self._fd is not None, "start() first"
+        if path in self._watches:
+            return True
+        try:
+            wd = self._fd.add_callback(bytes(path), MASK, _DirCallback(self, path), str(path))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC and not self._limit_warned:
+                self._limit_warned = True
+                log.warning("inotify watch limit reached at %d watches (fs.inotify.max_user_watches); "
+                            "the periodic reconcile scan covers the rest", len(self._watches))
+            return False
+        self._watches[path] = wd
+        return True
+
+    def discard(self, path: Path) -> None:
+        wd = self._watches.pop(path, None)
+        if wd is not None and self._fd is not None:
+            with warnings.catch_warnings():  # a watch the kernel already dropped only warns
+                warnings.simplefilter("ignore")
+                try:
+                    self._fd.remove_callbacks([(wd, str(path))])
+                except (OSError, KeyError):
+                    pass
