@@ -8,6 +8,7 @@ display texts and their 255-character cap. Sources only report facts; the store 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -118,12 +119,22 @@ def _description(facts: RunFacts, state: str, started_ms: int) -> str:
 
 
 def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
-    """A recreated job reuses build numbers: a different directory that started at another time."""
-    if not prior.terminal or prior.dir_ino is None or facts.dir_ino is None or prior.dir_ino == facts.dir_ino:
+    """A recreated job reuses build numbers: the same number that started at another time.
+
+    Jenkins never changes a run's recorded start, so two exact starts that differ mean two runs even
+    when the file system handed the new directory the old one's inode. Without both starts, a
+    different directory inode is the evidence.
+    """
+    if not prior.terminal:
         return False
-    if prior.jenkins_start_ms is None or not facts.start_is_exact:
-        return True
-    return abs(prior.jenkins_start_ms - facts.start_ms) > 1000
+    if prior.jenkins_start_ms is not None and facts.start_is_exact:
+        return abs(prior.jenkins_start_ms - facts.start_ms) > 1000
+    return prior.dir_ino is not None and facts.dir_ino is not None and prior.dir_ino != facts.dir_ino
+
+
+def _pipeline_id(facts: RunFacts, generation: int) -> str:
+    base = f"{facts.job}#{facts.number}"
+    return base if generation == 1 else f"{base}.{generation}"
 
 
 def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, taken: Any) -> Update | None:
@@ -143,10 +154,10 @@ def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, ta
         pipeline_id, started_ms = prior.pipeline_id, prior.started_at_ms
         generation = prior.generation
     else:
-        pipeline_id = f"{facts.job}#{facts.number}"
+        pipeline_id = _pipeline_id(facts, generation)
         while taken(pipeline_id):
             generation += 1
-            pipeline_id = f"{facts.job}#{facts.number}.{generation}"
+            pipeline_id = _pipeline_id(facts, generation)
         started_ms = facts.start_ms
     run = RunRow(
         source=facts.source, job=facts.job, number=facts.number, generation=generation, pipeline_id=pipeline_id,
@@ -166,7 +177,7 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
     name = f"{facts.job} {facts.display_name}" if facts.display_name else f"{facts.job} #{facts.number}"
     build: dict[str, Any] = {
         "displayName": _cap(name),
-        "lastUpdated": iso_ms(max(facts.end_ms or 0, _now_ms())),
+        "lastUpdated": iso_ms(_now_ms()),
         "updateSequenceNumber": 0,
         "description": _description(facts, run.state, run.started_at_ms),
         "url": facts.run_url,
@@ -188,6 +199,4 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
 
 
 def _now_ms() -> int:
-    import time
-
     return time.time_ns() // 1_000_000

@@ -177,14 +177,15 @@ class JenkinsSource:
             return []
         return [e for e in entries if _is_run_entry(e)]
 
-    def scan(self, *, first_start: bool, since_ms: int | None, open_dirs: set[Path]) -> list[Path]:
+    def scan(self, *, first_start: bool, since_ms: int | None, open_dirs: set[Path],
+             jobs: list[Job] | None = None) -> list[Path]:
         """Run directories worth a look: running ones, and anything written since ``since_ms``.
 
         On the very first start every finished run is history, so only running ones are returned;
         after that a run whose files are older than the last complete scan was already handled.
         """
         out: list[Path] = []
-        for job in list(self.layout.jobs.values()):
+        for job in list(self.layout.jobs.values()) if jobs is None else jobs:
             try:
                 st = os.stat(job.builds_dir)
             except OSError:
@@ -289,6 +290,8 @@ class JenkinsSource:
             return RunFacts(running=True, **common)
         if logfacts is None or log_mtime is None:
             return None  # the directory exists but Jenkins has not opened the log yet
+        if not logfacts.causes and time.time() - log_mtime / 1000 < 1.0 and _is_empty(run_dir / "log"):
+            return Retry(0.1, "the log was just created; waiting for its first line")
         start = _fallback_start(dir_st, log_mtime)
         common = dict(base, start_ms=start, start_is_exact=False, causes=logfacts.causes, commit=logfacts.commit)
         idle = time.time() - log_mtime / 1000
@@ -316,6 +319,13 @@ def _is_run_entry(entry: os.DirEntry[str]) -> bool:
     except OSError:
         return False
     return build_dir_number(name) is not None or legacy_build_dir_time(name) is not None
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:
+        return False
 
 
 def _branch_name(d: Path) -> str | None:

@@ -88,14 +88,16 @@ class Service:
         self.sender = Sender(store, self.transport, cloud_id)
         for open_run in [r for src in self.sources for r in store.open_runs(src.name)]:
             log.debug("open run from the last session: %s #%s", open_run.job, open_run.number)
-        for source in self.sources:
-            await asyncio.to_thread(source.discover)
-            await self._catch_up(source, first_start=first_start)
-        if first_start:
-            store.set_meta_int("history_cutoff_ms", cutoff)
         if any(src.cfg.watch == "inotify" for src in self.sources):
             self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
             self.watcher.start()
+        for source in self.sources:
+            await asyncio.to_thread(source.discover)
+            self._load_open_runs(source)
+            self._sync_watches()  # watches first, then the scan: nothing falls between the two
+            await self._catch_up(source, first_start=first_start)
+        if first_start:
+            store.set_meta_int("history_cutoff_ms", cutoff)
         self._sync_watches()
         now = time.monotonic()
         for src in self.sources:
@@ -185,10 +187,6 @@ class Service:
         started = _now_ms()
         key = f"watermark:{source.name}"
         watermark = self.store.get_meta_int(key)
-        for row in self.store.open_runs(source.name):
-            run_dir = source.run_dir(row.job, row.number)
-            if run_dir is not None:
-                self.open_dirs[source.name].add(run_dir)
         since = None if watermark is None else watermark - WATERMARK_SLACK_MS
         candidates = await asyncio.to_thread(
             source.scan, first_start=first_start, since_ms=since, open_dirs=set(self.open_dirs[source.name])
@@ -198,18 +196,36 @@ class Service:
         if not any(k[0] == source.name for k in self.retries):
             self.store.set_meta_int(key, started)
 
+    def _load_open_runs(self, source: JenkinsSource) -> None:
+        assert self.store is not None
+        for row in self.store.open_runs(source.name):
+            run_dir = source.run_dir(row.job, row.number)
+            if run_dir is not None:
+                self.open_dirs[source.name].add(run_dir)
+
     async def _reconcile(self, source: JenkinsSource) -> None:
         await asyncio.to_thread(source.discover)
+        self._sync_watches()
         await self._catch_up(source, first_start=False)
         self._sync_watches()
 
     async def _refresh_jobs(self, source: JenkinsSource) -> None:
+        """Jobs appeared, moved or were recreated: watch them, then look at their recent runs.
+
+        Runs older than the last complete scan are left alone, so a renamed job does not send its
+        history again under its new name.
+        """
+        assert self.store is not None
         before = set(source.layout.jobs)
         await asyncio.to_thread(source.discover)
-        for builds_dir in set(source.layout.jobs) - before:
-            job = source.layout.jobs[builds_dir]
-            for entry in source.runs_in(job):
-                self._process(source, Path(entry.path))
+        fresh = (set(source.layout.jobs) - before) | self._sync_watches()
+        jobs = [source.layout.jobs[b] for b in fresh if b in source.layout.jobs]
+        if not jobs:
+            return
+        watermark = self.store.get_meta_int(f"watermark:{source.name}")
+        since = None if watermark is None else watermark - WATERMARK_SLACK_MS
+        for run_dir in source.scan(first_start=False, since_ms=since, open_dirs=set(), jobs=jobs):
+            self._process(source, run_dir)
         self._sync_watches()
 
     # --- hints ---------------------------------------------------------------------------------
@@ -272,18 +288,17 @@ class Service:
         if isinstance(seen, Retry):
             log.debug("%s: %s", source.name, seen.reason)
             self.retries[(source.name, run_dir)] = time.monotonic() + seen.delay
-            if self.watcher is not None:
+            if self.watcher is not None and source.cfg.watch == "inotify":
                 self.watcher.add(run_dir)
             return
         if seen is None:
-            if self.watcher is not None and run_dir.is_dir():
-                self.watcher.add(run_dir)  # a brand-new run directory: wait for its log
+            if run_dir.is_dir():
+                self._watch_run(source, run_dir)  # a brand-new run directory: wait for its log
             return
         self._record(seen)
         if seen.running:
             open_set.add(run_dir)
-            if self.watcher is not None and source.cfg.watch == "inotify":
-                self.watcher.add(run_dir)
+            self._watch_run(source, run_dir)
         else:
             self._forget(source, run_dir)
 
@@ -299,15 +314,20 @@ class Service:
         log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
         self.sender.wake()
 
+    def _watch_run(self, source: JenkinsSource, run_dir: Path) -> None:
+        """Watches a run directory; a new watch missed what happened before it, so look once more."""
+        if self.watcher is not None and source.cfg.watch == "inotify" and self.watcher.add(run_dir):
+            self.retries.setdefault((source.name, run_dir), time.monotonic())
+
     def _forget(self, source: JenkinsSource, run_dir: Path) -> None:
         self.open_dirs[source.name].discard(run_dir)
         self.retries.pop((source.name, run_dir), None)
         if self.watcher is not None:
             self.watcher.discard(run_dir)
 
-    def _sync_watches(self) -> None:
+    def _sync_watches(self) -> set[Path]:
         if self.watcher is None:
-            return
+            return set()
         wanted: set[Path] = set()
         for source in self.sources:
             if source.cfg.watch != "inotify":
@@ -317,4 +337,4 @@ class Service:
             wanted |= {b for b in layout.jobs if b.is_dir()}
             wanted |= self.open_dirs[source.name]
             wanted |= {p for (name, p) in self.retries if name == source.name}
-        self.watcher.sync(wanted)
+        return self.watcher.sync(wanted)

@@ -96,20 +96,18 @@ class InotifyWatcher:
     def count(self) -> int:
         return len(self._watches)
 
-    def sync(self, wanted: set[Path]) -> None:
-        """Adds and removes watches so that exactly ``wanted`` is watched (what exists of it)."""
+    def sync(self, wanted: set[Path]) -> set[Path]:
+        """Watches exactly ``wanted`` (what exists of it); returns the newly watched directories."""
         assert self._fd is not None, "start() first"
-        gone = [p for p in self._watches if p not in wanted]
-        for p in gone:
+        for p in [p for p in self._watches if p not in wanted]:
             self.discard(p)
-        for path in wanted:
-            if path not in self._watches:
-                self.add(path)
+        return {path for path in wanted if path not in self._watches and self.add(path)}
 
     def add(self, path: Path) -> bool:
+        """Watches ``path``; True only when the watch is new (events before it were not seen)."""
         assert self._fd is not None, "start() first"
         if path in self._watches:
-            return True
+            return False
         try:
             wd = self._fd.add_callback(bytes(path), MASK, _DirCallback(self, path), str(path))
         except OSError as exc:

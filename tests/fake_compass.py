@@ -1,0 +1,444 @@
+"""A local fake of Atlassian Compass' ``createCompassEvent`` REST endpoint, for tests.
+
+``FakeCompass`` runs an aiohttp server on 127.0.0.1 (random port) in a background thread with its
+own event loop, so it can be used from sync and async tests alike::
+
+    with FakeCompass() as compass:
+        config.base_url = compass.base_url          # daemon posts to base_url + "/compass/v1/events"
+        ...
+        compass.wait_for(lambda events: len(events) == 2)
+
+Every request is checked the way the real gateway would: path and method, Basic auth, JSON content
+type, the body against ``tests/compass_schema.json`` (and against the shared reference schema in
+``../shared`` next to the checkout, when present), and the cloudId. Faults can be scripted per
+request (``script(Fault(status=503), Fault(reset=True), ...)``). Like Compass, an event whose
+updateSequenceNumber is not higher than the stored one for the same pipelineId is accepted (202)
+but not stored (see ``stored`` and ``dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+from aiohttp import web
+
+__all__ = ["EVENTS_PATH", "FakeCompass", "Fault", "RecordedRequest", "SequenceRecord"]
+
+EVENTS_PATH = "/gateway/api/compass/v1/events"
+SCHEMA_PATH = Path(__file__).resolve().parent / "compass_schema.json"
+SHARED_SCHEMA_PATH = (
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
+)
+_HEADERS_KEPT = ("Authorization", "Content-Type", "Accept", "User-Agent", "Content-Length")
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted answer for one request, consumed before normal handling.
+
+    * ``Fault(status=503)`` / ``Fault(status=404, body={...})``: answer with that status (and body);
+    * ``Fault(status=429, retry_after="2")``: also send a ``Retry-After`` header;
+    * ``Fault(delay=5.0)``: sleep, then answer normally (or with ``status`` if given);
+    * ``Fault(reset=True)``: close the connection without answering (after ``delay``).
+    """
+
+    status: int | None = None
+    retry_after: str | None = None
+    delay: float = 0.0
+    reset: bool = False
+    body: dict[str, Any] | None = None
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake saw it."""
+
+    at: float  # time.monotonic() on arrival
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None when it was not JSON
+    raw: str
+    status: int | None = None  # None when the connection was reset
+    fault: Fault | None = None
+
+
+@dataclass(frozen=True)
+class SequenceRecord:
+    """Ordering facts of one accepted event."""
+
+    external_event_source_id: str
+    pipeline_id: str
+    update_sequence_number: int
+    state: str
+    stored: bool  # False when Compass would drop it silently (stale updateSequenceNumber)
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    invalid: list[tuple[dict[str, Any] | str, str]] = field(default_factory=list)
+    sequence: list[SequenceRecord] = field(default_factory=list)
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
+    script: deque[Fault] = field(default_factory=deque)
+
+
+def _load_validators() -> list[tuple[str, Any]]:
+    validators: list[tuple[str, Any]] = []
+    for name, path in (("project schema", SCHEMA_PATH), ("reference schema", SHARED_SCHEMA_PATH)):
+        if path.exists():
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            validators.append((name, cls(schema, format_checker=cls.FORMAT_CHECKER)))
+    return validators
+
+
+def _check_dates(body: dict[str, Any]) -> str | None:
+    """Calendar check the regex cannot do (2026-02-30 matches the pattern)."""
+    build = body.get("event", {}).get("build", {})
+    props = build.get("buildProperties", {})
+    for key, value in (
+        ("lastUpdated", build.get("lastUpdated")),
+        ("startedAt", props.get("startedAt")),
+        ("completedAt", props.get("completedAt")),
+    ):
+        if isinstance(value, str) and (m := _DATE_RE.match(value)):
+            try:
+                date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                return f"{key}: {value!r} is not a valid RFC 3339 date-time"
+    return None
+
+
+def _schema_problem(validators: list[tuple[str, Any]], body: Any) -> str | None:
+    for name, validator in validators:
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+            return f"{name}: {where}: {err.message}"
+    return _check_dates(body) if isinstance(body, dict) else "not a JSON object"
+
+
+def validate_body(body: Any) -> str | None:
+    """The first contract violation of a request body, or None: the same checks the fake server makes."""
+    return _schema_problem(_load_validators(), body)
+
+
+def _errors(kind: str, message: str) -> dict[str, Any]:
+    return {"errors": [{"type": kind, "message": message}]}
+
+
+class FakeCompass:
+    """Local fake of ``POST /gateway/api/compass/v1/events``."""
+
+    def __init__(
+        self, *, email: str = "ci-bot@example.com", token: str = "test-token", cloud_id: str = "cloud-123"
+    ) -> None:
+        self.email = email
+        self.token = token
+        self.cloud_id = cloud_id
+        self.expected_authorization = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode("ascii")
+        self._validators = _load_validators()
+        self._state = _State()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeCompass:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("FakeCompass already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._shutdown())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-compass", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError("FakeCompass failed to start") from failure[0]
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._thread = None
+        self._loop = None
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        # handlers still sleeping in a scripted delay: cancel them so the loop closes cleanly
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- public accessors (thread-safe copies) -------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/gateway/api"
+
+    @property
+    def url(self) -> str:
+        """The full events URL (base_url + "/compass/v1/events")."""
+        return f"http://127.0.0.1:{self._port}{EVENTS_PATH}"
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": self.expected_authorization}
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        with self._state.lock:
+            return list(self._state.events)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def invalid(self) -> list[tuple[dict[str, Any] | str, str]]:
+        with self._state.lock:
+            return list(self._state.invalid)
+
+    @property
+    def sequence(self) -> list[SequenceRecord]:
+        """(externalEventSourceId, pipelineId, updateSequenceNumber, state) of each accepted event."""
+        with self._state.lock:
+            return list(self._state.sequence)
+
+    @property
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """What Compass would keep: the highest-updateSequenceNumber event per pipelineId."""
+        with self._state.lock:
+            return dict(self._state.stored)
+
+    @property
+    def dropped(self) -> list[SequenceRecord]:
+        """Accepted events Compass would drop silently (updateSequenceNumber not increased)."""
+        with self._state.lock:
+            return [s for s in self._state.sequence if not s.stored]
+
+    def script(self, *responses: Fault) -> None:
+        """Queue scripted responses, consumed one per request (any path) before normal handling."""
+        with self._state.lock:
+            self._state.script.extend(responses)
+
+    def clear(self) -> None:
+        """Forget everything recorded (not the scripted faults)."""
+        with self._state.lock:
+            self._state.events.clear()
+            self._state.requests.clear()
+            self._state.invalid.clear()
+            self._state.sequence.clear()
+            self._state.stored.clear()
+
+    def builds(self) -> dict[str, list[dict[str, Any]]]:
+        """Accepted events grouped by pipelineId, in arrival order."""
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for body in self.events:
+            pid = body["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"]
+            grouped.setdefault(pid, []).append(body)
+        return grouped
+
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Poll the accepted events until ``predicate(events)`` holds; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events
+            if predicate(events):
+                return events
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"FakeCompass: condition not met within {timeout}s\n{self.dump()}")
+            time.sleep(0.02)
+
+    async def wait_for_async(
+        self,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
+        """``wait_for`` for async tests (does not block the caller's event loop)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events
+            if predicate(events):
+                return events
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"FakeCompass: condition not met within {timeout}s\n{self.dump()}")
+            await asyncio.sleep(0.02)
+
+    def dump(self) -> str:
+        """Human-readable account of every request, for assertion messages."""
+        lines = []
+        for r in self.requests:
+            lines.append(f"  {r.method} {r.path} -> {r.status} fault={r.fault}")
+            lines.append(
+                "    " + (json.dumps(r.body, sort_keys=True) if r.body is not None else repr(r.raw[:500]))
+            )
+        lines.extend(f"  INVALID: {message}" for _, message in self.invalid)
+        if not lines:
+            return "no requests arrived"
+        return f"{len(self.requests)} request(s), {len(self.events)} accepted:\n" + "\n".join(lines)
+
+    # -- request handling ----------------------------------------------------------------------------
+
+    def _validate(self, body: dict[str, Any]) -> str | None:
+        if (problem := _schema_problem(self._validators, body)) is not None:
+            return problem
+        if body.get("cloudId") != self.cloud_id:
+            return f"cloudId {body.get('cloudId')!r} does not match this site ({self.cloud_id!r})"
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = (await request.read()).decode("utf-8", errors="replace")
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        record = RecordedRequest(
+            at=time.monotonic(),
+            method=request.method,
+            path=request.path,
+            headers={k: request.headers[k] for k in _HEADERS_KEPT if k in request.headers},
+            body=parsed,
+            raw=raw,
+        )
+        with self._state.lock:
+            self._state.requests.append(record)
+            fault = self._state.script.popleft() if self._state.script else None
+        record.fault = fault
+
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.reset:
+                record.status = None
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError  # nothing is written on an aborted connection
+            if fault.status is not None:
+                record.status = fault.status
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                if fault.body is not None:
+                    return web.json_response(fault.body, status=fault.status, headers=headers)
+                return web.Response(status=fault.status, headers=headers)
+
+        status, answer = self._decide(request, raw, parsed)
+        record.status = status
+        if answer is None:
+            return web.Response(status=status)
+        return web.json_response(answer, status=status)
+
+    def _decide(self, request: web.Request, raw: str, parsed: Any) -> tuple[int, dict[str, Any] | None]:
+        if request.method != "POST" or request.path != EVENTS_PATH:
+            return 404, _errors("NOT_FOUND", f"no route for {request.method} {request.path}")
+        if request.headers.get("Authorization") != self.expected_authorization:
+            return 401, {"code": 401, "message": "Unauthorized; scope does not match"}
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            message = f"Content-Type must be application/json, got {content_type!r}"
+            with self._state.lock:
+                self._state.invalid.append((parsed if isinstance(parsed, dict) else raw, message))
+            return 415, _errors("UNSUPPORTED_MEDIA_TYPE", message)
+        if not isinstance(parsed, dict):
+            message = "request body is not a JSON object"
+            with self._state.lock:
+                self._state.invalid.append((raw, message))
+            return 400, _errors("FORMAT_INVALID", message)
+        problem = self._validate(parsed)
+        if problem is not None:
+            with self._state.lock:
+                self._state.invalid.append((parsed, problem))
+            return 400, _errors("FORMAT_INVALID", problem)
+
+        build = parsed["event"]["build"]
+        pid = build["buildProperties"]["pipeline"]["pipelineId"]
+        usn = int(build["updateSequenceNumber"])
+        with self._state.lock:
+            self._state.events.append(parsed)
+            previous = self._state.stored.get(pid)
+            keep = previous is None or usn > int(previous["event"]["build"]["updateSequenceNumber"])
+            if keep:
+                self._state.stored[pid] = parsed
+            self._state.sequence.append(
+                SequenceRecord(
+                    external_event_source_id=build["externalEventSourceId"],
+                    pipeline_id=pid,
+                    update_sequence_number=usn,
+                    state=build["buildProperties"]["state"],
+                    stored=keep,
+                )
+            )
+        return 202, None

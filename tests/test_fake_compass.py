@@ -1,0 +1,320 @@
+"""The fake Compass accepts exactly the contract and can misbehave on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from tests.fake_compass import SCHEMA_PATH, FakeCompass, Fault
+
+
+def make_body(
+    *, pipeline_id: str = "team/api#7", usn: int = 1, state: str = "SUCCESSFUL", cloud_id: str = "cloud-123"
+) -> dict[str, Any]:
+    return {
+        "cloudId": cloud_id,
+        "event": {
+            "build": {
+                "displayName": "team/api #7",
+                "lastUpdated": "2026-11-20T10:00:05.000Z",
+                "updateSequenceNumber": usn,
+                "description": "SUCCESS in 5s",
+                "url": "https://jenkins.example.com/job/team/job/api/7/",
+                "externalEventSourceId": "jenkins.example.com",
+                "buildProperties": {
+                    "state": state,
+                    "pipeline": {"pipelineId": pipeline_id, "url": None, "displayName": "team/api"},
+                    "startedAt": "2026-11-20T10:00:00.000Z",
+                    "completedAt": "2026-11-20T10:00:05.000Z",
+                },
+            }
+        },
+    }
+
+
+@pytest.fixture
+def compass() -> Iterator[FakeCompass]:
+    with FakeCompass() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        yield s
+
+
+def headers(compass: FakeCompass) -> dict[str, str]:
+    return {
+        "Authorization": aiohttp.encode_basic_auth("ci-bot@example.com", "test-token"),
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+
+
+async def post(
+    session: aiohttp.ClientSession, compass: FakeCompass, body: Any, hdrs: dict[str, str] | None = None
+) -> tuple[int, str, dict[str, str]]:
+    data = body if isinstance(body, str) else json.dumps(body)
+    async with session.post(
+        compass.base_url + "/compass/v1/events", data=data, headers=hdrs or headers(compass)
+    ) as resp:
+        return resp.status, await resp.text(), dict(resp.headers)
+
+
+def test_project_schema_is_valid_2020_12_and_accepts_sample() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(make_body())
+
+
+def test_base_url_shape(compass: FakeCompass) -> None:
+    assert compass.base_url.startswith("http://127.0.0.1:")
+    assert compass.base_url.endswith("/gateway/api")
+    assert compass.port > 0
+
+
+async def test_valid_body_is_accepted_and_recorded(
+    compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    status, text, _ = await post(session, compass, make_body())
+    assert (status, text) == (202, "")
+    assert compass.events == [make_body()]
+    assert compass.invalid == []
+    req = compass.requests[0]
+    assert req.status == 202 and req.method == "POST"
+    assert req.headers["Content-Type"].startswith("application/json")
+    assert req.headers["Authorization"].startswith("Basic ")
+
+
+async def test_in_progress_without_completed_at_is_accepted(
+    compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    body = make_body(state="IN_PROGRESS")
+    del body["event"]["build"]["buildProperties"]["completedAt"]
+    assert (await post(session, compass, body))[0] == 202
+    body2 = make_body(state="IN_PROGRESS", usn=2)
+    body2["event"]["build"]["buildProperties"]["completedAt"] = None
+    body2["componentId"] = "ari:cloud:compass:cloud-123:component/abc/def"
+    assert (await post(session, compass, body2))[0] == 202
+    assert len(compass.events) == 2
+
+
+def _mutations() -> list[tuple[str, Any]]:
+    def bad(path: list[str], value: Any) -> dict[str, Any]:
+        body = make_body()
+        node: Any = body
+        for key in path[:-1]:
+            node = node[key]
+        if value is KeyError:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+        return body
+
+    build = ["event", "build"]
+    props = [*build, "buildProperties"]
+    return [
+        ("state not in enum", bad([*props, "state"], "SUCCESS")),
+        ("displayName 256 chars", bad([*build, "displayName"], "x" * 256)),
+        ("description 256 chars", bad([*build, "description"], "x" * 256)),
+        ("bad date", bad([*props, "startedAt"], "2026-11-20 10:00:00")),
+        ("impossible date", bad([*build, "lastUpdated"], "2026-02-30T10:00:00Z")),
+        ("epoch number as date", bad([*props, "completedAt"], 1795000000000)),
+        ("extra key in build", bad([*build, "extra"], "nope")),
+        ("extra key in pipeline", bad([*props, "pipeline", "number"], 7)),
+        ("extra top-level key", bad(["eventType"], "BUILD")),
+        ("missing required url", bad([*build, "url"], KeyError)),
+        ("missing startedAt", bad([*props, "startedAt"], KeyError)),
+        ("negative sequence", bad([*build, "updateSequenceNumber"], -1)),
+        ("sequence beyond int64", bad([*build, "updateSequenceNumber"], 2**63)),
+        ("string sequence", bad([*build, "updateSequenceNumber"], "5")),
+        ("wrong cloudId", make_body(cloud_id="another-cloud")),
+    ]
+
+
+@pytest.mark.parametrize(("label", "body"), _mutations(), ids=[m[0] for m in _mutations()])
+async def test_schema_violation_is_rejected_400(
+    compass: FakeCompass, session: aiohttp.ClientSession, label: str, body: dict[str, Any]
+) -> None:
+    status, text, _ = await post(session, compass, body)
+    assert status == 400, label
+    answer = json.loads(text)
+    assert answer["errors"][0]["type"] == "FORMAT_INVALID"
+    assert answer["errors"][0]["message"]
+    assert compass.events == []
+    [(rejected, message)] = compass.invalid
+    assert rejected == body
+    assert message == answer["errors"][0]["message"]
+
+
+async def test_not_json_is_rejected(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    status, _, _ = await post(session, compass, "{not json")
+    assert status == 400
+    assert compass.invalid[0][0] == "{not json"
+
+
+async def test_wrong_content_type_is_rejected(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    hdrs = {**headers(compass), "Content-Type": "text/plain"}
+    status, _, _ = await post(session, compass, make_body(), hdrs)
+    assert status == 415
+    assert compass.events == [] and len(compass.invalid) == 1
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [None, "Basic " + "Y2ktYm90QGV4YW1wbGUuY29tOndyb25n", "Bearer test-token"],
+    ids=["missing", "wrong-token", "bearer"],
+)
+async def test_bad_auth_is_401(
+    compass: FakeCompass, session: aiohttp.ClientSession, auth: str | None
+) -> None:
+    hdrs = {"Content-Type": "application/json"}
+    if auth is not None:
+        hdrs["Authorization"] = auth
+    status, _, _ = await post(session, compass, make_body(), hdrs)
+    assert status == 401
+    assert compass.events == [] and compass.invalid == []
+    assert compass.requests[0].status == 401
+
+
+async def test_other_paths_and_methods_are_404(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    async with session.get(compass.base_url + "/compass/v1/events", headers=headers(compass)) as resp:
+        assert resp.status == 404
+    async with session.post(
+        compass.base_url + "/compass/v1/event", data="{}", headers=headers(compass)
+    ) as resp:
+        assert resp.status == 404
+    assert compass.events == []
+
+
+async def test_scripted_503_then_normal(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    compass.script(Fault(status=503))
+    assert (await post(session, compass, make_body()))[0] == 503
+    assert compass.events == []
+    assert (await post(session, compass, make_body()))[0] == 202
+    assert [r.status for r in compass.requests] == [503, 202]
+
+
+async def test_scripted_429_with_retry_after(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    compass.script(Fault(status=429, retry_after="2"), Fault(status=429))
+    status, _, hdrs = await post(session, compass, make_body())
+    assert status == 429 and hdrs["Retry-After"] == "2"
+    status, _, hdrs = await post(session, compass, make_body())
+    assert status == 429 and "Retry-After" not in hdrs
+    assert compass.events == []
+
+
+async def test_scripted_404_body(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    body = {"errors": [{"type": "CREATE_EVENT_SOURCE_NOT_FOUND", "message": "event source not found"}]}
+    compass.script(Fault(status=404, body=body))
+    status, text, _ = await post(session, compass, make_body())
+    assert status == 404 and json.loads(text) == body
+
+
+async def test_scripted_delay(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    compass.script(Fault(delay=0.5))
+    t0 = time.monotonic()
+    status, _, _ = await post(session, compass, make_body())
+    assert status == 202
+    assert time.monotonic() - t0 >= 0.45
+    assert len(compass.events) == 1
+
+
+async def test_scripted_delay_hits_client_timeout(
+    compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    compass.script(Fault(delay=2.0, status=503))
+    with pytest.raises(asyncio.TimeoutError):
+        async with session.post(
+            compass.url,
+            data=json.dumps(make_body()),
+            headers=headers(compass),
+            timeout=aiohttp.ClientTimeout(total=0.3),
+        ) as resp:
+            await resp.read()
+    # stopping the fake while the delayed answer is still pending must be clean (fixture teardown)
+
+
+async def test_scripted_reset_is_a_connection_error(
+    compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    compass.script(Fault(reset=True))
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await post(session, compass, make_body())
+    assert compass.events == []
+    assert compass.requests[0].status is None
+    assert (await post(session, compass, make_body()))[0] == 202
+
+
+async def test_ordering_is_recorded_and_stale_updates_dropped(
+    compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    for usn, state in [(10, "IN_PROGRESS"), (12, "SUCCESSFUL"), (11, "IN_PROGRESS"), (12, "FAILED")]:
+        assert (await post(session, compass, make_body(usn=usn, state=state)))[0] == 202
+    await post(session, compass, make_body(pipeline_id="hello#1", usn=1))
+    seq = compass.sequence
+    assert [(s.pipeline_id, s.update_sequence_number, s.stored) for s in seq] == [
+        ("team/api#7", 10, True),
+        ("team/api#7", 12, True),
+        ("team/api#7", 11, False),
+        ("team/api#7", 12, False),
+        ("hello#1", 1, True),
+    ]
+    assert {s.external_event_source_id for s in seq} == {"jenkins.example.com"}
+    stored = compass.stored["team/api#7"]["event"]["build"]
+    assert stored["buildProperties"]["state"] == "SUCCESSFUL"
+    assert [d.update_sequence_number for d in compass.dropped] == [11, 12]
+    builds = compass.builds()
+    assert list(builds) == ["team/api#7", "hello#1"]
+    assert len(builds["team/api#7"]) == 4
+
+
+async def test_wait_for(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    await post(session, compass, make_body())
+    events = await asyncio.to_thread(compass.wait_for, lambda ev: len(ev) == 1, 2.0)
+    assert len(events) == 1
+    with pytest.raises(AssertionError, match="condition not met"):
+        await asyncio.to_thread(compass.wait_for, lambda ev: len(ev) == 2, 0.2)
+    assert len(await compass.wait_for_async(lambda ev: len(ev) == 1)) == 1
+
+
+def test_custom_credentials_and_cloud_id() -> None:
+    with FakeCompass(email="a@b.c", token="t0k", cloud_id="c-9") as fake:
+        body = make_body(cloud_id="c-9")
+
+        async def go() -> int:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.post(
+                    fake.url,
+                    data=json.dumps(body),
+                    headers={
+                        "Authorization": aiohttp.encode_basic_auth("a@b.c", "t0k"),
+                        "Content-Type": "application/json",
+                    },
+                ) as resp,
+            ):
+                return resp.status
+
+        assert asyncio.run(go()) == 202
+        assert fake.events == [body]
+    assert copy.deepcopy(fake.events) == [body]  # still readable after stop
+
+
+def test_shared_reference_schema_is_used_when_present() -> None:
+    fake = FakeCompass()
+    names = [name for name, _ in fake._validators]
+    assert names[0] == "project schema"
+    shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
+    assert ("reference schema" in names) == shared.exists()
