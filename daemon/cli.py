@@ -25,8 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="watch the configured sources and send build events (foreground)")
     run.add_argument("--config", required=True, type=Path, metavar="PATH")
-    run.add_argument("--dry-run", action="store_true",
-                     help="write each event as one JSON line (the exact request body) to stdout instead of sending it")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write each event as one JSON line (the exact request body) to stdout instead of sending it",
+    )
     check = sub.add_parser("check-config", help="validate a configuration file and report every problem")
     check.add_argument("--config", required=True, type=Path, metavar="PATH")
     return parser
@@ -46,10 +49,14 @@ def _check_config(path: Path) -> int:
     settings = _load(path)
     if settings is None:
         return 2
-    target = "stdout (no compass section: dry run)" if settings.compass is None else settings.compass.events_url
-    print(f"{path}: OK: {len(settings.sources)} source(s), events to {target}, "
-          f"event source {settings.compass.event_source if settings.compass else '{host}'!r} on host "
-          f"{settings.host!r}, state in {settings.state_dir}")
+    target = (
+        "stdout (no compass section: dry run)" if settings.compass is None else settings.compass.events_url
+    )
+    print(
+        f"{path}: OK: {len(settings.sources)} source(s), events to {target}, "
+        f"event source {settings.compass.event_source if settings.compass else '{host}'!r} on host "
+        f"{settings.host!r}, state in {settings.state_dir}"
+    )
     return 0
 
 

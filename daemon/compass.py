@@ -64,7 +64,9 @@ def classify(status: int, text: str, retry_after: str | None) -> SendResult:
     if status == 404:
         return SendResult("not_found", status, detail)
     if 300 <= status < 400:
-        return SendResult("rejected", status, f"redirect to {detail or 'elsewhere'} (check compass.site / base_url)")
+        return SendResult(
+            "rejected", status, f"redirect to {detail or 'elsewhere'} (check compass.site / base_url)"
+        )
     return SendResult("rejected", status, detail)
 
 
@@ -77,7 +79,9 @@ class CompassTransport:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=self._settings.timeout, connect=min(10.0, self._settings.timeout))
+            timeout = aiohttp.ClientTimeout(
+                total=self._settings.timeout, connect=min(10.0, self._settings.timeout)
+            )
             self._session = aiohttp.ClientSession(
                 timeout=timeout,
                 connector=aiohttp.TCPConnector(limit_per_host=4),
@@ -93,8 +97,9 @@ class CompassTransport:
         }
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
-            async with session.post(self._settings.events_url, data=data, headers=headers,
-                                    allow_redirects=False) as resp:
+            async with session.post(
+                self._settings.events_url, data=data, headers=headers, allow_redirects=False
+            ) as resp:
                 text = await resp.text(errors="replace")
                 if 300 <= resp.status < 400:
                     text = resp.headers.get("Location", "")

@@ -212,9 +212,7 @@ class Settings(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     compass: CompassSettings | None = None
     sources: tuple[JenkinsSourceSettings, ...] = Field(min_length=1)
-    state_map: dict[Literal["SUCCESS", "FAILURE", "UNSTABLE", "ABORTED", "NOT_BUILT"], str] = Field(
-        default_factory=dict
-    )
+    state_map: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("state_dir")
     @classmethod
@@ -225,8 +223,12 @@ class Settings(_Strict):
     @classmethod
     def _states(cls, v: dict[str, str]) -> dict[str, str]:
         for key, state in v.items():
+            if key not in JENKINS_RESULTS:
+                raise ValueError(f"{key!r} is not a Jenkins result ({', '.join(JENKINS_RESULTS)})")
             if state not in COMPASS_STATES or state == "IN_PROGRESS":
-                raise ValueError(f"{key}: {state!r} is not a terminal Compass state ({', '.join(COMPASS_STATES[1:])})")
+                raise ValueError(
+                    f"{key}: {state!r} is not a terminal Compass state ({', '.join(COMPASS_STATES[1:])})"
+                )
         return v
 
     @model_validator(mode="after")
@@ -237,7 +239,8 @@ class Settings(_Strict):
         return self
 
     def state_for(self, result: str) -> str:
-        return self.state_map.get(result, DEFAULT_STATE_MAP.get(result, "UNKNOWN"))  # type: ignore[call-overload]
+        mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
+        return mapped.get(result, "UNKNOWN")
 
 
 # --- YAML with line numbers -------------------------------------------------------------------------
@@ -249,26 +252,31 @@ class _Doc:
     lines: dict[tuple[str | int, ...], int]
 
 
-def _construct(node: yaml.Node, path: tuple[str | int, ...], doc_lines: dict[Any, int], errors: list[str],
-               fname: str) -> Any:
+def _construct(
+    node: yaml.Node, path: tuple[str | int, ...], doc_lines: dict[Any, int], errors: list[str], fname: str
+) -> Any:
     doc_lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(str()).construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = yaml.SafeLoader("").construct_object(key_node, deep=True)
             if not isinstance(key, str | int | bool):
-                errors.append(f"{fname}:{key_node.start_mark.line + 1}: {_dotted(path)}: keys must be scalars")
+                errors.append(
+                    f"{fname}:{key_node.start_mark.line + 1}: {_dotted(path)}: keys must be scalars"
+                )
                 continue
             skey = str(key) if not isinstance(key, bool) else ("true" if key else "false")
             if skey in out:
-                errors.append(f"{fname}:{key_node.start_mark.line + 1}: {_dotted((*path, skey))}: duplicate key")
+                errors.append(
+                    f"{fname}:{key_node.start_mark.line + 1}: {_dotted((*path, skey))}: duplicate key"
+                )
             doc_lines[(*path, skey)] = key_node.start_mark.line + 1
             out[skey] = _construct(value_node, (*path, skey), doc_lines, errors, fname)
             doc_lines[(*path, skey)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(n, (*path, i), doc_lines, errors, fname) for i, n in enumerate(node.value)]
-    value = yaml.SafeLoader(str()).construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    value = yaml.SafeLoader("").construct_object(node, deep=True)
     if isinstance(value, str) and node.tag == "tag:yaml.org,2002:str":
         value = _expand_env(value, path, node.start_mark.line + 1, errors, fname)
     return value

@@ -110,8 +110,10 @@ def _description(facts: RunFacts, state: str, started_ms: int) -> str:
         parts = ["Running"]
     else:
         word = facts.result or state
-        parts = [f"{word}{' (timed out)' if state == 'TIMED_OUT' else ''} in "
-                 f"{format_duration((facts.end_ms or started_ms) - started_ms)}"]
+        parts = [
+            f"{word}{' (timed out)' if state == 'TIMED_OUT' else ''} in "
+            f"{format_duration((facts.end_ms or started_ms) - started_ms)}"
+        ]
     parts.extend(facts.causes[:2])
     if facts.commit:
         parts.append(f"commit {facts.commit[:12]}" + (f" on {facts.branch}" if facts.branch else ""))
@@ -160,15 +162,23 @@ def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, ta
             pipeline_id = _pipeline_id(facts, generation)
         started_ms = facts.start_ms
     run = RunRow(
-        source=facts.source, job=facts.job, number=facts.number, generation=generation, pipeline_id=pipeline_id,
-        started_at_ms=started_ms, jenkins_start_ms=facts.start_ms if facts.start_is_exact else None,
-        dir_ino=facts.dir_ino, state=state, terminal=not facts.running, acked_state=None,
+        source=facts.source,
+        job=facts.job,
+        number=facts.number,
+        generation=generation,
+        pipeline_id=pipeline_id,
+        started_at_ms=started_ms,
+        jenkins_start_ms=facts.start_ms if facts.start_is_exact else None,
+        dir_ino=facts.dir_ino,
+        state=state,
+        terminal=not facts.running,
+        acked_state=None,
     )
     return Update(run, build_event(facts, run, settings))
 
 
 def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, Any]:
-    """The request body minus ``cloudId`` (added when sent) and ``updateSequenceNumber`` (set by the store)."""
+    """The request body without ``cloudId`` (added when sent); the store sets ``updateSequenceNumber``."""
     template = settings.compass.event_source if settings.compass else "{host}"
     completed: str | None = None
     if run.terminal:

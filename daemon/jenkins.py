@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,7 +35,7 @@ from parsers import (
 from .config import JenkinsSourceSettings
 from .events import RunFacts
 
-__all__ = ["Gone", "Job", "JenkinsSource", "Retry"]
+__all__ = ["Gone", "JenkinsSource", "Job", "Retry"]
 
 log = logging.getLogger("buildtail.jenkins")
 
@@ -97,8 +97,12 @@ class JenkinsSource:
         except FileNotFoundError:
             pass
         except (OSError, ParseError) as exc:
-            log.warning("%s: cannot read %s/config.xml (%s); assuming the default builds directory",
-                        self.name, self.home, exc)
+            log.warning(
+                "%s: cannot read %s/config.xml (%s); assuming the default builds directory",
+                self.name,
+                self.home,
+                exc,
+            )
         layout = _Layout()
         root = self.home / "jobs"
         if root.is_dir():
@@ -107,8 +111,15 @@ class JenkinsSource:
         self.layout = layout
         return layout
 
-    def _walk(self, container: Path, parts: list[str], names: list[str], url: str, template: str | None,
-              layout: _Layout) -> None:
+    def _walk(
+        self,
+        container: Path,
+        parts: list[str],
+        names: list[str],
+        url: str,
+        template: str | None,
+        layout: _Layout,
+    ) -> None:
         branches = container.name == "branches"
         try:
             entries = sorted(os.scandir(container), key=lambda e: e.name)
@@ -132,11 +143,20 @@ class JenkinsSource:
             full = "/".join([*names, name])
             self._add_job(layout, d, full, [*parts, entry.name], job_url, template)
             if self.cfg.matrix_configurations and (d / "configurations").is_dir():
-                self._walk_configurations(d / "configurations", [], full, job_url, [*parts, entry.name], template,
-                                          layout)
+                self._walk_configurations(
+                    d / "configurations", [], full, job_url, [*parts, entry.name], template, layout
+                )
 
-    def _walk_configurations(self, d: Path, axes: list[str], parent: str, url: str, parts: list[str],
-                             template: str | None, layout: _Layout) -> None:
+    def _walk_configurations(
+        self,
+        d: Path,
+        axes: list[str],
+        parent: str,
+        url: str,
+        parts: list[str],
+        template: str | None,
+        layout: _Layout,
+    ) -> None:
         try:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError:
@@ -151,17 +171,27 @@ class JenkinsSource:
                 vdir = Path(value.path)
                 if (vdir / "builds").is_dir() or (vdir / "config.xml").is_file():
                     name = ",".join(combo)
-                    self._add_job(layout, vdir, f"{parent}/{name}", [*parts, "configurations", name],
-                                  f"{url}{quote(name, safe='=,')}/", template)
+                    self._add_job(
+                        layout,
+                        vdir,
+                        f"{parent}/{name}",
+                        [*parts, "configurations", name],
+                        f"{url}{quote(name, safe='=,')}/",
+                        template,
+                    )
                 self._walk_configurations(vdir, combo, parent, url, parts, template, layout)
 
-    def _add_job(self, layout: _Layout, d: Path, full: str, parts: list[str], url: str,
-                 template: str | None) -> None:
+    def _add_job(
+        self, layout: _Layout, d: Path, full: str, parts: list[str], url: str, template: str | None
+    ) -> None:
         builds = d / "builds"
         if template:
             item_full = "/".join(parts[::2])
-            builds = Path(expand_builds_dir(template, jenkins_home=str(self.home), item_rootdir=str(d),
-                                            item_full_name=item_full))
+            builds = Path(
+                expand_builds_dir(
+                    template, jenkins_home=str(self.home), item_rootdir=str(d), item_full_name=item_full
+                )
+            )
         job = Job(full_name=full, dir=d, builds_dir=builds, url_path=url)
         layout.jobs[builds] = job
         layout.by_name[full] = job
@@ -177,8 +207,9 @@ class JenkinsSource:
             return []
         return [e for e in entries if _is_run_entry(e)]
 
-    def scan(self, *, first_start: bool, since_ms: int | None, open_dirs: set[Path],
-             jobs: list[Job] | None = None) -> list[Path]:
+    def scan(
+        self, *, first_start: bool, since_ms: int | None, open_dirs: set[Path], jobs: list[Job] | None = None
+    ) -> list[Path]:
         """Run directories worth a look: running ones, and anything written since ``since_ms``.
 
         On the very first start every finished run is history, so only running ones are returned;
@@ -272,41 +303,74 @@ class JenkinsSource:
             if number is None:
                 return None if record is None else Gone()
         logfacts, log_mtime = _read_log(run_dir)
-        base = dict(source=self.name, job=job.full_name, number=number, dir_ino=dir_st.st_ino,
-                    run_url=f"{self.base_url}{job.url_path}{number}/", job_url=f"{self.base_url}{job.url_path}")
+        base = RunFacts(
+            source=self.name,
+            job=job.full_name,
+            number=number,
+            running=True,
+            start_ms=0,
+            start_is_exact=False,
+            dir_ino=dir_st.st_ino,
+            run_url=f"{self.base_url}{job.url_path}{number}/",
+            job_url=f"{self.base_url}{job.url_path}",
+        )
         if record is not None:
             start = record.started_ms
             exact = start is not None
             if start is None:
-                start = int(legacy_start.timestamp() * 1000) if legacy_start else _fallback_start(dir_st, log_mtime)
-            causes = record.causes or (logfacts.causes if logfacts else ())
-            commit = record.commit or (logfacts.commit if logfacts else None)
-            common = dict(base, start_ms=start, start_is_exact=exact, display_name=record.display_name,
-                          causes=causes, commit=commit, branch=record.branch)
-            if record.finished:
-                end = start + max(0, record.duration_ms or 0)
-                timed_out = bool(logfacts and logfacts.timed_out)
-                return RunFacts(running=False, result=record.result, timed_out=timed_out, end_ms=end, **common)
-            return RunFacts(running=True, **common)
+                start = (
+                    int(legacy_start.timestamp() * 1000)
+                    if legacy_start
+                    else _fallback_start(dir_st, log_mtime)
+                )
+            facts = replace(
+                base,
+                start_ms=start,
+                start_is_exact=exact,
+                display_name=record.display_name,
+                causes=record.causes or (logfacts.causes if logfacts else ()),
+                commit=record.commit or (logfacts.commit if logfacts else None),
+                branch=record.branch,
+            )
+            if not record.finished:
+                return facts
+            return replace(
+                facts,
+                running=False,
+                result=record.result,
+                end_ms=start + max(0, record.duration_ms or 0),
+                timed_out=bool(logfacts and logfacts.timed_out),
+            )
         if logfacts is None or log_mtime is None:
             return None  # the directory exists but Jenkins has not opened the log yet
         if not logfacts.causes and time.time() - log_mtime / 1000 < 1.0 and _is_empty(run_dir / "log"):
             return Retry(0.1, "the log was just created; waiting for its first line")
-        start = _fallback_start(dir_st, log_mtime)
-        common = dict(base, start_ms=start, start_is_exact=False, causes=logfacts.causes, commit=logfacts.commit)
+        facts = replace(
+            base, start_ms=_fallback_start(dir_st, log_mtime), causes=logfacts.causes, commit=logfacts.commit
+        )
         idle = time.time() - log_mtime / 1000
         if logfacts.finished_result is not None:
             if idle < FINISHED_WITHOUT_RECORD_S:
                 return Retry(FINISHED_WITHOUT_RECORD_S - idle + 0.5, "waiting for the final build.xml")
-            return RunFacts(running=False, result=logfacts.finished_result, timed_out=logfacts.timed_out,
-                            end_ms=log_mtime, **common)
+            return replace(
+                facts,
+                running=False,
+                result=logfacts.finished_result,
+                timed_out=logfacts.timed_out,
+                end_ms=log_mtime,
+            )
         if idle > self.cfg.stale_after:
-            if known_open:
-                log.warning("%s: %s #%s: no build.xml and the log idle for %.0fs; reporting it as UNKNOWN",
-                            self.name, job.full_name, number, idle)
-                return RunFacts(running=False, result="UNKNOWN", end_ms=log_mtime, **common)
-            return None
-        return RunFacts(running=True, **common)
+            if not known_open:
+                return None
+            log.warning(
+                "%s: %s #%s: no build.xml and the log idle for %.0fs; reporting it as UNKNOWN",
+                self.name,
+                job.full_name,
+                number,
+                idle,
+            )
+            return replace(facts, running=False, result="UNKNOWN", end_ms=log_mtime)
+        return facts
 
 
 def _is_run_entry(entry: os.DirEntry[str]) -> bool:
@@ -365,7 +429,7 @@ def _looks_running(run_dir: Path, stale_after: float) -> bool:
 
 
 def _fallback_start(dir_st: os.stat_result, log_mtime_ms: int | None) -> int:
-    """Jenkins creates the run directory and its log at the start; the earlier of the two is the best guess."""
+    """Jenkins makes the run directory and its log at the start: the earlier of the two is the best guess."""
     candidates = [dir_st.st_mtime_ns // 1_000_000]
     if log_mtime_ms is not None:
         candidates.append(log_mtime_ms)

@@ -27,7 +27,7 @@ AUTH_LOG_EVERY_S = 300.0
 
 def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempts)]."""
-    return rng() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** min(attempts, 20)))
+    return float(rng()) * min(BACKOFF_CAP_S, BACKOFF_BASE_S * float(2 ** min(attempts, 20)))
 
 
 class Sender:
@@ -79,23 +79,38 @@ class Sender:
                 delay = max(delay, min(result.retry_after, BACKOFF_CAP_S))
             elif result.status == 429:
                 delay = max(delay, 60.0 - now % 60.0)  # the budget is per minute: wait for the next one
-            log.warning("Compass did not take %s (%s); retrying in %.1fs", name,
-                        result.status or result.detail, delay)
+            log.warning(
+                "Compass did not take %s (%s); retrying in %.1fs", name, result.status or result.detail, delay
+            )
             self._store.retry_later(item, int((now + delay) * 1000), f"{result.status}: {result.detail}")
             return
         if result.outcome in ("unauthorized", "not_found"):
             if now - self._auth_logged_at > AUTH_LOG_EVERY_S:
                 self._auth_logged_at = now
                 if result.outcome == "unauthorized":
-                    log.error("Compass refused the credentials (HTTP %s); delivery paused, %d event(s) kept. "
-                              "Check compass.email and the API token.", result.status, self._store.outbox_depth())
+                    log.error(
+                        "Compass refused the credentials (HTTP %s); delivery paused, %d event(s) kept. "
+                        "Check compass.email and the API token.",
+                        result.status,
+                        self._store.outbox_depth(),
+                    )
                 else:
-                    log.error("Compass does not know the event source %r (HTTP 404: %s); delivery paused. Create "
-                              "an event source of type BUILD with this externalEventSourceId and attach it to "
-                              "the component, or set componentId.", build.get("externalEventSourceId"),
-                              result.detail[:200])
-            self._store.retry_later(item, int((now + AUTH_RECHECK_S) * 1000), f"{result.status}: {result.detail}")
+                    log.error(
+                        "Compass does not know the event source %r (HTTP 404: %s); delivery paused. Create "
+                        "an event source of type BUILD with this externalEventSourceId and attach it to "
+                        "the component, or set componentId.",
+                        build.get("externalEventSourceId"),
+                        result.detail[:200],
+                    )
+            self._store.retry_later(
+                item, int((now + AUTH_RECHECK_S) * 1000), f"{result.status}: {result.detail}"
+            )
             return
-        log.error("Compass rejected %s %s (HTTP %s): %s; kept as a dead letter, not retried", name, item.state,
-                  result.status, result.detail)
+        log.error(
+            "Compass rejected %s %s (HTTP %s): %s; kept as a dead letter, not retried",
+            name,
+            item.state,
+            result.status,
+            result.detail,
+        )
         self._store.dead_letter(item, result.status, result.detail)

@@ -38,7 +38,9 @@ def _now_ms() -> int:
 
 
 class Service:
-    def __init__(self, settings: Settings, *, dry_run: bool = False, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, dry_run: bool = False, transport: Transport | None = None
+    ) -> None:
         self.settings = settings
         self.dry_run = dry_run or settings.compass is None
         self.transport = transport
@@ -105,9 +107,14 @@ class Service:
             self._next_reconcile[src.name] = now + src.cfg.reconcile_interval
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
         jobs = sum(len(src.layout.jobs) for src in self.sources)
-        log.info("ready: %d job(s) in %d source(s), %d run(s) in progress, %d watch(es)%s", jobs,
-                 len(self.sources), sum(len(v) for v in self.open_dirs.values()),
-                 self.watcher.count if self.watcher else 0, " (dry run: events go to stdout)" if self.dry_run else "")
+        log.info(
+            "ready: %d job(s) in %d source(s), %d run(s) in progress, %d watch(es)%s",
+            jobs,
+            len(self.sources),
+            sum(len(v) for v in self.open_dirs.values()),
+            self.watcher.count if self.watcher else 0,
+            " (dry run: events go to stdout)" if self.dry_run else "",
+        )
 
     async def main_loop(self) -> None:
         while not self.should_exit.is_set():
@@ -137,7 +144,9 @@ class Service:
             try:
                 await asyncio.wait_for(asyncio.shield(self._sender_task), SHUTDOWN_GRACE_S)
             except TimeoutError:
-                log.warning("a request to Compass was still in flight after %.0fs; it stays queued", SHUTDOWN_GRACE_S)
+                log.warning(
+                    "a request to Compass was still in flight after %.0fs; it stays queued", SHUTDOWN_GRACE_S
+                )
                 self._sender_task.cancel()
             except Exception:  # already reported by the main loop
                 pass
@@ -173,7 +182,9 @@ class Service:
                 await self._reconcile(source)
             elif source.cfg.watch == "polling" and now >= self._next_poll[source.name]:
                 self._next_poll[source.name] = now + source.cfg.poll_interval
-                candidates, jobs_changed = await asyncio.to_thread(source.poll, set(self.open_dirs[source.name]))
+                candidates, jobs_changed = await asyncio.to_thread(
+                    source.poll, set(self.open_dirs[source.name])
+                )
                 if jobs_changed:
                     await self._refresh_jobs(source)
                 for run_dir in dict.fromkeys(candidates):

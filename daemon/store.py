@@ -164,7 +164,10 @@ class Store:
         return [_run(r) for r in rows]
 
     def pipeline_id_taken(self, pipeline_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM runs WHERE pipeline_id = ?", (pipeline_id,)).fetchone() is not None
+        return (
+            self._db.execute("SELECT 1 FROM runs WHERE pipeline_id = ?", (pipeline_id,)).fetchone()
+            is not None
+        )
 
     def record(self, run: RunRow, event: dict[str, Any]) -> int:
         """Stores the run's new state and queues its event in one transaction; returns the sequence number.
@@ -181,19 +184,40 @@ class Store:
             self._set_meta("last_seq", str(seq))
             event["event"]["build"]["updateSequenceNumber"] = seq
             db.execute(
-                "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms, jenkins_start_ms,"
+                "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms,"
+                " jenkins_start_ms,"
                 " dir_ino, state, terminal, acked_state, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (source, job, number, generation) DO UPDATE SET state = excluded.state,"
                 " terminal = excluded.terminal, jenkins_start_ms = excluded.jenkins_start_ms,"
                 " dir_ino = excluded.dir_ino, updated_ms = excluded.updated_ms",
-                (run.source, run.job, run.number, run.generation, run.pipeline_id, run.started_at_ms,
-                 run.jenkins_start_ms, run.dir_ino, run.state, int(run.terminal), run.acked_state, now),
+                (
+                    run.source,
+                    run.job,
+                    run.number,
+                    run.generation,
+                    run.pipeline_id,
+                    run.started_at_ms,
+                    run.jenkins_start_ms,
+                    run.dir_ino,
+                    run.state,
+                    int(run.terminal),
+                    run.acked_state,
+                    now,
+                ),
             )
             if run.terminal:
                 db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
             db.execute(
-                "INSERT INTO outbox (pipeline_id, seq, state, terminal, event, created_ms) VALUES (?,?,?,?,?,?)",
-                (run.pipeline_id, seq, run.state, int(run.terminal), json.dumps(event, separators=(",", ":")), now),
+                "INSERT INTO outbox (pipeline_id, seq, state, terminal, event, created_ms)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    run.pipeline_id,
+                    seq,
+                    run.state,
+                    int(run.terminal),
+                    json.dumps(event, separators=(",", ":")),
+                    now,
+                ),
             )
         return seq
 
@@ -235,8 +259,15 @@ class Store:
             db.execute(
                 "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (item.pipeline_id, item.seq, json.dumps(item.event), status, error[:4000], item.created_ms,
-                 _now_ms()),
+                (
+                    item.pipeline_id,
+                    item.seq,
+                    json.dumps(item.event),
+                    status,
+                    error[:4000],
+                    item.created_ms,
+                    _now_ms(),
+                ),
             )
 
     def outbox_depth(self) -> int:
@@ -251,13 +282,29 @@ class Store:
 
 def _run(row: Any) -> RunRow:
     return RunRow(
-        source=row[0], job=row[1], number=row[2], generation=row[3], pipeline_id=row[4], started_at_ms=row[5],
-        jenkins_start_ms=row[6], dir_ino=row[7], state=row[8], terminal=bool(row[9]), acked_state=row[10],
+        source=row[0],
+        job=row[1],
+        number=row[2],
+        generation=row[3],
+        pipeline_id=row[4],
+        started_at_ms=row[5],
+        jenkins_start_ms=row[6],
+        dir_ino=row[7],
+        state=row[8],
+        terminal=bool(row[9]),
+        acked_state=row[10],
     )
 
 
 def _item(row: Any) -> OutboxItem:
     return OutboxItem(
-        id=row[0], pipeline_id=row[1], seq=row[2], state=row[3], terminal=bool(row[4]),
-        event=json.loads(row[5]), created_ms=row[6], attempts=row[7], next_attempt_ms=row[8],
+        id=row[0],
+        pipeline_id=row[1],
+        seq=row[2],
+        state=row[3],
+        terminal=bool(row[4]),
+        event=json.loads(row[5]),
+        created_ms=row[6],
+        attempts=row[7],
+        next_attempt_ms=row[8],
     )

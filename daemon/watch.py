@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, Mask, WatchDescriptor
 from watchdog.observers.inotify_c import InotifyConstants as C
-from watchdog.observers.inotify_c import InotifyEvent, InotifyFD, WatchDescriptor
 
 __all__ = ["Hint", "InotifyWatcher"]
 
 log = logging.getLogger("buildtail.watch")
 
-MASK = (
-    C.IN_CREATE | C.IN_MOVED_TO | C.IN_MOVED_FROM | C.IN_DELETE | C.IN_CLOSE_WRITE | C.IN_DELETE_SELF
-    | C.IN_MOVE_SELF | C.IN_ONLYDIR | C.IN_EXCL_UNLINK
+MASK = Mask(
+    C.IN_CREATE
+    | C.IN_MOVED_TO
+    | C.IN_MOVED_FROM
+    | C.IN_DELETE
+    | C.IN_CLOSE_WRITE
+    | C.IN_DELETE_SELF
+    | C.IN_MOVE_SELF
+    | C.IN_ONLYDIR
+    | C.IN_EXCL_UNLINK
 )
 
 
@@ -64,7 +72,8 @@ class InotifyWatcher:
         self._loop = loop
         self._queue = queue
         self._fd: InotifyFD | None = None
-        self._watches: dict[Path, WatchDescriptor] = {}
+        self._watches: dict[Path, tuple[WatchDescriptor, CallbackId]] = {}
+        self._ids = itertools.count(1)
         self._limit_warned = False
 
     def post(self, hint: Hint) -> None:
@@ -109,22 +118,26 @@ class InotifyWatcher:
         if path in self._watches:
             return False
         try:
-            wd = self._fd.add_callback(bytes(path), MASK, _DirCallback(self, path), str(path))
+            cid = CallbackId(next(self._ids))
+            wd = self._fd.add_callback(bytes(path), MASK, _DirCallback(self, path), cid)
         except OSError as exc:
             if exc.errno == errno.ENOSPC and not self._limit_warned:
                 self._limit_warned = True
-                log.warning("inotify watch limit reached at %d watches (fs.inotify.max_user_watches); "
-                            "the periodic reconcile scan covers the rest", len(self._watches))
+                log.warning(
+                    "inotify watch limit reached at %d watches (fs.inotify.max_user_watches); "
+                    "the periodic reconcile scan covers the rest",
+                    len(self._watches),
+                )
             return False
-        self._watches[path] = wd
+        self._watches[path] = (wd, cid)
         return True
 
     def discard(self, path: Path) -> None:
-        wd = self._watches.pop(path, None)
-        if wd is not None and self._fd is not None:
+        entry = self._watches.pop(path, None)
+        if entry is not None and self._fd is not None:
             with warnings.catch_warnings():  # a watch the kernel already dropped only warns
                 warnings.simplefilter("ignore")
                 try:
-                    self._fd.remove_callbacks([(wd, str(path))])
+                    self._fd.remove_callbacks([entry])
                 except (OSError, KeyError):
                     pass

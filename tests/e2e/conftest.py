@@ -116,8 +116,15 @@ def make_config(tmp: Path, home: JenkinsHome, compass: FakeCompass | None, **sou
         "host": "build01.example.com",
         "state_dir": str(tmp / "state"),
         "log_level": "debug",
-        "sources": [{"type": "jenkins", "home": str(home.root), "url": "https://jenkins.example.com/",
-                     "reconcile_interval": "2s", **source}],
+        "sources": [
+            {
+                "type": "jenkins",
+                "home": str(home.root),
+                "url": "https://jenkins.example.com/",
+                "reconcile_interval": "2s",
+                **source,
+            }
+        ],
     }
     if compass is not None:
         cfg["compass"] = {

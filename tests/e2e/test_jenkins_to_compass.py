@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import Fault, FakeCompass
+from tests.fake_compass import FakeCompass, Fault
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]
@@ -58,7 +58,10 @@ def test_freestyle_run_sends_in_progress_then_successful(
     assert b1["displayName"] == "hello #1"
     assert b1["url"] == "https://jenkins.example.com/job/hello/1/"
     assert _props(final)["pipeline"] == {
-        "pipelineId": "hello#1", "url": "https://jenkins.example.com/job/hello/", "displayName": "hello"}
+        "pipelineId": "hello#1",
+        "url": "https://jenkins.example.com/job/hello/",
+        "displayName": "hello",
+    }
     assert "SUCCESS" in b1["description"] and "Started by user admin" in b1["description"]
     assert compass.invalid == []
     assert daemon.stop() == 0
@@ -76,8 +79,13 @@ def test_freestyle_run_sends_in_progress_then_successful(
     ],
 )
 def test_every_jenkins_result_maps_to_its_state(
-    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory,
-    result: str, timed_out: bool, state: str,
+    tmp_path: Path,
+    home: JenkinsHome,
+    compass: FakeCompass,
+    daemon_factory: DaemonFactory,
+    result: str,
+    timed_out: bool,
+    state: str,
 ) -> None:
     job = home.job("app", kind="pipeline")
     daemon_factory(make_config(tmp_path, home, compass))
@@ -134,7 +142,9 @@ def test_folders_multibranch_and_matrix(
     assert _props(_terminal(compass, "shop/main#1"))["state"] == "SUCCESSFUL"
     assert _props(_terminal(compass, "mx#1"))["state"] == "SUCCESSFUL"
     time.sleep(0.5)
-    assert not [p for p in compass.builds() if p.startswith("mx/")], "matrix configurations are off by default"
+    assert not [p for p in compass.builds() if p.startswith("mx/")], (
+        "matrix configurations are off by default"
+    )
 
 
 def test_matrix_configurations_when_enabled(
@@ -323,11 +333,19 @@ def test_check_config_and_version(tmp_path: Path, home: JenkinsHome) -> None:
         "    home: /nonexistent/jenkins\n"
         "    colour: blue\n"
     )
-    proc = subprocess.run([sys.executable, "-m", "daemon", "check-config", "--config", str(bad)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon", "check-config", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0
-    assert f"{bad}:6: compass.api_token: environment variable BUILDTAIL_TEST_UNSET_VARIABLE is not set" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "daemon", "--version"], capture_output=True, text=True,
-                          check=False)
+    assert (
+        f"{bad}:6: compass.api_token: environment variable BUILDTAIL_TEST_UNSET_VARIABLE is not set"
+        in proc.stderr
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon", "--version"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("buildtail ")
     assert TOKEN not in proc.stderr
