@@ -91,7 +91,7 @@ def _resolve(path: Path, info: ValidationInfo) -> Path:
     path = path.expanduser()
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
-    return path
+    return Path(os.path.normpath(path))
 
 
 class ComponentRule(_Strict):
