@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check-config", help="validate a configuration file and report every problem")
     check.add_argument("--config", required=True, type=Path, metavar="PATH")
+    status = sub.add_parser("status", help="queue, deliveries, dead letters and budget (works while running)")
+    status.add_argument("--config", required=True, type=Path, metavar="PATH")
+    doctor = sub.add_parser(
+        "doctor", help="check the Compass site, credentials and event sources (read-only)"
+    )
+    doctor.add_argument("--config", required=True, type=Path, metavar="PATH")
+    compass = sub.add_parser("compass", help="Compass administration")
+    compass_sub = compass.add_subparsers(dest="compass_command", required=True, metavar="COMMAND")
+    setup = compass_sub.add_parser(
+        "setup",
+        help="create the BUILD event sources this configuration sends to and attach them (idempotent)",
+    )
+    setup.add_argument("--config", required=True, type=Path, metavar="PATH")
     return parser
 
 
@@ -67,7 +81,7 @@ def _run(path: Path, dry_run: bool) -> int:
     setup_logging(settings.log_level)
     from .service import Service
 
-    service = Service(settings, dry_run=dry_run)
+    service = Service(settings, dry_run=dry_run, config_path=path)
     try:
         asyncio.run(service.serve())
     except OSError as exc:
@@ -76,12 +90,78 @@ def _run(path: Path, dry_run: bool) -> int:
     return 0
 
 
+def _status(path: Path) -> int:
+    settings = _load(path)
+    if settings is None:
+        return 2
+    from .status import status_report
+
+    try:
+        lines, attention = status_report(settings)
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        print(
+            f"buildtail status: {exc} (has buildtail run ever started with this configuration?)",
+            file=sys.stderr,
+        )
+        return 2
+    print("\n".join(lines))
+    return 1 if attention else 0
+
+
+def _job_names(settings: Settings) -> list[str]:
+    from .jenkins import JenkinsSource
+
+    names: list[str] = []
+    for cfg in settings.sources:
+        source = JenkinsSource(cfg, host=settings.host)
+        names.extend(source.discover().by_name)
+    return names
+
+
+def _compass_command(path: Path, command: str) -> int:
+    settings = _load(path)
+    if settings is None:
+        return 2
+    if settings.compass is None:
+        print(f"{path}: there is no compass section to check or set up", file=sys.stderr)
+        return 2
+    from .event_sources import CompassGraphQL, GraphQLError, doctor, setup, targets
+
+    compass = settings.compass
+    wanted = targets(settings, _job_names(settings))
+
+    async def go() -> int:
+        client = CompassGraphQL(compass)
+        try:
+            if command == "doctor":
+                lines, problems = await doctor(client, compass, wanted)
+                print("\n".join(lines))
+                print(f"{problems} problem(s) found" if problems else "no problems found")
+                return 1 if problems else 0
+            try:
+                print("\n".join(await setup(client, compass.cloud_id, wanted)))
+            except GraphQLError as exc:
+                print(f"buildtail compass setup: {exc}", file=sys.stderr)
+                return 1
+            return 0
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config)
     if args.command == "run":
         return _run(args.config, args.dry_run)
+    if args.command == "status":
+        return _status(args.config)
+    if args.command == "doctor":
+        return _compass_command(args.config, "doctor")
+    if args.command == "compass":
+        return _compass_command(args.config, "setup")
     return 2
 
 

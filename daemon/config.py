@@ -111,6 +111,10 @@ class CompassSettings(_Strict):
     event_source: str = "{host}"
     components: tuple[ComponentRule, ...] = ()
     timeout: Duration = 30.0
+    rate_limit_per_minute: int = Field(default=100, ge=0)
+    burst: int = Field(default=10, ge=1)
+    auto_setup: bool = False
+    graphql_url: str | None = None
 
     @field_validator("site")
     @classmethod
@@ -119,7 +123,7 @@ class CompassSettings(_Strict):
             raise ValueError("expected a host name such as example.atlassian.net, not a URL")
         return v
 
-    @field_validator("base_url")
+    @field_validator("base_url", "graphql_url")
     @classmethod
     def _base_url_is_http(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^https?://[^/\s]+", v):
@@ -158,12 +162,28 @@ class CompassSettings(_Strict):
             raise ValueError("set either site (example.atlassian.net) or base_url")
         if (self.api_token is None) == (self.api_token_file is None):
             raise ValueError("set exactly one of api_token and api_token_file")
+        if self.rate_limit_per_minute and self.burst >= self.rate_limit_per_minute:
+            raise ValueError("burst must be smaller than rate_limit_per_minute")
         return self
 
     @property
+    def gateway_url(self) -> str:
+        return self.base_url or f"https://{self.site}/gateway/api"
+
+    @property
+    def site_url(self) -> str:
+        """The site root, where ``/_edge/tenant_info`` answers (derived from base_url without a site)."""
+        if self.site:
+            return f"https://{self.site}"
+        return self.gateway_url.removesuffix("/gateway/api")
+
+    @property
+    def graphql(self) -> str:
+        return self.graphql_url or f"{self.gateway_url}/graphql"
+
+    @property
     def events_url(self) -> str:
-        base = self.base_url or f"https://{self.site}/gateway/api"
-        return f"{base}/compass/v1/events"
+        return f"{self.gateway_url}/compass/v1/events"
 
     def token(self) -> str:
         """The API token; read from its file each time so a rotated credential is picked up."""

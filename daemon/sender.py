@@ -1,7 +1,9 @@
-"""The delivery loop: the outbox's oldest event to Compass, removed only once Compass answers 202.
+"""The delivery loop: the outbox's next event to Compass, removed only once Compass answers 202.
 
 Retries live in the outbox (``next_attempt_ms``), not in memory, so a backoff survives a restart.
-Delivery is strictly in queue order: a run's updates can never overtake each other.
+Every request first takes a token from the rate budget. Terminal events go before IN_PROGRESS ones
+(the store's order); one run never has two events queued at once, so a run's updates cannot
+overtake each other.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 
+from .budget import TokenBucket
 from .compass import SendResult, Transport
 from .store import OutboxItem, Store
 
@@ -23,6 +28,11 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 AUTH_RECHECK_S = 60.0
 AUTH_LOG_EVERY_S = 300.0
+RATE_LIMIT_WINDOW_S = 60.0
+STORE_RETRY_S = 5.0
+BUDGET_PUBLISH_S = 5.0
+
+MissingSourceHook = Callable[[OutboxItem], Awaitable[bool]]
 
 
 def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
@@ -31,15 +41,28 @@ def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> fl
 
 
 class Sender:
-    def __init__(self, store: Store, transport: Transport, cloud_id: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        cloud_id: str,
+        bucket: TokenBucket,
+        on_missing_source: MissingSourceHook | None = None,
+    ) -> None:
         self._store = store
-        self._transport = transport
-        self._cloud_id = cloud_id
+        self.transport = transport
+        self.cloud_id = cloud_id
+        self.bucket = bucket
+        self.on_missing_source = on_missing_source
         self._wake = asyncio.Event()
         self._stopping = False
-        self._auth_logged_at = 0.0
+        self._problem_logged_at: dict[str, float] = {}
+        self._unacked: OutboxItem | None = None
+        self._sent: deque[float] = deque()
+        self._budget_published = -BUDGET_PUBLISH_S
         self.last_delivery_ms: int | None = None
         self.delivered = 0
+        self.paused: str | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -48,29 +71,84 @@ class Sender:
         self._stopping = True
         self._wake.set()
 
+    def resume(self) -> None:
+        """Credentials or configuration changed: try the paused events again now."""
+        if self.paused is not None:
+            log.info("delivery resumes (was paused: %s)", self.paused)
+        self._store.release_paused()
+        self._set_paused(None)
+        self._wake.set()
+
     async def run(self) -> None:
         while not self._stopping:
-            item, due_ms = self._store.next_due()
-            if item is None:
-                timeout = None if due_ms is None else max(0.0, due_ms / 1000 - time.time())
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-                continue
-            body = {"cloudId": self._cloud_id, **item.event}
-            result = await self._transport.send(body)
-            self._settle(item, result)
+            try:
+                await self._step()
+            except sqlite3.Error as exc:
+                self._log_once(
+                    "store",
+                    logging.ERROR,
+                    "the state database is not usable (%s); retrying in %.0fs",
+                    exc,
+                    STORE_RETRY_S,
+                )
+                await self._sleep(STORE_RETRY_S)
 
-    def _settle(self, item: OutboxItem, result: SendResult) -> None:
+    async def _step(self) -> None:
+        if self._unacked is not None:  # delivered, but the ack did not reach the disk
+            self._store.ack(self._unacked)
+            self._unacked = None
+        item, due_ms = self._store.next_due()
+        if item is None:
+            await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
+            return
+        await self.bucket.acquire()
+        if self._stopping:
+            return
+        result = await self.transport.send({"cloudId": self.cloud_id, **item.event})
+        self._sent.append(time.monotonic())
+        await self._settle(item, result)
+        self._publish_budget()
+
+    def _publish_budget(self) -> None:
+        """Budget use for ``buildtail status``; written at most every few seconds, never while idle."""
+        now = time.monotonic()
+        while self._sent and self._sent[0] < now - RATE_LIMIT_WINDOW_S:
+            self._sent.popleft()
+        if now - self._budget_published < BUDGET_PUBLISH_S:
+            return
+        self._budget_published = now
+        self._store.set_meta_json(
+            "budget",
+            {
+                "limit": self.bucket.limit,
+                "burst": self.bucket.burst,
+                "tokens": self.bucket.tokens,
+                "sent_last_minute": len(self._sent),
+                "at_ms": time.time_ns() // 1_000_000,
+            },
+        )
+
+    async def _sleep(self, seconds: float | None) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _settle(self, item: OutboxItem, result: SendResult) -> None:
         build = item.event["event"]["build"]
         name = build.get("displayName", item.pipeline_id)
         now = time.time()
         if result.outcome == "accepted":
-            self._store.ack(item)
             self.delivered += 1
             self.last_delivery_ms = int(now * 1000)
+            try:
+                self._store.ack(item)
+            except sqlite3.Error:
+                self._unacked = item
+                raise
+            if self.paused is not None:
+                self._set_paused(None)
             log.info("delivered %s %s (seq %d)", name, item.state, item.seq)
             return
         if result.outcome == "retry":
@@ -78,39 +156,58 @@ class Sender:
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, BACKOFF_CAP_S))
             elif result.status == 429:
-                delay = max(delay, 60.0 - now % 60.0)  # the budget is per minute: wait for the next one
+                delay = max(delay, RATE_LIMIT_WINDOW_S)  # the budget is per minute: let it pass
             log.warning(
                 "Compass did not take %s (%s); retrying in %.1fs", name, result.status or result.detail, delay
             )
             self._store.retry_later(item, int((now + delay) * 1000), f"{result.status}: {result.detail}")
             return
+        hook = self.on_missing_source
+        if result.outcome == "not_found" and hook is not None and await hook(item):
+            self._store.retry_later(item, int(now * 1000), "event source created")
+            return
         if result.outcome in ("unauthorized", "not_found"):
-            if now - self._auth_logged_at > AUTH_LOG_EVERY_S:
-                self._auth_logged_at = now
-                if result.outcome == "unauthorized":
-                    log.error(
-                        "Compass refused the credentials (HTTP %s); delivery paused, %d event(s) kept. "
-                        "Check compass.email and the API token.",
-                        result.status,
-                        self._store.outbox_depth(),
-                    )
-                else:
-                    log.error(
-                        "Compass does not know the event source %r (HTTP 404: %s); delivery paused. Create "
-                        "an event source of type BUILD with this externalEventSourceId and attach it to "
-                        "the component, or set componentId.",
-                        build.get("externalEventSourceId"),
-                        result.detail[:200],
-                    )
+            if result.outcome == "unauthorized":
+                reason = (
+                    f"Compass refused the credentials (HTTP {result.status}); check compass.email and the "
+                    "API token, then send SIGHUP (systemctl reload buildtail) or wait for the next check"
+                )
+            else:
+                source = build.get("externalEventSourceId")
+                reason = (
+                    f"Compass does not know the event source {source!r} (HTTP 404: {result.detail[:200]}); "
+                    "run `buildtail compass setup --config PATH` or set compass.auto_setup: true"
+                )
+            self._set_paused(reason)
+            self._log_once(
+                result.outcome,
+                logging.ERROR,
+                "delivery paused, %d event(s) kept: %s",
+                self._store.outbox_depth(),
+                reason,
+            )
             self._store.retry_later(
-                item, int((now + AUTH_RECHECK_S) * 1000), f"{result.status}: {result.detail}"
+                item, int((now + AUTH_RECHECK_S) * 1000), f"{result.status}: {result.detail}", paused=True
             )
             return
         log.error(
-            "Compass rejected %s %s (HTTP %s): %s; kept as a dead letter, not retried",
+            "Compass rejected %s %s (HTTP %s): %s; kept as a dead letter, not retried (see buildtail status)",
             name,
             item.state,
             result.status,
             result.detail,
         )
         self._store.dead_letter(item, result.status, result.detail)
+
+    def _set_paused(self, reason: str | None) -> None:
+        if reason == self.paused:
+            return
+        self.paused = reason
+        self._store.set_delivery_state(reason)
+
+    def _log_once(self, key: str, level: int, msg: str, *args: object) -> None:
+        """A persistent problem is logged once every few minutes, not once per attempt."""
+        now = time.monotonic()
+        if now - self._problem_logged_at.get(key, -AUTH_LOG_EVERY_S) >= AUTH_LOG_EVERY_S:
+            self._problem_logged_at[key] = now
+            log.log(level, msg, *args)

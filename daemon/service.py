@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
+from .budget import TokenBucket
 from .compass import CompassTransport, StdoutTransport, Transport
-from .config import Settings
+from .config import ConfigError, Settings, load_settings
+from .event_sources import CompassGraphQL, GraphQLError, Target
+from .event_sources import setup as setup_sources
 from .events import RunFacts, next_update
 from .jenkins import Gone, JenkinsSource, Retry
 from .sender import Sender
-from .store import Store
+from .store import OutboxItem, Store
 from .watch import Hint, InotifyWatcher
 
 __all__ = ["Service"]
@@ -27,6 +31,7 @@ __all__ = ["Service"]
 log = logging.getLogger("buildtail")
 
 WATERMARK_SLACK_MS = 5000
+STORE_RETRY_S = 5.0
 SHUTDOWN_GRACE_S = 10.0
 
 
@@ -37,12 +42,24 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _bucket(settings: Settings, dry_run: bool) -> TokenBucket:
+    if settings.compass is None or dry_run:
+        return TokenBucket(0, 1)  # dry run: nothing to pace
+    return TokenBucket(settings.compass.rate_limit_per_minute, settings.compass.burst)
+
+
 class Service:
     def __init__(
-        self, settings: Settings, *, dry_run: bool = False, transport: Transport | None = None
+        self,
+        settings: Settings,
+        *,
+        dry_run: bool = False,
+        transport: Transport | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.settings = settings
-        self.dry_run = dry_run or settings.compass is None
+        self.config_path = config_path
+        self.dry_run = dry_run
         self.transport = transport
         self.should_exit = asyncio.Event()
         self.sources = [JenkinsSource(cfg, host=settings.host) for cfg in settings.sources]
@@ -52,11 +69,18 @@ class Service:
         self.watcher: InotifyWatcher | None = None
         self.store: Store | None = None
         self.sender: Sender | None = None
+        self.bucket = _bucket(settings, dry_run)
         self._sender_task: asyncio.Task[None] | None = None
         self._history_cutoff_ms = 0
         self._next_poll: dict[str, float] = {}
         self._next_reconcile: dict[str, float] = {}
         self._rediscover: set[str] = set()
+        self._reload_requested = False
+        self._store_trouble_logged = 0.0
+
+    @property
+    def sending_for_real(self) -> bool:
+        return not self.dry_run and self.settings.compass is not None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -64,17 +88,28 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_exit)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
             await self.startup()
             await self.main_loop()
         finally:
             await self.shutdown()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     def request_exit(self) -> None:
         self.should_exit.set()
         self.hints.put_nowait(_EXIT)
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        self.hints.put_nowait(_EXIT)  # wakes the main loop
+
+    def _make_transport(self) -> Transport:
+        if not self.sending_for_real:
+            return StdoutTransport()
+        assert self.settings.compass is not None
+        return CompassTransport(self.settings.compass)
 
     async def startup(self) -> None:
         s = self.settings
@@ -82,29 +117,20 @@ class Service:
         cutoff = store.get_meta_int("history_cutoff_ms")
         first_start = cutoff is None
         if cutoff is None:
+            # Recorded before anything else: if this first start is cut short, the next start is
+            # not "first" again and does not mistake what finished in between for history.
             cutoff = _now_ms()
+            store.set_meta_int("history_cutoff_ms", cutoff)
         self._history_cutoff_ms = cutoff
         if self.transport is None:
-            self.transport = StdoutTransport() if self.dry_run else CompassTransport(s.compass)  # type: ignore[arg-type]
+            self.transport = self._make_transport()
         cloud_id = s.compass.cloud_id if s.compass else "dry-run"
-        self.sender = Sender(store, self.transport, cloud_id)
-        for open_run in [r for src in self.sources for r in store.open_runs(src.name)]:
-            log.debug("open run from the last session: %s #%s", open_run.job, open_run.number)
+        self.sender = Sender(store, self.transport, cloud_id, self.bucket, self._missing_source)
         if any(src.cfg.watch == "inotify" for src in self.sources):
             self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
             self.watcher.start()
         for source in self.sources:
-            await asyncio.to_thread(source.discover)
-            self._load_open_runs(source)
-            self._sync_watches()  # watches first, then the scan: nothing falls between the two
-            await self._catch_up(source, first_start=first_start)
-        if first_start:
-            store.set_meta_int("history_cutoff_ms", cutoff)
-        self._sync_watches()
-        now = time.monotonic()
-        for src in self.sources:
-            self._next_poll[src.name] = now + src.cfg.poll_interval
-            self._next_reconcile[src.name] = now + src.cfg.reconcile_interval
+            await self._start_source(source, first_start=first_start)
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
         jobs = sum(len(src.layout.jobs) for src in self.sources)
         log.info(
@@ -113,8 +139,19 @@ class Service:
             len(self.sources),
             sum(len(v) for v in self.open_dirs.values()),
             self.watcher.count if self.watcher else 0,
-            " (dry run: events go to stdout)" if self.dry_run else "",
+            "" if self.sending_for_real else " (dry run: events go to stdout)",
         )
+
+    async def _start_source(self, source: JenkinsSource, *, first_start: bool) -> None:
+        await asyncio.to_thread(source.discover)
+        self.open_dirs.setdefault(source.name, set())
+        self._load_open_runs(source)
+        self._sync_watches()  # watches first, then the scan: nothing falls between the two
+        await self._catch_up(source, first_start=first_start)
+        self._sync_watches()
+        now = time.monotonic()
+        self._next_poll[source.name] = now + source.cfg.poll_interval
+        self._next_reconcile[source.name] = now + source.cfg.reconcile_interval
 
     async def main_loop(self) -> None:
         while not self.should_exit.is_set():
@@ -129,6 +166,9 @@ class Service:
                 batch.append(self.hints.get_nowait())
             if self.should_exit.is_set():
                 break
+            if self._reload_requested:
+                self._reload_requested = False
+                await self.reload()
             await self._handle_hints(batch)
             await self._due_work()
             if self._sender_task is not None and self._sender_task.done():
@@ -156,6 +196,62 @@ class Service:
         if self.store is not None:
             self.store.close()
         log.info("stopped; state saved")
+
+    async def reload(self) -> None:
+        """SIGHUP: read the configuration again; queued events and run state are kept as they are."""
+        if self.config_path is None:
+            return
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("configuration not reloaded, the old one stays in force:\n%s", "\n".join(exc.errors))
+            return
+        old = self.settings
+        self.settings = new
+        assert self.sender is not None
+        if new.compass != old.compass:
+            if (new.compass is None) != (old.compass is None):
+                log.warning(
+                    "compass section added or removed: restart buildtail to switch to or from a dry run"
+                )
+            else:
+                old_transport = self.transport
+                self.transport = self.sender.transport = self._make_transport()
+                self.sender.cloud_id = new.compass.cloud_id if new.compass else "dry-run"
+                if old_transport is not None:
+                    await old_transport.close()
+                fresh = _bucket(new, self.dry_run)
+                if (fresh.limit, fresh.burst) != (self.bucket.limit, self.bucket.burst):
+                    self.bucket = self.sender.bucket = fresh
+        if new.sources != old.sources:
+            if self.watcher is None and any(c.watch == "inotify" for c in new.sources):
+                self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
+                self.watcher.start()
+            self.sources = [JenkinsSource(cfg, host=new.host) for cfg in new.sources]
+            self.retries = {k: v for k, v in self.retries.items() if k[0] in {c.name for c in new.sources}}
+            for source in self.sources:
+                self.open_dirs[source.name] = set()
+                await self._start_source(source, first_start=False)
+        self.sender.resume()
+        log.info("configuration reloaded from %s", self.config_path)
+
+    async def _missing_source(self, item: OutboxItem) -> bool:
+        """404 from Compass: with auto_setup, create and attach the BUILD event source, then resend."""
+        compass = self.settings.compass
+        if compass is None or not compass.auto_setup:
+            return False
+        external = item.event["event"]["build"]["externalEventSourceId"]
+        component = item.event.get("componentId")
+        client = CompassGraphQL(compass, self.bucket)
+        try:
+            for line in await setup_sources(client, compass.cloud_id, [Target(external, component)]):
+                log.info("compass setup: %s", line)
+            return True
+        except GraphQLError as exc:
+            log.error("could not create the event source %r: %s", external, exc)
+            return False
+        finally:
+            await client.close()
 
     # --- scheduling ----------------------------------------------------------------------------
 
@@ -306,7 +402,18 @@ class Service:
             if run_dir.is_dir():
                 self._watch_run(source, run_dir)  # a brand-new run directory: wait for its log
             return
-        self._record(seen)
+        try:
+            self._record(seen)
+        except sqlite3.Error as exc:  # disk full, database locked: keep the run and look again later
+            if time.monotonic() - self._store_trouble_logged > 300:
+                self._store_trouble_logged = time.monotonic()
+                log.error(
+                    "cannot write the state database (%s); runs are kept and retried every %.0fs",
+                    exc,
+                    STORE_RETRY_S,
+                )
+            self.retries[(source.name, run_dir)] = time.monotonic() + STORE_RETRY_S
+            return
         if seen.running:
             open_set.add(run_dir)
             self._watch_run(source, run_dir)
@@ -315,13 +422,14 @@ class Service:
 
     def _record(self, facts: RunFacts) -> None:
         assert self.store is not None and self.sender is not None
-        prior = self.store.latest_run(facts.source, facts.job, facts.number)
+        prior = self.store.latest_run(facts.source, facts.job, facts.number)  # may raise sqlite3.Error
         if prior is None and not facts.running and (facts.end_ms or 0) < self._history_cutoff_ms:
             return  # finished before buildtail first started: history, not news
         update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
         if update is None:
             return
         seq = self.store.record(update.run, update.event)
+        self._store_trouble_logged = 0.0
         log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
         self.sender.wake()
 

@@ -105,9 +105,17 @@ class DeadLetter:
 class Store:
     """The daemon's only persistent state; every method is one short transaction."""
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / "buildtail.sqlite3"
+        if readonly:  # another process (buildtail status) looking while the daemon runs
+            if not self.path.exists():
+                raise FileNotFoundError(f"no state database at {self.path}")
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self.created = False
+            return
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -145,6 +153,14 @@ class Store:
     def get_meta_int(self, key: str) -> int | None:
         value = self._get_meta(key)
         return None if value is None else int(value)
+
+    def get_meta_json(self, key: str) -> Any:
+        value = self._get_meta(key)
+        return None if value is None else json.loads(value)
+
+    def set_meta_json(self, key: str, value: Any) -> None:
+        with self._tx():
+            self._set_meta(key, json.dumps(value))
 
     def set_meta_int(self, key: str, value: int) -> None:
         with self._tx():
@@ -224,13 +240,16 @@ class Store:
     # --- outbox -------------------------------------------------------------------------------------
 
     def next_due(self, now_ms: int | None = None) -> tuple[OutboxItem | None, int | None]:
-        """The oldest event that may be sent now, and otherwise when the next one falls due.
+        """The next event to send if it may be sent now, and otherwise when it falls due.
 
-        Strict FIFO: an event never overtakes an older one, so one run's updates reach Compass in
-        the order they were made.
+        Terminal events first, then IN_PROGRESS, each oldest first: when the queue grows faster than
+        the rate budget, finished builds (what the success rate counts) are not held up. A run never
+        has two events queued at once (a terminal event replaces its IN_PROGRESS), so this order
+        cannot send a run's updates out of order. The head waits out its backoff and everything
+        waits with it: a Compass that fails one request is not flooded with the rest.
         """
         now_ms = _now_ms() if now_ms is None else now_ms
-        row = self._db.execute("SELECT * FROM outbox ORDER BY id LIMIT 1").fetchone()
+        row = self._db.execute("SELECT * FROM outbox ORDER BY terminal DESC, id LIMIT 1").fetchone()
         if row is None:
             return None, None
         item = _item(row)
@@ -241,17 +260,48 @@ class Store:
     def ack(self, item: OutboxItem) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            self._set_meta("last_delivery_ms", str(_now_ms()))
             db.execute(
                 "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
                 (item.state, item.pipeline_id),
             )
 
-    def retry_later(self, item: OutboxItem, at_ms: int, error: str) -> None:
+    def retry_later(self, item: OutboxItem, at_ms: int, error: str, *, paused: bool = False) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE id = ?",
-                (at_ms, error[:500], item.id),
+                "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ? WHERE id = ?",
+                (0 if paused else 1, at_ms, error[:500], item.id),
             )
+
+    def release_paused(self) -> None:
+        """Every queued event may be tried again now (credentials or configuration changed)."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET next_attempt_ms = 0")
+
+    def set_delivery_state(self, paused_reason: str | None) -> None:
+        with self._tx():
+            self._set_meta("delivery_paused", json.dumps({"reason": paused_reason, "since_ms": _now_ms()}))
+
+    def delivery_state(self) -> tuple[str | None, int | None]:
+        raw = self._get_meta("delivery_paused")
+        if raw is None:
+            return None, None
+        data = json.loads(raw)
+        return data.get("reason"), data.get("since_ms")
+
+    def oldest_queued_ms(self) -> int | None:
+        row = self._db.execute("SELECT MIN(created_ms) FROM outbox").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def outbox_by_state(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def last_error(self) -> str | None:
+        row = self._db.execute(
+            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY terminal DESC, id LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def dead_letter(self, item: OutboxItem, status: int | None, error: str) -> None:
         with self._tx() as db:

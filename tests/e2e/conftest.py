@@ -133,6 +133,8 @@ def make_config(tmp: Path, home: JenkinsHome, compass: FakeCompass | None, **sou
             "email": compass.email,
             "api_token": "${COMPASS_API_TOKEN}",
             "timeout": "3s",
+            "rate_limit_per_minute": 6000,  # the budget has its own tests; here it only slows things down
+            "burst": 100,
         }
     return cfg
 
