@@ -158,8 +158,8 @@ class CompassSettings(_Strict):
 
     @model_validator(mode="after")
     def _one_of_each(self) -> CompassSettings:
-        if (self.site is None) == (self.base_url is None) and self.site is None:
-            raise ValueError("set either site (example.atlassian.net) or base_url")
+        if (self.site is None) == (self.base_url is None):
+            raise ValueError("set either site (example.atlassian.net) or base_url, not both")
         if (self.api_token is None) == (self.api_token_file is None):
             raise ValueError("set exactly one of api_token and api_token_file")
         if self.rate_limit_per_minute and self.burst >= self.rate_limit_per_minute:
@@ -231,7 +231,7 @@ class Settings(_Strict):
     state_dir: Path = Field(default_factory=_default_state_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     compass: CompassSettings | None = None
-    sources: tuple[JenkinsSourceSettings, ...] = Field(min_length=1)
+    sources: tuple[JenkinsSourceSettings, ...]
     state_map: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("state_dir")
@@ -251,12 +251,17 @@ class Settings(_Strict):
                 )
         return v
 
-    @model_validator(mode="after")
-    def _unique_source_names(self) -> Settings:
-        names = [s.name for s in self.sources]
-        if len(names) != len(set(names)):
-            raise ValueError("two sources share a name; give each source a distinct name:")
-        return self
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: tuple[JenkinsSourceSettings, ...]) -> tuple[JenkinsSourceSettings, ...]:
+        if not v:
+            raise ValueError("at least one source is needed")
+        seen: set[str] = set()
+        for source in v:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}; give each a distinct name")
+            seen.add(source.name)
+        return v
 
     def state_for(self, result: str) -> str:
         mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
@@ -270,6 +275,7 @@ class Settings(_Strict):
 class _Doc:
     data: Any
     lines: dict[tuple[str | int, ...], int]
+    errors: list[str]  # found while reading (unset ${VAR}, duplicate keys); validation adds the rest
 
 
 def _construct(
@@ -335,11 +341,9 @@ def _load_yaml(text: str, fname: str) -> _Doc:
     lines: dict[Any, int] = {}
     errors: list[str] = []
     data = _construct(node, (), lines, errors, fname)
-    if errors:
-        raise ConfigError(errors)
     if not isinstance(data, dict):
-        raise ConfigError([f"{fname}:1: (top level): expected a mapping of settings"])
-    return _Doc(data, lines)
+        raise ConfigError([*errors, f"{fname}:1: (top level): expected a mapping of settings"])
+    return _Doc(data, lines, errors)
 
 
 def _message(err: Any) -> str:
@@ -379,10 +383,16 @@ def load_settings(path: Path) -> Settings:
     except UnicodeDecodeError:
         raise ConfigError([f"{fname}:1: (top level): the file is not UTF-8 text"]) from None
     doc = _load_yaml(text, fname)
+    errors = list(doc.errors)
     try:
-        return Settings.model_validate(doc.data, context={"base_dir": path.resolve().parent})
+        settings = Settings.model_validate(doc.data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError(sorted(set(_errors_of(exc, doc, fname)), key=_sort_key)) from None
+        # a key whose ${VAR} was unset is already reported; its empty stand-in needs no second error
+        reported = {e.split(": ", 2)[1] for e in doc.errors if e.count(": ") >= 2}
+        errors += [e for e in _errors_of(exc, doc, fname) if e.split(": ", 2)[1] not in reported]
+    if errors:
+        raise ConfigError(sorted(set(errors), key=_sort_key))
+    return settings
 
 
 def _sort_key(line: str) -> tuple[int, str]:

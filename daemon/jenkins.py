@@ -23,6 +23,7 @@ from parsers import (
     ParseError,
     UnsafeXmlError,
     build_dir_number,
+    encode_item_name,
     expand_builds_dir,
     is_ignored_name,
     legacy_build_dir_time,
@@ -130,21 +131,21 @@ class JenkinsSource:
             if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                 continue
             d = Path(entry.path)
-            name = entry.name
-            if branches:
+            name = item = entry.name
+            if branches:  # the directory name is mangled; the branch job's config has the real name
                 name = _branch_name(d) or name
-            seg = quote(quote(name, safe=""), safe="") if branches else quote(name, safe="")
-            job_url = f"{url}job/{seg}/"
+                item = encode_item_name(name)
+            job_url = f"{url}job/{quote(item, safe='')}/"
             sub = next((d / s for s in ("jobs", "branches") if (d / s).is_dir()), None)
             if sub is not None:
                 layout.containers.add(sub)
-                self._walk(sub, [*parts, entry.name, sub.name], [*names, name], job_url, template, layout)
+                self._walk(sub, [*parts, item, sub.name], [*names, name], job_url, template, layout)
                 continue
             full = "/".join([*names, name])
-            self._add_job(layout, d, full, [*parts, entry.name], job_url, template)
+            self._add_job(layout, d, full, [*parts, item], job_url, template)
             if self.cfg.matrix_configurations and (d / "configurations").is_dir():
                 self._walk_configurations(
-                    d / "configurations", [], full, job_url, [*parts, entry.name], template, layout
+                    d / "configurations", [], full, job_url, [*parts, item], template, layout
                 )
 
     def _walk_configurations(

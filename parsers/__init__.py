@@ -3,6 +3,7 @@
 from parsers.jenkins_log import parse_log, strip_console_notes
 from parsers.jenkins_paths import (
     build_dir_number,
+    encode_item_name,
     expand_builds_dir,
     is_ignored_name,
     job_full_name,
@@ -25,6 +26,7 @@ __all__ = [
     "ParseError",
     "UnsafeXmlError",
     "build_dir_number",
+    "encode_item_name",
     "expand_builds_dir",
     "is_ignored_name",
     "job_full_name",

@@ -119,6 +119,18 @@ def expand_builds_dir(template: str, *, jenkins_home: str, item_rootdir: str, it
     return _MACRO.sub(replace, template)
 
 
+_ITEM_UNSAFE = frozenset('%/\\:?#*|<>"[]')
+
+
+def encode_item_name(name: str) -> str:
+    """A branch name as branch-api's NameEncoder makes it an item name: unsafe characters %-encoded.
+
+    ``feature/login`` is the item ``feature%2Flogin``; that is the name in Jenkins URLs and in
+    ``${ITEM_FULL_NAME}``, while the directory on disk has a mangled name of its own.
+    """
+    return "".join(f"%{ord(c):02X}" if c in _ITEM_UNSAFE else c for c in name)
+
+
 def parse_next_build_number(data: bytes) -> int | None:
     """The number the next build will get, read like Jenkins does (trimmed integer text)."""
     text = data.decode("ascii", errors="replace").strip()

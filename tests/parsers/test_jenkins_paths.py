@@ -6,6 +6,7 @@ import pytest
 
 from parsers import (
     build_dir_number,
+    encode_item_name,
     expand_builds_dir,
     is_ignored_name,
     job_full_name,
@@ -182,3 +183,17 @@ def test_expansion_is_single_pass() -> None:
 )
 def test_parse_next_build_number(data: bytes, expected: int | None) -> None:
     assert parse_next_build_number(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "item"),
+    [
+        ("main", "main"),
+        ("feature/login", "feature%2Flogin"),
+        ("100%", "100%25"),
+        ("a:b?c#d", "a%3Ab%3Fc%23d"),
+        ("release-1.2_x y", "release-1.2_x y"),
+    ],
+)
+def test_encode_item_name(name: str, item: str) -> None:
+    assert encode_item_name(name) == item

@@ -1,0 +1,639 @@
+"""load_settings on real YAML files: defaults, path resolution, substitution and error reporting."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from daemon.config import ConfigError, Settings, load_settings
+
+TOKEN = "tok-Zq7xK9-distinctive-Pw3"
+
+
+def write(tmp_path: Path, text: str, name: str = "buildtail.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def errors_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value) == "\n".join(info.value.errors)
+    return info.value.errors
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    d = tmp_path / "jenkins"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("BT_TEST_UNSET", raising=False)
+
+
+MINIMAL = """
+sources:
+  - type: jenkins
+    home: jenkins
+"""
+
+COMPASS_OK = """
+compass:
+  cloud_id: cloud-1
+  email: bot@example.com
+  site: example.atlassian.net
+  api_token: plain
+sources:
+  - type: jenkins
+    home: jenkins
+"""
+
+
+# --- valid configurations ---------------------------------------------------------------------------
+
+
+def test_minimal_config_defaults(tmp_path: Path, home: Path) -> None:
+    s = load_settings(write(tmp_path, MINIMAL))
+    assert s.host == socket.getfqdn()
+    assert s.state_dir == Path("state")  # documented default: ./state
+    assert s.log_level == "info"
+    assert s.compass is None
+    assert s.state_map == {}
+    (src,) = s.sources
+    assert src.name == "jenkins"
+    assert src.home == home
+    assert src.watch == "inotify"
+    assert src.poll_interval == 2.0
+    assert src.reconcile_interval == 300.0
+    assert src.stale_after == 86400.0
+    assert src.matrix_configurations is False
+    assert src.url is None
+
+
+def test_state_directory_from_environment(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/sd1:{tmp_path}/sd2")
+    s = load_settings(write(tmp_path, MINIMAL))
+    assert s.state_dir == tmp_path / "sd1"
+
+
+def test_relative_paths_resolve_against_the_config_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf_dir = tmp_path / "etc" / "buildtail"
+    conf_dir.mkdir(parents=True)
+    (conf_dir / "jh").mkdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = write(
+        conf_dir,
+        """
+        state_dir: var/state
+        sources:
+          - type: jenkins
+            home: jh
+        """,
+    )
+    s = load_settings(path)
+    assert s.state_dir == conf_dir / "var" / "state"
+    assert s.sources[0].home == conf_dir / "jh"
+
+
+def test_event_source_default_and_compass_defaults(tmp_path: Path, home: Path) -> None:
+    s = load_settings(write(tmp_path, COMPASS_OK))
+    assert s.compass is not None
+    assert s.compass.event_source == "{host}"
+    assert s.compass.timeout == 30.0
+    assert s.compass.components == ()
+    assert s.compass.events_url == "https://example.atlassian.net/gateway/api/compass/v1/events"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [('"500ms"', 0.5), ('"5m"', 300.0), ('"1h"', 3600.0), ("3", 3.0), ('"2s"', 2.0)]
+)
+def test_durations(tmp_path: Path, home: Path, text: str, seconds: float) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        sources:
+          - type: jenkins
+            home: jenkins
+            poll_interval: {text}
+        """,
+    )
+    assert load_settings(path).sources[0].poll_interval == seconds
+
+
+def test_env_substitution_and_escape(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BT_TEST_HOME", "jenkins")
+    monkeypatch.setenv("BT_TEST_TOKEN", TOKEN)
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          base_url: http://127.0.0.1:9/gateway/api/
+          api_token: ${BT_TEST_TOKEN}
+          event_source: "ci-$${host}-{job}"
+        sources:
+          - type: jenkins
+            home: ${BT_TEST_HOME}
+        """,
+    )
+    s = load_settings(path)
+    assert s.sources[0].home == home
+    assert s.compass is not None
+    assert s.compass.token() == TOKEN
+    assert s.compass.event_source == "ci-${host}-{job}"
+    assert s.compass.events_url == "http://127.0.0.1:9/gateway/api/compass/v1/events"
+    assert TOKEN not in repr(s)
+    assert TOKEN not in str(s)
+
+
+def test_api_token_file_is_read_and_stripped(tmp_path: Path, home: Path) -> None:
+    (tmp_path / "token").write_text(f"  {TOKEN}\n\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token_file: token
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    s = load_settings(path)
+    assert s.compass is not None
+    assert s.compass.api_token_file == tmp_path / "token"
+    assert s.compass.token() == TOKEN
+    # a rotated credential is picked up without a reload
+    (tmp_path / "token").write_text("rotated\n", encoding="utf-8")
+    assert s.compass.token() == "rotated"
+    assert TOKEN not in repr(s)
+
+
+def test_state_map_override_through_state_for(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        state_map:
+          UNSTABLE: SUCCESSFUL
+          NOT_BUILT: UNKNOWN
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    s = load_settings(path)
+    assert s.state_for("UNSTABLE") == "SUCCESSFUL"
+    assert s.state_for("NOT_BUILT") == "UNKNOWN"
+    assert s.state_for("SUCCESS") == "SUCCESSFUL"
+    assert s.state_for("FAILURE") == "FAILED"
+    assert s.state_for("ABORTED") == "CANCELLED"
+    assert s.state_for("WHATEVER") == "UNKNOWN"
+
+
+def test_source_url_gets_trailing_slash(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+            url: https://jenkins.example.com/ci
+        """,
+    )
+    assert load_settings(path).sources[0].url == "https://jenkins.example.com/ci/"
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+def test_every_error_reported_at_once_with_lines(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        colour: red
+        sources:
+          - type: jenkins
+            home: jenkins
+            colour: blue
+            poll_interval: soon
+          - type: jenkins
+            name: second
+            home: does-not-exist
+        """,
+    )
+    errors = errors_of(path)
+    f = str(path)
+    assert f"{f}:1: colour: unknown key" in errors
+    assert f"{f}:5: sources[0].colour: unknown key" in errors
+    assert f"{f}:6: sources[0].poll_interval: expected a duration such as 2s, 5m or 1h" in errors
+    assert f"{f}:9: sources[1].home: directory does not exist" in errors
+    # sorted by line
+    lines = [int(e.split(":")[1]) for e in errors]
+    assert lines == sorted(lines)
+
+
+def test_invalid_source_reports_no_spurious_empty_sources_error(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+            poll_interval: soon
+        """,
+    )
+    assert errors_of(path) == [
+        f"{path}:4: sources[0].poll_interval: expected a duration such as 2s, 5m or 1h"
+    ]
+
+
+def test_missing_required_keys(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        log_level: info
+        compass:
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token: x
+        """,
+    )
+    errors = errors_of(path)
+    assert f"{path}:2: compass.cloud_id: required key is missing" in errors
+    assert any(e.startswith(f"{path}:") and ": sources: required key is missing" in e for e in errors)
+    path2 = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            name: a
+        """,
+        "b.yaml",
+    )
+    assert f"{path2}:2: sources[0].home: required key is missing" in errors_of(path2)
+
+
+def test_zero_duration_rejected(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+            reconcile_interval: 0
+        """,
+    )
+    assert f"{path}:4: sources[0].reconcile_interval: must be greater than zero" in errors_of(path)
+
+
+def test_unset_environment_variable(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: ${BT_TEST_UNSET}
+        """,
+    )
+    assert errors_of(path) == [f"{path}:3: sources[0].home: environment variable BT_TEST_UNSET is not set"]
+
+
+def test_unset_variable_reported_together_with_other_errors(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        colour: red
+        sources:
+          - type: jenkins
+            home: ${BT_TEST_UNSET}
+        """,
+    )
+    errors = errors_of(path)
+    assert f"{path}:4: sources[0].home: environment variable BT_TEST_UNSET is not set" in errors
+    assert f"{path}:1: colour: unknown key" in errors
+
+
+def test_token_never_in_errors_or_repr(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BT_TEST_TOKEN", TOKEN)
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: ${BT_TEST_TOKEN}
+          site: ${BT_TEST_TOKEN}/x
+          api_token: ${BT_TEST_TOKEN}
+          timeout: ${BT_TEST_TOKEN}
+        log_level: ${BT_TEST_TOKEN}
+        sources:
+          - type: jenkins
+            home: ${BT_TEST_TOKEN}
+            url: ${BT_TEST_TOKEN}
+            watch: ${BT_TEST_TOKEN}
+        """,
+    )
+    errors = errors_of(path)
+    assert len(errors) >= 6
+    for e in errors:
+        assert TOKEN not in e
+    # a valid config holding the token never shows it
+    ok = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token: ${BT_TEST_TOKEN}
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+        "ok.yaml",
+    )
+    s = load_settings(ok)
+    assert TOKEN not in repr(s)
+    assert TOKEN not in repr(s.compass)
+    assert TOKEN not in s.model_dump_json()
+
+
+def test_both_token_and_token_file(tmp_path: Path, home: Path) -> None:
+    (tmp_path / "token").write_text("t\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token: abc
+          api_token_file: token
+        """,
+    )
+    assert errors_of(path) == [f"{path}:4: compass: set exactly one of api_token and api_token_file"]
+
+
+def test_neither_token_nor_token_file(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    assert errors_of(path) == [f"{path}:1: compass: set exactly one of api_token and api_token_file"]
+
+
+def test_missing_token_file(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token_file: nope
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    assert f"{path}:5: compass.api_token_file: file does not exist: {tmp_path / 'nope'}" in errors_of(path)
+
+
+def test_site_versus_base_url(tmp_path: Path, home: Path) -> None:
+    site = load_settings(write(tmp_path, COMPASS_OK))
+    assert site.compass is not None
+    assert site.compass.events_url == "https://example.atlassian.net/gateway/api/compass/v1/events"
+    neither = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          api_token: x
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+        "neither.yaml",
+    )
+    assert errors_of(neither) == [
+        f"{neither}:1: compass: set either site (example.atlassian.net) or base_url, not both"
+    ]
+    bad_base = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          base_url: ftp://x
+          api_token: x
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+        "bad.yaml",
+    )
+    assert errors_of(bad_base) == [
+        f"{bad_base}:4: compass.base_url: expected an http(s) URL such as "
+        "https://example.atlassian.net/gateway/api"
+    ]
+
+
+def test_site_and_base_url_together_rejected(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          base_url: https://other.example.com/gateway/api
+          api_token: x
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    errors = errors_of(path)
+    assert any("compass" in e and "site" in e and "base_url" in e for e in errors)
+
+
+def test_site_given_a_url(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: https://example.atlassian.net/
+          api_token: x
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    assert errors_of(path) == [
+        f"{path}:4: compass.site: expected a host name such as example.atlassian.net, not a URL"
+    ]
+
+
+def test_event_source_unknown_placeholder(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token: x
+          event_source: "{hostname}-{job}"
+        sources:
+          - type: jenkins
+            home: jenkins
+        """,
+    )
+    assert errors_of(path) == [
+        f"{path}:6: compass.event_source: unknown placeholder {{hostname}}; available: {{host}}, {{job}}"
+    ]
+
+
+def test_state_map_bad_key_and_state(tmp_path: Path, home: Path) -> None:
+    bad_key = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+        state_map:
+          PASSED: SUCCESSFUL
+        """,
+    )
+    assert errors_of(bad_key) == [
+        f"{bad_key}:4: state_map: 'PASSED' is not a Jenkins result "
+        "(SUCCESS, UNSTABLE, FAILURE, NOT_BUILT, ABORTED)"
+    ]
+    bad_state = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+        state_map:
+          SUCCESS: IN_PROGRESS
+        """,
+        "b.yaml",
+    )
+    (err,) = errors_of(bad_state)
+    assert err.startswith(f"{bad_state}:4: state_map: SUCCESS: 'IN_PROGRESS' is not a terminal Compass state")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    assert errors_of(path) == [f"{path}:1: (top level): the file is empty"]
+    comments = write(tmp_path, "# nothing here\n", "c.yaml")
+    assert errors_of(comments) == [f"{comments}:1: (top level): the file is empty"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    (err,) = errors_of(path)
+    assert err.startswith(f"{path}:1: (top level): cannot read the file:")
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  - type: jenkins\n    home: [unclosed\n")
+    (err,) = errors_of(path)
+    assert err.startswith(f"{path}:4: (top level): not valid YAML:")
+
+
+def test_yaml_list_is_not_a_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "- a\n- b\n")
+    assert errors_of(path) == [f"{path}:1: (top level): expected a mapping of settings"]
+
+
+def test_duplicate_keys(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        log_level: info
+        sources:
+          - type: jenkins
+            home: jenkins
+            home: jenkins
+        log_level: debug
+        """,
+    )
+    assert errors_of(path) == [
+        f"{path}:5: sources[0].home: duplicate key",
+        f"{path}:6: log_level: duplicate key",
+    ]
+
+
+def test_two_sources_with_the_same_name(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            name: ci
+            home: jenkins
+          - type: jenkins
+            name: ci
+            home: jenkins
+        """,
+    )
+    (err,) = errors_of(path)
+    assert err.startswith(f"{path}:")
+    assert "two sources are named 'ci'" in err
+
+
+def test_duplicate_source_name_is_named(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            name: dup-name-xyz
+            home: jenkins
+          - type: jenkins
+            name: dup-name-xyz
+            home: jenkins
+        """,
+    )
+    (err,) = errors_of(path)
+    assert "dup-name-xyz" in err
+
+
+def test_settings_model_validate_without_file(tmp_path: Path) -> None:
+    s = Settings.model_validate(
+        {"host": "ci.example.com", "sources": [{"type": "jenkins", "home": str(tmp_path)}]}
+    )
+    assert s.host == "ci.example.com"
+    assert s.sources[0].home == tmp_path

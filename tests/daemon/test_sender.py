@@ -1,0 +1,203 @@
+"""Sender: a real Store drained over real HTTP into FakeCompass (and the dry-run stdout transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.budget import TokenBucket
+from daemon.compass import CompassTransport, StdoutTransport, Transport
+from daemon.config import CompassSettings
+from daemon.events import RunFacts, next_update
+from daemon.sender import Sender
+from daemon.store import Store
+from tests.fake_compass import FakeCompass, Fault
+
+from .test_events import facts, finished, settings
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCompass]:
+    with FakeCompass() as f:
+        yield f
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "state")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def transport(fake: FakeCompass) -> AsyncIterator[CompassTransport]:
+    cfg = CompassSettings.model_validate(
+        {
+            "base_url": fake.base_url,
+            "api_token": fake.token,
+            "cloud_id": fake.cloud_id,
+            "email": fake.email,
+            "timeout": 2.0,
+        }
+    )
+    t = CompassTransport(cfg)
+    yield t
+    await t.close()
+
+
+def queue(store: Store, tmp_path: Path, f: RunFacts) -> int:
+    """Runs the real event rules and records the update, as the service does."""
+    cfg = settings(tmp_path)
+    prior = store.latest_run(f.source, f.job, f.number)
+    update = next_update(f, prior, cfg, taken=store.pipeline_id_taken)
+    assert update is not None
+    return store.record(update.run, update.event)
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+class Running:
+    def __init__(self, store: Store, transport: Transport, cloud_id: str) -> None:
+        # a disabled budget (limit 0): these tests are about delivery, not pacing
+        self.sender = Sender(store, transport, cloud_id, TokenBucket(0, 1))
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Sender:
+        self.task = asyncio.create_task(self.sender.run())
+        return self.sender
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.sender.stop()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 5)
+
+
+def usn(body: dict[str, Any]) -> int:
+    return int(body["event"]["build"]["updateSequenceNumber"])
+
+
+async def test_delivers_in_queue_order_and_empties_the_outbox(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    a = queue(store, tmp_path, facts(job="a", number=1))
+    b = queue(store, tmp_path, facts(job="b", number=1))
+    c = queue(store, tmp_path, finished("FAILURE", job="c", number=4))
+    seqs = [c, a, b]  # terminal events first, then IN_PROGRESS, each oldest first
+    async with Running(store, transport, fake.cloud_id) as sender:
+        await wait_until(lambda: store.outbox_depth() == 0)
+        # one more while running: a wake-up delivers it without waiting
+        seqs.append(queue(store, tmp_path, finished("SUCCESS", job="a", number=1)))
+        sender.wake()
+        await wait_until(lambda: store.outbox_depth() == 0 and len(fake.events) == 4)
+        assert sender.delivered == 4
+        assert sender.last_delivery_ms is not None
+    assert fake.invalid == []
+    assert [usn(e) for e in fake.events] == seqs
+    assert [e["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"] for e in fake.events] == [
+        "c#4",
+        "a#1",
+        "b#1",
+        "a#1",
+    ]
+    assert [e["event"]["build"]["buildProperties"]["state"] for e in fake.events] == [
+        "FAILED",
+        "IN_PROGRESS",
+        "IN_PROGRESS",
+        "SUCCESSFUL",
+    ]
+    assert all(e["cloudId"] == fake.cloud_id for e in fake.events)
+    assert [s.stored for s in fake.sequence] == [True, True, True, True]
+    row = store.latest_run("jenkins", "a", 1)
+    assert row is not None and row.acked_state == "SUCCESSFUL"
+    assert store.dead_letters() == []
+
+
+async def test_retry_after_503_uses_the_same_sequence_number(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    fake.script(Fault(status=503))
+    seq = queue(store, tmp_path, finished("SUCCESS"))
+    async with Running(store, transport, fake.cloud_id):
+        await fake.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
+        await wait_until(lambda: store.outbox_depth() == 0)
+    statuses = [r.status for r in fake.requests]
+    assert statuses == [503, 202]
+    assert [usn(r.body) for r in fake.requests] == [seq, seq]
+    assert fake.requests[0].body == fake.requests[1].body
+
+
+async def test_rejected_event_becomes_a_dead_letter_and_the_next_is_delivered(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    fake.script(Fault(status=400, body={"errors": [{"type": "FORMAT_INVALID", "message": "bad event"}]}))
+    bad_seq = queue(store, tmp_path, finished("FAILURE", job="bad", number=1))
+    good_seq = queue(store, tmp_path, finished("SUCCESS", job="good", number=2))
+    async with Running(store, transport, fake.cloud_id):
+        await fake.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
+        await wait_until(lambda: store.outbox_depth() == 0)
+    (dl,) = store.dead_letters()
+    assert dl.pipeline_id == "bad#1"
+    assert dl.seq == bad_seq
+    assert dl.status == 400
+    assert "FORMAT_INVALID" in dl.error and "bad event" in dl.error
+    (delivered,) = fake.events
+    assert usn(delivered) == good_seq
+    assert delivered["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"] == "good#2"
+
+
+async def test_unauthorized_keeps_the_event_queued(tmp_path: Path, store: Store, fake: FakeCompass) -> None:
+    cfg = CompassSettings.model_validate(
+        {
+            "base_url": fake.base_url,
+            "api_token": "wrong",
+            "cloud_id": fake.cloud_id,
+            "email": fake.email,
+            "timeout": 2.0,
+        }
+    )
+    t = CompassTransport(cfg)
+    queue(store, tmp_path, facts())
+    try:
+        async with Running(store, t, fake.cloud_id):
+            await wait_until(lambda: len(fake.requests) == 1)
+            await wait_until(lambda: store.next_due()[0] is None)
+    finally:
+        await t.close()
+    assert store.outbox_depth() == 1
+    assert store.dead_letters() == []
+    reason, _ = store.delivery_state()
+    assert reason is not None and "credentials" in reason
+    _, due = store.next_due()
+    assert due is not None and due > time.time_ns() // 1_000_000 + 30_000
+    held, _ = store.next_due(now_ms=due)
+    assert held is not None and held.attempts == 0  # a pause is not a failed attempt
+
+
+async def test_stdout_transport_writes_one_json_line_per_event(tmp_path: Path, store: Store) -> None:
+    out = io.StringIO()
+    first = queue(
+        store, tmp_path, finished("FAILURE", job="x", number=1, causes=("Started by user J\u00fcrgen",))
+    )
+    second = queue(store, tmp_path, finished("SUCCESS", job="y", number=2))
+    async with Running(store, StdoutTransport(out), "cloud-dry"):
+        await wait_until(lambda: store.outbox_depth() == 0)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    bodies = [json.loads(line) for line in lines]
+    assert [usn(b) for b in bodies] == [first, second]
+    assert all(b["cloudId"] == "cloud-dry" for b in bodies)
+    assert "J\u00fcrgen" in lines[0]  # not ASCII-escaped
+    assert out.getvalue().endswith("\n")

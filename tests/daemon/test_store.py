@@ -1,0 +1,248 @@
+"""Store on a real SQLite file: durability pragmas, sequence numbers, outbox and run bookkeeping."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.store import RunRow, Store
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def run_row(
+    job: str = "app",
+    number: int = 1,
+    *,
+    state: str = "IN_PROGRESS",
+    terminal: bool = False,
+    generation: int = 1,
+    pipeline_id: str | None = None,
+    source: str = "jenkins",
+    jenkins_start_ms: int | None = 1_700_000_000_000,
+    dir_ino: int | None = 42,
+) -> RunRow:
+    return RunRow(
+        source=source,
+        job=job,
+        number=number,
+        generation=generation,
+        pipeline_id=pipeline_id or f"{job}#{number}",
+        started_at_ms=1_700_000_000_000,
+        jenkins_start_ms=jenkins_start_ms,
+        dir_ino=dir_ino,
+        state=state,
+        terminal=terminal,
+        acked_state=None,
+    )
+
+
+def event(pipeline_id: str, state: str) -> dict[str, Any]:
+    return {
+        "event": {
+            "build": {
+                "displayName": pipeline_id,
+                "updateSequenceNumber": 0,
+                "buildProperties": {"state": state, "pipeline": {"pipelineId": pipeline_id}},
+            }
+        }
+    }
+
+
+def record(store: Store, row: RunRow) -> int:
+    return store.record(row, event(row.pipeline_id, row.state))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "state")
+    yield s
+    s.close()
+
+
+def test_wal_and_synchronous_full(store: Store) -> None:
+    assert store.path.is_file()
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    other = sqlite3.connect(store.path)
+    try:
+        # WAL is a property of the database file, seen by every connection
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+
+
+def test_state_dir_created_private(tmp_path: Path) -> None:
+    d = tmp_path / "a" / "b"
+    s = Store(d)
+    try:
+        assert d.is_dir()
+        assert (d.stat().st_mode & 0o777) == 0o700
+    finally:
+        s.close()
+
+
+def test_record_returns_increasing_sequence_numbers_from_the_clock(store: Store) -> None:
+    before = now_ms()
+    seqs = [record(store, run_row(number=n)) for n in range(1, 6)]
+    assert all(b > a for a, b in itertools.pairwise(seqs))
+    assert seqs[0] >= before
+    assert store.get_meta_int("last_seq") == seqs[-1]
+    item, _ = store.next_due()
+    assert item is not None
+    assert item.seq == seqs[0]
+    assert item.event["event"]["build"]["updateSequenceNumber"] == seqs[0]
+
+
+def test_sequence_survives_a_clock_step_back(store: Store) -> None:
+    future = now_ms() + 10 * 365 * 86_400_000
+    store.set_meta_int("last_seq", future)
+    assert record(store, run_row(number=1)) == future + 1
+    assert record(store, run_row(number=2)) == future + 2
+
+
+def test_sequence_persists_across_reopen(tmp_path: Path) -> None:
+    s = Store(tmp_path)
+    future = now_ms() + 86_400_000
+    s.set_meta_int("last_seq", future)
+    first = record(s, run_row(number=1))
+    s.close()
+    s2 = Store(tmp_path)
+    try:
+        assert s2.get_meta_int("last_seq") == first
+        assert record(s2, run_row(number=2)) == first + 1
+        assert s2.outbox_depth() == 2
+    finally:
+        s2.close()
+
+
+def test_created_only_the_first_time(tmp_path: Path) -> None:
+    s = Store(tmp_path)
+    assert s.created is True
+    s.close()
+    s2 = Store(tmp_path)
+    try:
+        assert s2.created is False
+    finally:
+        s2.close()
+
+
+def test_terminal_record_coalesces_queued_in_progress_of_the_same_pipeline(store: Store) -> None:
+    record(store, run_row("app", 1))
+    record(store, run_row("other", 7))
+    record(store, run_row("app", 1, state="SUCCESSFUL", terminal=True))
+    queued: list[tuple[str, str]] = []
+    while True:
+        item, _ = store.next_due()
+        if item is None:
+            break
+        queued.append((item.pipeline_id, item.state))
+        store.ack(item)
+    assert sorted(queued) == [("app#1", "SUCCESSFUL"), ("other#7", "IN_PROGRESS")]
+
+
+def test_next_due_sends_terminal_events_first_each_oldest_first(store: Store) -> None:
+    record(store, run_row("a", 1))
+    record(store, run_row("b", 1, state="FAILED", terminal=True))
+    record(store, run_row("c", 1))
+    record(store, run_row("d", 1, state="SUCCESSFUL", terminal=True))
+    order: list[str] = []
+    while (item := store.next_due()[0]) is not None:
+        order.append(item.pipeline_id)
+        store.ack(item)
+    assert order == ["b#1", "d#1", "a#1", "c#1"]
+
+
+def test_next_due_is_fifo_and_honours_next_attempt(store: Store) -> None:
+    record(store, run_row("a", 1))
+    record(store, run_row("b", 1))
+    head, due = store.next_due()
+    assert head is not None and head.pipeline_id == "a#1" and due is None
+    at = now_ms() + 60_000
+    store.retry_later(head, at, "503: busy")
+    # the head is not due yet; the younger event must not overtake it
+    item, due = store.next_due()
+    assert item is None
+    assert due == at
+    item, due = store.next_due(now_ms=at)
+    assert item is not None and item.pipeline_id == "a#1" and due is None
+    assert item.attempts == 1
+    assert item.next_attempt_ms == at
+    store.ack(item)
+    item, _ = store.next_due()
+    assert item is not None and item.pipeline_id == "b#1"
+
+
+def test_next_due_on_empty_outbox(store: Store) -> None:
+    assert store.next_due() == (None, None)
+
+
+def test_ack_removes_and_sets_acked_state(store: Store) -> None:
+    record(store, run_row("app", 3, state="FAILED", terminal=True))
+    item, _ = store.next_due()
+    assert item is not None
+    store.ack(item)
+    assert store.outbox_depth() == 0
+    row = store.latest_run("jenkins", "app", 3)
+    assert row is not None
+    assert row.acked_state == "FAILED"
+    assert row.state == "FAILED"
+    assert row.terminal is True
+
+
+def test_dead_letter_keeps_status_and_error(store: Store) -> None:
+    seq = record(store, run_row("app", 4, state="FAILED", terminal=True))
+    item, _ = store.next_due()
+    assert item is not None
+    store.dead_letter(item, 400, '{"errors":[{"type":"FORMAT_INVALID"}]}')
+    assert store.outbox_depth() == 0
+    (dl,) = store.dead_letters()
+    assert dl.pipeline_id == "app#4"
+    assert dl.seq == seq
+    assert dl.status == 400
+    assert dl.error == '{"errors":[{"type":"FORMAT_INVALID"}]}'
+    assert dl.failed_ms >= item.created_ms
+    row = store.latest_run("jenkins", "app", 4)
+    assert row is not None and row.acked_state is None
+
+
+def test_open_runs_latest_run_and_pipeline_id_taken(store: Store) -> None:
+    record(store, run_row("app", 1))
+    record(store, run_row("app", 2))
+    record(store, run_row("app", 2, state="SUCCESSFUL", terminal=True))
+    record(store, run_row("app", 1, source="other-ci", pipeline_id="x#1"))
+    assert {(r.job, r.number) for r in store.open_runs("jenkins")} == {("app", 1)}
+    assert [r.pipeline_id for r in store.open_runs("other-ci")] == ["x#1"]
+    # a reused number: generation 2 is the latest
+    record(store, run_row("app", 2, generation=2, pipeline_id="app#2.2", jenkins_start_ms=5))
+    latest = store.latest_run("jenkins", "app", 2)
+    assert latest is not None
+    assert latest.generation == 2 and latest.pipeline_id == "app#2.2"
+    assert latest.jenkins_start_ms == 5
+    assert store.latest_run("jenkins", "app", 99) is None
+    assert store.pipeline_id_taken("app#2") is True
+    assert store.pipeline_id_taken("app#2.2") is True
+    assert store.pipeline_id_taken("app#3") is False
+
+
+def test_record_updates_existing_run_but_keeps_identity(store: Store) -> None:
+    record(store, run_row("app", 1, dir_ino=1))
+    record(store, run_row("app", 1, state="SUCCESSFUL", terminal=True, dir_ino=2, jenkins_start_ms=9))
+    row = store.latest_run("jenkins", "app", 1)
+    assert row is not None
+    assert (row.pipeline_id, row.state, row.terminal, row.dir_ino, row.jenkins_start_ms) == (
+        "app#1",
+        "SUCCESSFUL",
+        True,
+        2,
+        9,
+    )
+    assert row.started_at_ms == 1_700_000_000_000

@@ -1,0 +1,122 @@
+"""InotifyWatcher on real directories with the real kernel inotify and a running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.watch import Hint, InotifyWatcher
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux-only")
+
+
+class Hints:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Hint] = asyncio.Queue()
+        self.seen: list[Hint] = []
+
+    async def until(self, cond: Callable[[Hint], bool], timeout: float = 5.0) -> Hint:  # noqa: ASYNC109
+        for h in self.seen:
+            if cond(h):
+                return h
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no matching hint; saw {self.seen}")
+            try:
+                h = await asyncio.wait_for(self.queue.get(), left)
+            except TimeoutError:
+                continue
+            self.seen.append(h)
+            if cond(h):
+                return h
+
+
+@pytest.fixture
+async def hints() -> Hints:
+    return Hints()
+
+
+@pytest.fixture
+async def watcher(hints: Hints) -> AsyncIterator[InotifyWatcher]:
+    w = InotifyWatcher(asyncio.get_running_loop(), hints.queue)
+    w.start()
+    yield w
+    w.stop()
+
+
+async def test_file_renamed_into_a_watched_dir(tmp_path: Path, watcher: InotifyWatcher, hints: Hints) -> None:
+    d = tmp_path / "builds"
+    d.mkdir()
+    assert watcher.add(d) is True
+    tmp = d / "build.xml-atomic123tmp"
+    tmp.write_text("<build/>")
+    os.replace(tmp, d / "build.xml")
+    h = await hints.until(lambda h: h.name == "build.xml")
+    assert h == Hint(d, "build.xml", False)
+    assert any(x.directory == d and x.name == "build.xml-atomic123tmp" and x.gone for x in hints.seen)
+
+
+async def test_subdirectory_creation(tmp_path: Path, watcher: InotifyWatcher, hints: Hints) -> None:
+    assert watcher.add(tmp_path) is True
+    (tmp_path / "7").mkdir()
+    h = await hints.until(lambda h: h.name == "7")
+    assert h == Hint(tmp_path, "7", False)
+
+
+async def test_deleted_watched_dir_gives_a_gone_hint(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    d = tmp_path / "job" / "builds"
+    d.mkdir(parents=True)
+    assert watcher.add(d)
+    assert watcher.count == 1
+    shutil.rmtree(tmp_path / "job")
+    h = await hints.until(lambda h: h.directory == d and h.name == "" and h.gone)
+    assert h == Hint(d, "", True)
+    # the kernel dropped the watch; the bookkeeping follows on the loop
+    deadline = time.monotonic() + 5
+    while watcher.count:
+        assert time.monotonic() < deadline, "the dropped watch was never forgotten"
+        await asyncio.sleep(0.01)
+
+
+async def test_sync_adds_new_and_removes_others(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    assert watcher.sync({a, b}) == {a, b}
+    assert watcher.count == 2
+    assert watcher.sync({b, c, tmp_path / "missing"}) == {c}
+    assert watcher.count == 2
+    assert watcher.sync({b, c}) == set()
+    # a is no longer watched: changes there give no hint, changes in c do
+    (a / "x").write_text("x")
+    (c / "y").write_text("y")
+    await hints.until(lambda h: h.directory == c and h.name == "y")
+    await asyncio.sleep(0)  # let any queued callback for a run
+    assert not any(h.directory == a for h in hints.seen)
+
+
+async def test_add_twice_and_nonexistent(tmp_path: Path, watcher: InotifyWatcher) -> None:
+    assert watcher.add(tmp_path) is True
+    assert watcher.add(tmp_path) is False
+    assert watcher.add(tmp_path / "does" / "not" / "exist") is False
+    assert watcher.count == 1
+
+
+async def test_file_watch_is_refused(tmp_path: Path, watcher: InotifyWatcher) -> None:
+    f = tmp_path / "plain"
+    f.write_text("")
+    assert watcher.add(f) is False  # IN_ONLYDIR
+    assert watcher.count == 0
