@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -49,9 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path) -> Settings | None:
+def _load(path: Path, *, need_secrets: bool = True) -> Settings | None:
     try:
-        return load_settings(path)
+        return load_settings(path, need_secrets=need_secrets)
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -91,7 +93,7 @@ def _run(path: Path, dry_run: bool) -> int:
 
 
 def _status(path: Path) -> int:
-    settings = _load(path)
+    settings = _load(path, need_secrets=False)
     if settings is None:
         return 2
     from .status import status_report
@@ -151,6 +153,7 @@ def _compass_command(path: Path, command: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.config)

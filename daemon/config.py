@@ -150,6 +150,8 @@ class CompassSettings(_Strict):
         if v is None:
             return None
         v = _resolve(v, info)
+        if (info.context or {}).get("lenient"):
+            return v
         if not v.is_file():
             raise ValueError(f"file does not exist: {v}")
         if not os.access(v, os.R_OK):
@@ -279,7 +281,12 @@ class _Doc:
 
 
 def _construct(
-    node: yaml.Node, path: tuple[str | int, ...], doc_lines: dict[Any, int], errors: list[str], fname: str
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    doc_lines: dict[Any, int],
+    errors: list[str],
+    fname: str,
+    lenient: bool = False,
 ) -> Any:
     doc_lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -297,23 +304,32 @@ def _construct(
                     f"{fname}:{key_node.start_mark.line + 1}: {_dotted((*path, skey))}: duplicate key"
                 )
             doc_lines[(*path, skey)] = key_node.start_mark.line + 1
-            out[skey] = _construct(value_node, (*path, skey), doc_lines, errors, fname)
+            out[skey] = _construct(value_node, (*path, skey), doc_lines, errors, fname, lenient)
             doc_lines[(*path, skey)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(n, (*path, i), doc_lines, errors, fname) for i, n in enumerate(node.value)]
+        return [
+            _construct(n, (*path, i), doc_lines, errors, fname, lenient) for i, n in enumerate(node.value)
+        ]
     value = yaml.SafeLoader("").construct_object(node, deep=True)
     if isinstance(value, str) and node.tag == "tag:yaml.org,2002:str":
-        value = _expand_env(value, path, node.start_mark.line + 1, errors, fname)
+        value = _expand_env(value, path, node.start_mark.line + 1, errors, fname, lenient)
     return value
 
 
-def _expand_env(value: str, path: tuple[str | int, ...], line: int, errors: list[str], fname: str) -> str:
+_SECRET_KEYS = {("compass", "api_token"), ("compass", "api_token_file")}
+
+
+def _expand_env(
+    value: str, path: tuple[str | int, ...], line: int, errors: list[str], fname: str, lenient: bool
+) -> str:
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$${":
             return "${"
         name = m.group(1)
         if name not in os.environ:
+            if lenient and path in _SECRET_KEYS:
+                return "unset"  # a command that needs no credentials (status) must not demand them
             errors.append(f"{fname}:{line}: {_dotted(path)}: environment variable {name} is not set")
             return ""
         return os.environ[name]
@@ -328,7 +344,7 @@ def _dotted(path: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def _load_yaml(text: str, fname: str) -> _Doc:
+def _load_yaml(text: str, fname: str, lenient: bool) -> _Doc:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -340,7 +356,7 @@ def _load_yaml(text: str, fname: str) -> _Doc:
         raise ConfigError([f"{fname}:1: (top level): the file is empty"])
     lines: dict[Any, int] = {}
     errors: list[str] = []
-    data = _construct(node, (), lines, errors, fname)
+    data = _construct(node, (), lines, errors, fname, lenient)
     if not isinstance(data, dict):
         raise ConfigError([*errors, f"{fname}:1: (top level): expected a mapping of settings"])
     return _Doc(data, lines, errors)
@@ -373,8 +389,12 @@ def _errors_of(exc: ValidationError, doc: _Doc, fname: str) -> Iterator[str]:
         yield f"{fname}:{_line_for(loc, doc.lines)}: {_dotted(loc)}: {_message(err)}"
 
 
-def load_settings(path: Path) -> Settings:
-    """Reads, substitutes and validates a configuration file; raises ConfigError with every problem."""
+def load_settings(path: Path, *, need_secrets: bool = True) -> Settings:
+    """Reads, substitutes and validates a configuration file; raises ConfigError with every problem.
+
+    ``need_secrets=False`` is for commands that never talk to Compass (``status``): an operator's
+    shell has no ``$CREDENTIALS_DIRECTORY`` or token variable, and does not need one to look.
+    """
     fname = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -382,10 +402,11 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError([f"{fname}:1: (top level): cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{fname}:1: (top level): the file is not UTF-8 text"]) from None
-    doc = _load_yaml(text, fname)
+    doc = _load_yaml(text, fname, not need_secrets)
     errors = list(doc.errors)
     try:
-        settings = Settings.model_validate(doc.data, context={"base_dir": path.resolve().parent})
+        context = {"base_dir": path.resolve().parent, "lenient": not need_secrets}
+        settings = Settings.model_validate(doc.data, context=context)
     except ValidationError as exc:
         # a key whose ${VAR} was unset is already reported; its empty stand-in needs no second error
         reported = {e.split(": ", 2)[1] for e in doc.errors if e.count(": ") >= 2}

@@ -42,6 +42,7 @@ class RunFacts:
     branch: str | None = None
     run_url: str = ""
     job_url: str | None = None
+    written_ms: int = 0  # when the run's files were last written (its record's mtime)
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,8 +285,12 @@ class JenkinsSource:
         except OSError as exc:
             return Retry(30.0, f"cannot stat {run_dir}: {exc.strerror}")
         record: BuildXml | None = None
+        record_mtime = 0
         try:
-            record = parse_build_xml((run_dir / "build.xml").read_bytes())
+            with open(run_dir / "build.xml", "rb") as fh:
+                record_mtime = os.fstat(fh.fileno()).st_mtime_ns // 1_000_000
+                data = fh.read()
+            record = parse_build_xml(data)
         except FileNotFoundError:
             pass
         except UnsafeXmlError as exc:
@@ -312,6 +316,7 @@ class JenkinsSource:
             start_ms=0,
             start_is_exact=False,
             dir_ino=dir_st.st_ino,
+            written_ms=max(dir_st.st_mtime_ns // 1_000_000, log_mtime or 0, record_mtime),
             run_url=f"{self.base_url}{job.url_path}{number}/",
             job_url=f"{self.base_url}{job.url_path}",
         )
@@ -374,16 +379,20 @@ class JenkinsSource:
         return facts
 
 
-def _is_run_entry(entry: os.DirEntry[str]) -> bool:
-    name = entry.name
+def is_run_dir_name(name: str) -> bool:
+    """A build number or a legacy date: the only names of run directories in a builds directory."""
     if is_ignored_name(name):
         return False
+    return build_dir_number(name) is not None or legacy_build_dir_time(name) is not None
+
+
+def _is_run_entry(entry: os.DirEntry[str]) -> bool:
+    if not is_run_dir_name(entry.name):
+        return False
     try:
-        if not entry.is_dir(follow_symlinks=False):
-            return False
+        return entry.is_dir(follow_symlinks=False)
     except OSError:
         return False
-    return build_dir_number(name) is not None or legacy_build_dir_time(name) is not None
 
 
 def _is_empty(path: Path) -> bool:

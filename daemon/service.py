@@ -21,7 +21,7 @@ from .config import ConfigError, Settings, load_settings
 from .event_sources import CompassGraphQL, GraphQLError, Target
 from .event_sources import setup as setup_sources
 from .events import RunFacts, next_update
-from .jenkins import Gone, JenkinsSource, Retry
+from .jenkins import Gone, JenkinsSource, Retry, is_run_dir_name
 from .sender import Sender
 from .store import OutboxItem, Store
 from .watch import Hint, InotifyWatcher
@@ -369,7 +369,7 @@ class Service:
             if hint.gone:
                 self._forget(source, run_dir)
                 return None
-            return run_dir
+            return run_dir if is_run_dir_name(hint.name) else None
         if d.parent in layout.jobs:
             if hint.gone and not hint.name:
                 self._forget(source, d)
@@ -405,6 +405,7 @@ class Service:
         try:
             self._record(seen)
         except sqlite3.Error as exc:  # disk full, database locked: keep the run and look again later
+            log.debug("%s: %s not recorded: %s", source.name, run_dir, exc)
             if time.monotonic() - self._store_trouble_logged > 300:
                 self._store_trouble_logged = time.monotonic()
                 log.error(
@@ -423,8 +424,12 @@ class Service:
     def _record(self, facts: RunFacts) -> None:
         assert self.store is not None and self.sender is not None
         prior = self.store.latest_run(facts.source, facts.job, facts.number)  # may raise sqlite3.Error
-        if prior is None and not facts.running and (facts.end_ms or 0) < self._history_cutoff_ms:
-            return  # finished before buildtail first started: history, not news
+        if (
+            prior is None
+            and not facts.running
+            and max(facts.end_ms or 0, facts.written_ms) < self._history_cutoff_ms
+        ):
+            return  # finished, and its record written, before buildtail first started: history, not news
         update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
         if update is None:
             return

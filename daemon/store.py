@@ -116,10 +116,10 @@ class Store:
             self.created = False
             return
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA busy_timeout=2000")
         with self._tx():
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(stmt)
@@ -133,13 +133,19 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; on any failure (a full disk at COMMIT included) nothing is kept
+        and the connection is left usable for the next attempt."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        self._db.execute("COMMIT")
 
     def _get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -201,3 +202,36 @@ async def test_stdout_transport_writes_one_json_line_per_event(tmp_path: Path, s
     assert all(b["cloudId"] == "cloud-dry" for b in bodies)
     assert "J\u00fcrgen" in lines[0]  # not ASCII-escaped
     assert out.getvalue().endswith("\n")
+
+
+async def test_429_without_retry_after_waits_out_the_minute(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    fake.script(Fault(status=429))
+    queue(store, tmp_path, finished("SUCCESS"))
+    before_ms = time.time() * 1000
+    async with Running(store, transport, fake.cloud_id):
+        await wait_until(lambda: len(fake.requests) == 1 and store.next_due()[1] is not None)
+    item, due_ms = store.next_due()
+    assert item is None and due_ms is not None
+    assert due_ms - before_ms >= 59_000, "a 429 without Retry-After waits at least the rest of the minute"
+    assert store.outbox_depth() == 1
+
+
+async def test_budget_paces_requests(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    for n in range(6):
+        queue(store, tmp_path, finished("SUCCESS", job="j", number=n + 1))
+    bucket = TokenBucket(limit_per_minute=3 + 120, burst=3)  # 2 tokens a second after a burst of 3
+    sender = Sender(store, transport, fake.cloud_id, bucket)
+    task = asyncio.create_task(sender.run())
+    try:
+        await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 5)
+    times = [r.at for r in fake.requests]
+    # the bucket starts empty: 6 requests at 2 per second take at least 2.5 s
+    assert times[-1] - times[0] >= 2.4
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(times))
