@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import json
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings, parse_duration
 from .logs import setup_logging
 
 __all__ = ["main"]
@@ -35,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check-config", help="validate a configuration file and report every problem")
     check.add_argument("--config", required=True, type=Path, metavar="PATH")
+    backfill = sub.add_parser(
+        "backfill", help="send finished runs from before the first start (oldest first)"
+    )
+    backfill.add_argument("--config", required=True, type=Path, metavar="PATH")
+    backfill.add_argument(
+        "--since", required=True, type=parse_duration, metavar="AGE", help="how far back, e.g. 30d or 12h"
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="say what would be sent; queue nothing")
+    sub.add_parser("config-schema", help="print the JSON Schema of the configuration file (for YAML editors)")
     status = sub.add_parser("status", help="queue, deliveries, dead letters and budget (works while running)")
     status.add_argument("--config", required=True, type=Path, metavar="PATH")
     doctor = sub.add_parser(
@@ -61,10 +71,38 @@ def _load(path: Path, *, need_secrets: bool = True) -> Settings | None:
         return None
 
 
+def _warnings(settings: Settings) -> list[str]:
+    """Legal but risky settings: reported by check-config, never fatal."""
+    out: list[str] = []
+    compass = settings.compass
+    if compass is None:
+        return out
+    token_file = compass.api_token_file
+    if token_file is not None:
+        mode = token_file.stat().st_mode
+        if mode & 0o004:
+            out.append(f"compass.api_token_file: {token_file} is readable by every user (chmod 600 it)")
+        elif mode & 0o040:
+            out.append(f"compass.api_token_file: {token_file} is readable by its group (chmod 600 it)")
+    for key, url in (("base_url", compass.base_url), ("graphql_url", compass.graphql_url)):
+        if url and url.startswith("http://") and not _is_loopback_url(url):
+            out.append(
+                f"compass.{key}: {url} is plain http: the API token would cross the network unencrypted"
+            )
+    return out
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _check_config(path: Path) -> int:
     settings = _load(path)
     if settings is None:
         return 2
+    for warning in _warnings(settings):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     target = (
         "stdout (no compass section: dry run)" if settings.compass is None else settings.compass.events_url
     )
@@ -80,7 +118,7 @@ def _run(path: Path, dry_run: bool) -> int:
     settings = _load(path)
     if settings is None:
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     from .service import Service
 
     service = Service(settings, dry_run=dry_run, config_path=path)
@@ -90,6 +128,23 @@ def _run(path: Path, dry_run: bool) -> int:
         logging.getLogger("buildtail").critical("cannot run: %s", exc)
         return 1
     return 0
+
+
+def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
+    settings = _load(path, need_secrets=not dry_run)
+    if settings is None:
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    from .backfill import Backfill
+
+    try:
+        return asyncio.run(Backfill(settings, since_s=since_s, dry_run=dry_run).run())
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: what is queued stays queued; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def _status(path: Path) -> int:
@@ -159,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "run":
         return _run(args.config, args.dry_run)
+    if args.command == "backfill":
+        return _backfill(args.config, args.since, args.dry_run)
+    if args.command == "config-schema":
+        print(json.dumps(Settings.model_json_schema(), indent=2))
+        return 0
     if args.command == "status":
         return _status(args.config)
     if args.command == "doctor":

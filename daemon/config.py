@@ -25,9 +25,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from .metrics import parse_listen
 
 __all__ = [
     "COMPASS_STATES",
@@ -79,7 +82,19 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+            ],
+            "description": "seconds, or a duration such as 500ms, 2s, 5m, 1h, 1d",
+        }
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -224,6 +239,18 @@ class JenkinsSourceSettings(_Strict):
         return v if v is None or v.endswith("/") else v + "/"
 
 
+class MetricsSettings(_Strict):
+    listen: str = "127.0.0.1:9464"  # empty: no metrics endpoint
+    ready_max_queue_age: Duration = 900.0
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback_only(cls, v: str) -> str:
+        if v:
+            parse_listen(v)
+        return v
+
+
 def _default_state_dir() -> Path:
     return Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "state")
 
@@ -232,6 +259,8 @@ class Settings(_Strict):
     host: str = Field(default_factory=socket.getfqdn, min_length=1)
     state_dir: Path = Field(default_factory=_default_state_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    metrics: MetricsSettings = Field(default_factory=lambda: MetricsSettings())
     compass: CompassSettings | None = None
     sources: tuple[JenkinsSourceSettings, ...]
     state_map: dict[str, str] = Field(default_factory=dict)

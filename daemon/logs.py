@@ -1,10 +1,13 @@
-"""Logging to stderr: plain lines on a terminal, ``<N>``-prefixed lines without a timestamp under journald."""
+"""Logging to stderr: plain lines on a terminal, ``<N>``-prefixed lines without a timestamp under
+journald, or one JSON object per line (``log_format: json``) for log shippers."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 
 __all__ = ["setup_logging"]
 
@@ -30,9 +33,26 @@ def _under_journald() -> bool:
     return stream == f"{st.st_dev}:{st.st_ino}"
 
 
-def setup_logging(level: str) -> None:
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line for log shippers: time, level, logger, message (and the error)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if _under_journald():
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    elif _under_journald():
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 
 from .budget import TokenBucket
 from .compass import SendResult, Transport
+from .lock import DeliveryLock
+from .metrics import Metrics
 from .store import OutboxItem, Store
 
 __all__ = ["Sender", "backoff_delay"]
@@ -48,12 +50,16 @@ class Sender:
         cloud_id: str,
         bucket: TokenBucket,
         on_missing_source: MissingSourceHook | None = None,
+        lock: DeliveryLock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self.transport = transport
         self.cloud_id = cloud_id
         self.bucket = bucket
         self.on_missing_source = on_missing_source
+        self.lock = lock
+        self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = False
         self._problem_logged_at: dict[str, float] = {}
@@ -80,6 +86,21 @@ class Sender:
         self._wake.set()
 
     async def run(self) -> None:
+        waited = False
+        while self.lock is not None and not self.lock.try_acquire() and not self._stopping:
+            if not waited:
+                waited = True
+                log.info(
+                    "another buildtail process (a backfill) is delivering from this state; waiting for it"
+                )
+            await self._sleep(1.0)
+        try:
+            await self._deliver()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    async def _deliver(self) -> None:
         while not self._stopping:
             try:
                 await self._step()
@@ -104,7 +125,10 @@ class Sender:
         await self.bucket.acquire()
         if self._stopping:
             return
+        started = time.monotonic()
         result = await self.transport.send({"cloudId": self.cloud_id, **item.event})
+        if self.metrics is not None:
+            self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
         self._sent.append(time.monotonic())
         await self._settle(item, result)
         self._publish_budget()
@@ -149,7 +173,14 @@ class Sender:
                 raise
             if self.paused is not None:
                 self._set_paused(None)
-            log.info("delivered %s %s (seq %d)", name, item.state, item.seq)
+            # one info line per run, when its final state is delivered
+            log.log(
+                logging.INFO if item.terminal else logging.DEBUG,
+                "delivered %s %s (seq %d)",
+                name,
+                item.state,
+                item.seq,
+            )
             return
         if result.outcome == "retry":
             delay = backoff_delay(item.attempts)

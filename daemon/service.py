@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import time
@@ -22,6 +23,9 @@ from .event_sources import CompassGraphQL, GraphQLError, Target
 from .event_sources import setup as setup_sources
 from .events import RunFacts, next_update
 from .jenkins import Gone, JenkinsSource, Retry, is_run_dir_name
+from .lock import DeliveryLock
+from .metrics import Metrics, MetricsServer
+from .notify import Notifier
 from .sender import Sender
 from .store import OutboxItem, Store
 from .watch import Hint, InotifyWatcher
@@ -40,6 +44,11 @@ _EXIT = Hint(None, "exit")
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _host_port(listen: str, port: int) -> str:
+    host = listen.rsplit(":", 1)[0]
+    return f"{host}:{port}"
 
 
 def _bucket(settings: Settings, dry_run: bool) -> TokenBucket:
@@ -77,6 +86,11 @@ class Service:
         self._rediscover: set[str] = set()
         self._reload_requested = False
         self._store_trouble_logged = 0.0
+        self.notifier = Notifier()
+        self.metrics = Metrics()
+        self.metrics_server: MetricsServer | None = None
+        self.started = False
+        self._watchdog_task: asyncio.Task[None] | None = None
 
     @property
     def sending_for_real(self) -> bool:
@@ -89,17 +103,23 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_exit)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        loop.add_signal_handler(signal.SIGUSR2, self._events_queued_elsewhere)
         try:
             await self.startup()
             await self.main_loop()
         finally:
             await self.shutdown()
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
                 loop.remove_signal_handler(sig)
 
     def request_exit(self) -> None:
         self.should_exit.set()
         self.hints.put_nowait(_EXIT)
+
+    def _events_queued_elsewhere(self) -> None:
+        """SIGUSR2 from ``buildtail backfill``: it queued events in the shared database."""
+        if self.sender is not None:
+            self.sender.wake()
 
     def request_reload(self) -> None:
         self._reload_requested = True
@@ -122,25 +142,73 @@ class Service:
             cutoff = _now_ms()
             store.set_meta_int("history_cutoff_ms", cutoff)
         self._history_cutoff_ms = cutoff
+        if s.metrics.listen:  # up during a long catch-up too: /healthz answers, /readyz says "starting"
+            self.metrics_server = MetricsServer(self.metrics, self, s.metrics.listen)
+            await self.metrics_server.start()
+            log.info("metrics on http://%s/metrics", _host_port(s.metrics.listen, self.metrics_server.port))
         if self.transport is None:
             self.transport = self._make_transport()
         cloud_id = s.compass.cloud_id if s.compass else "dry-run"
-        self.sender = Sender(store, self.transport, cloud_id, self.bucket, self._missing_source)
+        self.sender = Sender(
+            store,
+            self.transport,
+            cloud_id,
+            self.bucket,
+            self._missing_source,
+            DeliveryLock(s.state_dir),
+            self.metrics,
+        )
         if any(src.cfg.watch == "inotify" for src in self.sources):
             self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
             self.watcher.start()
         for source in self.sources:
             await self._start_source(source, first_start=first_start)
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
-        jobs = sum(len(src.layout.jobs) for src in self.sources)
+        if self.notifier.watchdog_interval is not None:
+            self._watchdog_task = asyncio.create_task(self._watchdog(self.notifier.watchdog_interval))
+        self.started = True
         log.info(
-            "ready: %d job(s) in %d source(s), %d run(s) in progress, %d watch(es)%s",
-            jobs,
-            len(self.sources),
-            sum(len(v) for v in self.open_dirs.values()),
-            self.watcher.count if self.watcher else 0,
-            "" if self.sending_for_real else " (dry run: events go to stdout)",
+            "ready: %s%s", self.summary(), "" if self.sending_for_real else " (dry run: events go to stdout)"
         )
+        self.notifier.ready(self.summary())
+
+    def summary(self) -> str:
+        return (
+            f"{sum(len(src.layout.jobs) for src in self.sources)} job(s) in {len(self.sources)} source(s), "
+            f"{sum(len(v) for v in self.open_dirs.values())} run(s) in progress, "
+            f"{self.watcher.count if self.watcher else 0} watch(es)"
+        )
+
+    def healthy(self) -> tuple[bool, str]:
+        """Liveness: the loop runs (whoever asks runs on it), the watcher reads, delivery is alive."""
+        if not self.started:
+            return True, "starting"
+        if self.watcher is not None and not self.watcher.alive:
+            return False, "the inotify reader thread stopped"
+        if self._sender_task is None or self._sender_task.done():
+            return False, "the delivery task is not running"
+        return True, "ok"
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 from the event loop itself, and only while healthy: a stuck loop or a dead
+        watcher thread stops the pings and systemd restarts the service."""
+        last_status = ""
+        while True:
+            ok, reason = self.healthy()
+            if ok:
+                self.notifier.watchdog()
+            else:
+                log.error("unhealthy, not pinging the systemd watchdog: %s", reason)
+            status = self._status_line()
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
+            await asyncio.sleep(interval)
+
+    def _status_line(self) -> str:
+        depth = self.store.outbox_depth() if self.store is not None else 0
+        paused = f"; delivery paused: {self.sender.paused[:80]}" if self.sender and self.sender.paused else ""
+        return f"{self.summary()}; {depth} event(s) queued{paused}"
 
     async def _start_source(self, source: JenkinsSource, *, first_start: bool) -> None:
         await asyncio.to_thread(source.discover)
@@ -177,6 +245,12 @@ class Service:
                 raise RuntimeError("delivery loop stopped") from exc
 
     async def shutdown(self) -> None:
+        self.notifier.stopping()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
+            await asyncio.gather(self._watchdog_task, return_exceptions=True)
         if self.watcher is not None:
             await asyncio.to_thread(self.watcher.stop)
         if self.sender is not None and self._sender_task is not None:
@@ -201,10 +275,12 @@ class Service:
         """SIGHUP: read the configuration again; queued events and run state are kept as they are."""
         if self.config_path is None:
             return
+        self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
         except ConfigError as exc:
             log.error("configuration not reloaded, the old one stays in force:\n%s", "\n".join(exc.errors))
+            self.notifier.ready(self.summary())
             return
         old = self.settings
         self.settings = new
@@ -234,6 +310,7 @@ class Service:
                 await self._start_source(source, first_start=False)
         self.sender.resume()
         log.info("configuration reloaded from %s", self.config_path)
+        self.notifier.ready(self.summary())
 
     async def _missing_source(self, item: OutboxItem) -> bool:
         """404 from Compass: with auto_setup, create and attach the BUILD event source, then resend."""
@@ -244,9 +321,12 @@ class Service:
         component = item.event.get("componentId")
         client = CompassGraphQL(compass, self.bucket)
         try:
-            for line in await setup_sources(client, compass.cloud_id, [Target(external, component)]):
+            lines = await setup_sources(client, compass.cloud_id, [Target(external, component)])
+            for line in lines:
                 log.info("compass setup: %s", line)
-            return True
+            # only a change is a reason to resend at once; if everything was already in place the
+            # 404 has another cause, and delivery pauses instead of spending the budget on 404s
+            return any(line.startswith(("created", "attached")) for line in lines)
         except GraphQLError as exc:
             log.error("could not create the event source %r: %s", external, exc)
             return False
@@ -311,10 +391,45 @@ class Service:
                 self.open_dirs[source.name].add(run_dir)
 
     async def _reconcile(self, source: JenkinsSource) -> None:
+        started = time.monotonic()
         await asyncio.to_thread(source.discover)
         self._sync_watches()
         await self._catch_up(source, first_start=False)
         self._sync_watches()
+        self.metrics.reconcile_scan(source.name, time.monotonic() - started)
+
+    # --- what /metrics, /healthz and /readyz report (the metrics module's StateProbe) -------------
+
+    def queue_depth(self) -> int:
+        return self.store.outbox_depth() if self.store else 0
+
+    def oldest_queued_age_seconds(self) -> float:
+        ms = self.store.oldest_queued_ms() if self.store else None
+        return 0.0 if ms is None else max(0.0, time.time() - ms / 1000)
+
+    def dead_letters(self) -> int:
+        return self.store.dead_letter_count() if self.store else 0
+
+    def budget_tokens(self) -> float:
+        return self.bucket.tokens
+
+    def budget_limit(self) -> int:
+        return self.bucket.limit
+
+    def watches(self) -> int:
+        return self.watcher.count if self.watcher else 0
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: caught up, the state database writable, nothing queued for too long."""
+        if not self.started:
+            return False, "starting: catching up with the CI's files"
+        if self._store_trouble_logged or not os.access(self.settings.state_dir, os.W_OK):
+            return False, "the state database is not writable"
+        age, limit = self.oldest_queued_age_seconds(), self.settings.metrics.ready_max_queue_age
+        if age > limit:
+            paused = f"; delivery paused: {self.sender.paused}" if self.sender and self.sender.paused else ""
+            return False, f"the oldest queued event is {age:.0f}s old (limit {limit:.0f}s){paused}"
+        return True, "ok"
 
     async def _refresh_jobs(self, source: JenkinsSource) -> None:
         """Jobs appeared, moved or were recreated: watch them, then look at their recent runs.
@@ -422,21 +537,23 @@ class Service:
             self._forget(source, run_dir)
 
     def _record(self, facts: RunFacts) -> None:
+        """Queues the run's next event, if any (store errors propagate: the caller retries)."""
         assert self.store is not None and self.sender is not None
-        prior = self.store.latest_run(facts.source, facts.job, facts.number)  # may raise sqlite3.Error
-        if (
-            prior is None
-            and not facts.running
-            and max(facts.end_ms or 0, facts.written_ms) < self._history_cutoff_ms
-        ):
-            return  # finished, and its record written, before buildtail first started: history, not news
-        update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
-        if update is None:
-            return
-        seq = self.store.record(update.run, update.event)
-        self._store_trouble_logged = 0.0
-        log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
-        self.sender.wake()
+        for _ in range(3):  # another process (backfill) may change the run between read and write
+            prior = self.store.latest_run(facts.source, facts.job, facts.number)
+            written = max(facts.end_ms or 0, facts.written_ms)
+            if prior is None and not facts.running and written < self._history_cutoff_ms:
+                return  # finished, and its record written, before buildtail first started: history
+            update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
+            if update is None:
+                return
+            seq = self.store.record(update.run, update.event, prior=prior)
+            if seq is not None:
+                self.metrics.run_detected(update.run.state)
+                self._store_trouble_logged = 0.0
+                log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
+                self.sender.wake()
+                return
 
     def _watch_run(self, source: JenkinsSource, run_dir: Path) -> None:
         """Watches a run directory; a new watch missed what happened before it, so look once more."""

@@ -16,7 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DeadLetter", "OutboxItem", "RunRow", "Store"]
+__all__ = [
+    "PRIORITY_BACKFILL",
+    "PRIORITY_IN_PROGRESS",
+    "PRIORITY_TERMINAL",
+    "DeadLetter",
+    "OutboxItem",
+    "RunRow",
+    "Store",
+]
+
+PRIORITY_TERMINAL = 2
+PRIORITY_IN_PROGRESS = 1
+PRIORITY_BACKFILL = 0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +54,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER NOT NULL,
     state TEXT NOT NULL,
     terminal INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
     event TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -87,6 +100,7 @@ class OutboxItem:
     seq: int
     state: str
     terminal: bool
+    priority: int
     event: dict[str, Any]
     created_ms: int
     attempts: int
@@ -191,8 +205,14 @@ class Store:
             is not None
         )
 
-    def record(self, run: RunRow, event: dict[str, Any]) -> int:
+    def record(
+        self, run: RunRow, event: dict[str, Any], *, prior: RunRow | None, priority: int | None = None
+    ) -> int | None:
         """Stores the run's new state and queues its event in one transaction; returns the sequence number.
+
+        ``prior`` is what the caller based the event on; if another process (``buildtail backfill``
+        beside the daemon) changed the run in between, nothing is written and None is returned, so
+        the caller decides again instead of queueing a second event for the same update.
 
         The sequence number is ``max(last + 1, now in ms)``: it follows the clock when the clock is
         sane and still increases when the clock steps back, because the last one is persisted.
@@ -200,7 +220,12 @@ class Store:
         costs a request of the rate budget.
         """
         now = _now_ms()
+        if priority is None:
+            priority = PRIORITY_TERMINAL if run.terminal else PRIORITY_IN_PROGRESS
         with self._tx() as db:
+            current = self.latest_run(run.source, run.job, run.number)
+            if current != prior:
+                return None
             last = int(self._get_meta("last_seq") or 0)
             seq = max(last + 1, now)
             self._set_meta("last_seq", str(seq))
@@ -230,13 +255,14 @@ class Store:
             if run.terminal:
                 db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
             db.execute(
-                "INSERT INTO outbox (pipeline_id, seq, state, terminal, event, created_ms)"
-                " VALUES (?,?,?,?,?,?)",
+                "INSERT INTO outbox (pipeline_id, seq, state, terminal, priority, event, created_ms)"
+                " VALUES (?,?,?,?,?,?,?)",
                 (
                     run.pipeline_id,
                     seq,
                     run.state,
                     int(run.terminal),
+                    priority,
                     json.dumps(event, separators=(",", ":")),
                     now,
                 ),
@@ -248,14 +274,15 @@ class Store:
     def next_due(self, now_ms: int | None = None) -> tuple[OutboxItem | None, int | None]:
         """The next event to send if it may be sent now, and otherwise when it falls due.
 
-        Terminal events first, then IN_PROGRESS, each oldest first: when the queue grows faster than
-        the rate budget, finished builds (what the success rate counts) are not held up. A run never
+        Terminal events first, then IN_PROGRESS, then history queued by ``buildtail backfill``, each
+        oldest first: when the queue grows faster than the rate budget, finished builds (what the
+        success rate counts) are not held up, and a backfill never delays live builds. A run never
         has two events queued at once (a terminal event replaces its IN_PROGRESS), so this order
         cannot send a run's updates out of order. The head waits out its backoff and everything
         waits with it: a Compass that fails one request is not flooded with the rest.
         """
         now_ms = _now_ms() if now_ms is None else now_ms
-        row = self._db.execute("SELECT * FROM outbox ORDER BY terminal DESC, id LIMIT 1").fetchone()
+        row = self._db.execute("SELECT * FROM outbox ORDER BY priority DESC, id LIMIT 1").fetchone()
         if row is None:
             return None, None
         item = _item(row)
@@ -305,7 +332,7 @@ class Store:
 
     def last_error(self) -> str | None:
         row = self._db.execute(
-            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY terminal DESC, id LIMIT 1"
+            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY priority DESC, id LIMIT 1"
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -326,8 +353,15 @@ class Store:
                 ),
             )
 
-    def outbox_depth(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    def outbox_depth(self, priority: int | None = None) -> int:
+        if priority is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM outbox WHERE priority = ?", (priority,)).fetchone()[0]
+        )
+
+    def dead_letter_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
     def dead_letters(self) -> list[DeadLetter]:
         rows = self._db.execute(
@@ -359,8 +393,9 @@ def _item(row: Any) -> OutboxItem:
         seq=row[2],
         state=row[3],
         terminal=bool(row[4]),
-        event=json.loads(row[5]),
-        created_ms=row[6],
-        attempts=row[7],
-        next_attempt_ms=row[8],
+        priority=row[5],
+        event=json.loads(row[6]),
+        created_ms=row[7],
+        attempts=row[8],
+        next_attempt_ms=row[9],
     )

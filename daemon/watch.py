@@ -102,6 +102,10 @@ class InotifyWatcher:
         self._watches.clear()
 
     @property
+    def alive(self) -> bool:
+        return self._fd is not None and self._fd.is_alive()
+
+    @property
     def count(self) -> int:
         return len(self._watches)
 

@@ -14,6 +14,14 @@ type, the body against ``tests/compass_schema.json`` (and against the shared ref
 request (``script(Fault(status=503), Fault(reset=True), ...)``). Like Compass, an event whose
 updateSequenceNumber is not higher than the stored one for the same pipelineId is accepted (202)
 but not stored (see ``stored`` and ``dropped``).
+
+The same app also fakes what ``buildtail compass setup`` / ``buildtail doctor`` use:
+``GET /_edge/tenant_info`` (no auth) and ``POST /gateway/api/graphql`` with an in-memory registry of
+event sources (``add_event_source``, ``event_sources()``) and components (``add_component``,
+``attach``, ``components()``). GraphQL requests are recorded in ``graphql_requests``, never in
+``requests``, and scripted faults do not apply to them. With ``require_event_source=True`` an event
+without ``componentId`` whose ``externalEventSourceId`` has no event source of type BUILD is answered
+404 ``CREATE_EVENT_SOURCE_NOT_FOUND``, as in Compass's older flow (a CUSTOM source does not count).
 """
 
 from __future__ import annotations
@@ -35,9 +43,36 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 from aiohttp import web
 
-__all__ = ["EVENTS_PATH", "FakeCompass", "Fault", "RecordedRequest", "SequenceRecord"]
+__all__ = [
+    "EVENTS_PATH",
+    "EVENT_TYPES",
+    "GRAPHQL_PATH",
+    "TENANT_INFO_PATH",
+    "FakeCompass",
+    "Fault",
+    "GraphQLRequest",
+    "RecordedRequest",
+    "SequenceRecord",
+]
 
 EVENTS_PATH = "/gateway/api/compass/v1/events"
+GRAPHQL_PATH = "/gateway/api/graphql"
+TENANT_INFO_PATH = "/_edge/tenant_info"
+EVENT_TYPES = (
+    "BUILD",
+    "DEPLOYMENT",
+    "FLAG",
+    "ALERT",
+    "INCIDENT",
+    "LIFECYCLE",
+    "CUSTOM",
+    "PUSH",
+    "PULL_REQUEST",
+)
+MUTATION_FIELDS = ("createEventSource", "attachEventSource")
+# Dispatch order matters: "createEventSource(" also contains "EventSource(".
+_GRAPHQL_FIELDS = ("createEventSource", "attachEventSource", "component", "eventSource")
+_OPERATION_RE = re.compile(r"^\s*(query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
 SCHEMA_PATH = Path(__file__).resolve().parent / "compass_schema.json"
 SHARED_SCHEMA_PATH = (
     Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
@@ -89,6 +124,23 @@ class SequenceRecord:
 
 
 @dataclass
+class GraphQLRequest:
+    """One GraphQL request as the fake saw it (recorded apart from the events endpoint's requests)."""
+
+    at: float  # time.monotonic() on arrival
+    field: str | None  # createEventSource, attachEventSource, eventSource, component; None if unknown
+    operation: str | None  # the operation name in the query text, e.g. buildtailCreateEventSource
+    variables: dict[str, Any]
+    status: int
+    authorized: bool
+    answer: dict[str, Any] | None = None
+
+    @property
+    def mutation(self) -> bool:
+        return self.field in MUTATION_FIELDS
+
+
+@dataclass
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -97,6 +149,11 @@ class _State:
     sequence: list[SequenceRecord] = field(default_factory=list)
     stored: dict[str, dict[str, Any]] = field(default_factory=dict)
     script: deque[Fault] = field(default_factory=deque)
+    graphql_requests: list[GraphQLRequest] = field(default_factory=list)
+    tenant_info_requests: int = 0
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> event source
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {name, sources}
+    next_source: int = 1
 
 
 def _load_validators() -> list[tuple[str, Any]]:
@@ -146,15 +203,29 @@ def _errors(kind: str, message: str) -> dict[str, Any]:
     return {"errors": [{"type": kind, "message": message}]}
 
 
+def _mutation_error(message: str, status: int, kind: str) -> dict[str, Any]:
+    return {"message": message, "extensions": {"statusCode": status, "errorType": kind}}
+
+
+def _query_error(message: str, status: int, kind: str) -> dict[str, Any]:
+    return {"__typename": "QueryError", **_mutation_error(message, status, kind)}
+
+
 class FakeCompass:
-    """Local fake of ``POST /gateway/api/compass/v1/events``."""
+    """Local fake of ``POST /gateway/api/compass/v1/events`` (and the GraphQL calls around it)."""
 
     def __init__(
-        self, *, email: str = "ci-bot@example.com", token: str = "test-token", cloud_id: str = "cloud-123"
+        self,
+        *,
+        email: str = "ci-bot@example.com",
+        token: str = "test-token",
+        cloud_id: str = "cloud-123",
+        require_event_source: bool = False,
     ) -> None:
         self.email = email
         self.token = token
         self.cloud_id = cloud_id
+        self.require_event_source = require_event_source
         self.expected_authorization = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode("ascii")
         self._validators = _load_validators()
         self._state = _State()
@@ -220,6 +291,8 @@ class FakeCompass:
 
     async def _serve(self) -> None:
         app = web.Application()
+        app.router.add_route("*", TENANT_INFO_PATH, self._handle_tenant_info)
+        app.router.add_route("*", GRAPHQL_PATH, self._handle_graphql)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -251,6 +324,16 @@ class FakeCompass:
     def url(self) -> str:
         """The full events URL (base_url + "/compass/v1/events")."""
         return f"http://127.0.0.1:{self._port}{EVENTS_PATH}"
+
+    @property
+    def site_url(self) -> str:
+        """The site root, where ``/_edge/tenant_info`` answers."""
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def graphql_url(self) -> str:
+        """The GraphQL endpoint (base_url + "/graphql")."""
+        return f"http://127.0.0.1:{self._port}{GRAPHQL_PATH}"
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -289,8 +372,108 @@ class FakeCompass:
         with self._state.lock:
             return [s for s in self._state.sequence if not s.stored]
 
+    @property
+    def graphql_requests(self) -> list[GraphQLRequest]:
+        """Every GraphQL request, in arrival order (not part of ``requests``)."""
+        with self._state.lock:
+            return list(self._state.graphql_requests)
+
+    def mutations(self) -> list[GraphQLRequest]:
+        """The GraphQL requests that were createEventSource or attachEventSource mutations."""
+        return [r for r in self.graphql_requests if r.mutation]
+
+    @property
+    def tenant_info_requests(self) -> int:
+        with self._state.lock:
+            return self._state.tenant_info_requests
+
+    # -- the event source / component registry ------------------------------------------------------
+
+    def add_component(self, component_id: str, name: str | None = None) -> str:
+        """Registers a component (no event sources attached); returns its id."""
+        with self._state.lock:
+            if component_id in self._state.components:
+                raise ValueError(f"component {component_id!r} exists already")
+            self._state.components[component_id] = {"name": name or component_id, "sources": []}
+        return component_id
+
+    def add_event_source(self, external_id: str, event_type: str = "BUILD") -> str:
+        """Registers an event source (as if created earlier, e.g. by copying the CUSTOM example)."""
+        with self._state.lock:
+            source, problem = self._create_source(external_id, event_type)
+        if source is None:
+            raise ValueError(problem["message"])
+        return source["id"]
+
+    def attach(self, component_id: str, source_id: str) -> None:
+        """Attaches an event source to a component, as the attachEventSource mutation would."""
+        with self._state.lock:
+            problem = self._attach_source(component_id, source_id)
+        if problem is not None:
+            raise ValueError(problem["message"])
+
+    def event_sources(self) -> list[dict[str, str]]:
+        """Every event source: ``{"id", "externalEventSourceId", "eventType"}``, in creation order."""
+        with self._state.lock:
+            return [dict(s) for s in self._state.sources.values()]
+
+    def find_event_source(self, external_id: str, event_type: str = "BUILD") -> dict[str, str] | None:
+        with self._state.lock:
+            found = self._lookup_source(external_id, event_type)
+            return None if found is None else dict(found)
+
+    def components(self) -> dict[str, list[str]]:
+        """Component id -> ids of the event sources attached to it."""
+        with self._state.lock:
+            return {cid: list(c["sources"]) for cid, c in self._state.components.items()}
+
+    def _lookup_source(self, external_id: str, event_type: str) -> dict[str, str] | None:
+        for source in self._state.sources.values():
+            if source["externalEventSourceId"] == external_id and source["eventType"] == event_type:
+                return source
+        return None
+
+    def _create_source(
+        self, external_id: str, event_type: str
+    ) -> tuple[dict[str, str] | None, dict[str, Any]]:
+        """Called with the lock held: (the new source, {}) or (None, a mutation error)."""
+        if not isinstance(external_id, str) or not external_id:
+            return None, _mutation_error("externalEventSourceId must not be empty", 400, "BAD_REQUEST")
+        if event_type not in EVENT_TYPES:
+            return None, _mutation_error(f"unknown eventType {event_type!r}", 400, "BAD_REQUEST")
+        if self._lookup_source(external_id, event_type) is not None:
+            return None, _mutation_error(
+                f"an event source {external_id!r} of type {event_type} already exists", 409, "ALREADY_EXISTS"
+            )
+        number = self._state.next_source
+        self._state.next_source += 1
+        source = {
+            "id": f"ari:cloud:compass:{self.cloud_id}:event-source/{number:08d}",
+            "externalEventSourceId": external_id,
+            "eventType": event_type,
+        }
+        self._state.sources[source["id"]] = source
+        return source, {}
+
+    def _attach_source(self, component_id: str, source_id: str) -> dict[str, Any] | None:
+        """Called with the lock held: None, or a mutation error."""
+        component = self._state.components.get(component_id)
+        if component is None:
+            return _mutation_error(f"component {component_id!r} not found", 404, "NOT_FOUND")
+        if source_id not in self._state.sources:
+            return _mutation_error(f"event source {source_id!r} not found", 404, "NOT_FOUND")
+        if source_id in component["sources"]:
+            return _mutation_error(
+                f"event source {source_id!r} is already attached to {component_id!r}", 409, "ALREADY_EXISTS"
+            )
+        component["sources"].append(source_id)
+        return None
+
     def script(self, *responses: Fault) -> None:
-        """Queue scripted responses, consumed one per request (any path) before normal handling."""
+        """Queue scripted responses, consumed one per request before normal handling.
+
+        Any path counts except the GraphQL and tenant_info endpoints, which faults never touch.
+        """
         with self._state.lock:
             self._state.script.extend(responses)
 
@@ -302,6 +485,8 @@ class FakeCompass:
             self._state.invalid.clear()
             self._state.sequence.clear()
             self._state.stored.clear()
+            self._state.graphql_requests.clear()
+            self._state.tenant_info_requests = 0
 
     def builds(self) -> dict[str, list[dict[str, Any]]]:
         """Accepted events grouped by pipelineId, in arrival order."""
@@ -348,6 +533,9 @@ class FakeCompass:
                 "    " + (json.dumps(r.body, sort_keys=True) if r.body is not None else repr(r.raw[:500]))
             )
         lines.extend(f"  INVALID: {message}" for _, message in self.invalid)
+        for g in self.graphql_requests:
+            lines.append(f"  GRAPHQL {g.field or g.operation} {json.dumps(g.variables, sort_keys=True)}")
+            lines.append(f"    -> {g.status} {json.dumps(g.answer, sort_keys=True)[:500]}")
         if not lines:
             return "no requests arrived"
         return f"{len(self.requests)} request(s), {len(self.events)} accepted:\n" + "\n".join(lines)
@@ -427,6 +615,16 @@ class FakeCompass:
         pid = build["buildProperties"]["pipeline"]["pipelineId"]
         usn = int(build["updateSequenceNumber"])
         with self._state.lock:
+            if (
+                self.require_event_source
+                and not parsed.get("componentId")
+                and self._lookup_source(build["externalEventSourceId"], "BUILD") is None
+            ):
+                return 404, _errors(
+                    "CREATE_EVENT_SOURCE_NOT_FOUND",
+                    f"no event source {build['externalEventSourceId']!r} of type BUILD: create it "
+                    "(createEventSource, eventType BUILD) and attach it to a component",
+                )
             self._state.events.append(parsed)
             previous = self._state.stored.get(pid)
             keep = previous is None or usn > int(previous["event"]["build"]["updateSequenceNumber"])
@@ -442,3 +640,114 @@ class FakeCompass:
                 )
             )
         return 202, None
+
+    # -- tenant info and GraphQL -------------------------------------------------------------------
+
+    async def _handle_tenant_info(self, request: web.Request) -> web.StreamResponse:
+        with self._state.lock:
+            self._state.tenant_info_requests += 1
+        if request.method not in ("GET", "HEAD"):
+            return web.json_response(_errors("METHOD_NOT_ALLOWED", "use GET"), status=405)
+        return web.json_response({"cloudId": self.cloud_id})
+
+    async def _handle_graphql(self, request: web.Request) -> web.StreamResponse:
+        raw = (await request.read()).decode("utf-8", errors="replace")
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        query = parsed.get("query") if isinstance(parsed, dict) else None
+        variables = parsed.get("variables") if isinstance(parsed, dict) else None
+        if not isinstance(variables, dict):
+            variables = {}
+        field_name = next((f for f in _GRAPHQL_FIELDS if isinstance(query, str) and f + "(" in query), None)
+        operation = m[2] if isinstance(query, str) and (m := _OPERATION_RE.match(query)) else None
+        authorized = request.headers.get("Authorization") == self.expected_authorization
+        record = GraphQLRequest(
+            at=time.monotonic(),
+            field=field_name,
+            operation=operation,
+            variables=variables,
+            status=0,
+            authorized=authorized,
+        )
+        with self._state.lock:
+            self._state.graphql_requests.append(record)
+        status, answer = self._graphql(request, query, variables, field_name, authorized)
+        record.status, record.answer = status, answer
+        return web.json_response(answer, status=status)
+
+    def _graphql(
+        self,
+        request: web.Request,
+        query: Any,
+        variables: dict[str, Any],
+        field_name: str | None,
+        authorized: bool,
+    ) -> tuple[int, dict[str, Any]]:
+        if request.method != "POST":
+            return 405, {"errors": [{"message": f"{request.method} is not supported; use POST"}]}
+        if not authorized:
+            return 401, {"code": 401, "message": "Unauthorized"}
+        if "compass-beta" not in request.headers.get("X-ExperimentalApi", ""):
+            return 200, {
+                "data": None,
+                "errors": [
+                    {
+                        "message": "this field is in beta: send the header X-ExperimentalApi: compass-beta",
+                        "extensions": {"statusCode": 400, "errorType": "BETA_API_NOT_OPTED_IN"},
+                    }
+                ],
+            }
+        if not isinstance(query, str):
+            return 400, {"errors": [{"message": "the body must be JSON with a query string"}]}
+        if field_name is None:
+            return 200, {"data": None, "errors": [{"message": "unknown field (this fake knows only four)"}]}
+        with self._state.lock:
+            if field_name == "createEventSource":
+                result = self._gql_create(variables)
+            elif field_name == "attachEventSource":
+                result = self._gql_attach(variables)
+            elif field_name == "eventSource":
+                result = self._gql_event_source(variables)
+            else:
+                result = self._gql_component(variables)
+        return 200, {"data": {"compass": {field_name: result}}}
+
+    def _gql_create(self, variables: dict[str, Any]) -> dict[str, Any]:
+        data = variables.get("input") or {}
+        if data.get("cloudId") != self.cloud_id:
+            error = _mutation_error(f"cloudId {data.get('cloudId')!r} is not this site", 403, "FORBIDDEN")
+            return {"success": False, "eventSource": None, "errors": [error]}
+        source, error = self._create_source(data.get("externalEventSourceId", ""), data.get("eventType", ""))
+        if source is None:
+            return {"success": False, "eventSource": None, "errors": [error]}
+        return {"success": True, "eventSource": dict(source), "errors": None}
+
+    def _gql_attach(self, variables: dict[str, Any]) -> dict[str, Any]:
+        data = variables.get("input") or {}
+        error = self._attach_source(str(data.get("componentId")), str(data.get("eventSourceId")))
+        if error is not None:
+            return {"success": False, "errors": [error]}
+        return {"success": True, "errors": None}
+
+    def _gql_event_source(self, variables: dict[str, Any]) -> dict[str, Any]:
+        found = None
+        if variables.get("cloudId") == self.cloud_id:
+            external = variables.get("external", variables.get("externalEventSourceId"))
+            found = self._lookup_source(str(external), str(variables.get("eventType")))
+        if found is None:
+            return _query_error("not found", 404, "NOT_FOUND")
+        return {"__typename": "EventSource", **found}
+
+    def _gql_component(self, variables: dict[str, Any]) -> dict[str, Any]:
+        component_id = str(variables.get("id"))
+        component = self._state.components.get(component_id)
+        if component is None:
+            return _query_error("not found", 404, "NOT_FOUND")
+        return {
+            "__typename": "CompassComponent",
+            "id": component_id,
+            "name": component["name"],
+            "eventSources": [dict(self._state.sources[s]) for s in component["sources"]],
+        }

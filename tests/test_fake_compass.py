@@ -318,3 +318,163 @@ def test_shared_reference_schema_is_used_when_present() -> None:
     assert names[0] == "project schema"
     shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
     assert ("reference schema" in names) == shared.exists()
+
+
+# --- tenant info, GraphQL registry and the older event-source flow ----------------------------------
+
+
+def gql_headers(token: str = "test-token", beta: bool = True) -> dict[str, str]:
+    hdrs = {
+        "Authorization": aiohttp.encode_basic_auth("ci-bot@example.com", token),
+        "Content-Type": "application/json",
+    }
+    if beta:
+        hdrs["X-ExperimentalApi"] = "compass-beta, compass-prototype"
+    return hdrs
+
+
+CREATE = (
+    "mutation m($input: CreateEventSourceInput!) { compass { createEventSource(input: $input) { success } } }"
+)
+ATTACH = (
+    "mutation a($input: AttachEventSourceInput!) { compass { attachEventSource(input: $input) { success } } }"
+)
+FIND = "query f($cloudId: ID!, $external: ID!, $eventType: CompassEventType!) { compass { eventSource(cloudId: $cloudId) { __typename } } }"  # noqa: E501
+COMPONENT = "query c($id: ID!) { compass { component(id: $id) { __typename } } }"
+
+
+async def gql(
+    session: aiohttp.ClientSession,
+    compass: FakeCompass,
+    query: str,
+    variables: dict[str, Any],
+    hdrs: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    async with session.post(
+        compass.graphql_url,
+        data=json.dumps({"query": query, "variables": variables}),
+        headers=hdrs or gql_headers(),
+    ) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def test_tenant_info_needs_no_auth(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    async with session.get(compass.site_url + "/_edge/tenant_info") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"cloudId": "cloud-123"}
+    assert compass.requests == [] and compass.tenant_info_requests == 1
+
+
+async def test_graphql_auth_and_beta_header(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    variables = {"cloudId": "cloud-123", "external": "x", "eventType": "BUILD"}
+    status, answer = await gql(session, compass, FIND, variables, gql_headers(token="wrong"))
+    assert (status, answer) == (401, {"code": 401, "message": "Unauthorized"})
+    status, answer = await gql(session, compass, FIND, variables, gql_headers(beta=False))
+    assert status == 200 and answer["data"] is None and "compass-beta" in answer["errors"][0]["message"]
+    assert compass.requests == [], "GraphQL requests are not event requests"
+    assert [(r.field, r.status, r.authorized) for r in compass.graphql_requests] == [
+        ("eventSource", 401, False),
+        ("eventSource", 200, True),
+    ]
+
+
+async def test_graphql_create_find_attach_component(
+    compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    compass.add_component("comp-1", name="API")
+    create = {
+        "input": {"cloudId": "cloud-123", "externalEventSourceId": "h.example.com", "eventType": "BUILD"}
+    }
+    status, answer = await gql(session, compass, CREATE, create)
+    payload = answer["data"]["compass"]["createEventSource"]
+    assert status == 200 and payload["success"] is True
+    source = payload["eventSource"]
+    assert source["externalEventSourceId"] == "h.example.com" and source["eventType"] == "BUILD"
+    assert compass.event_sources() == [source]
+
+    _, answer = await gql(session, compass, CREATE, create)
+    payload = answer["data"]["compass"]["createEventSource"]
+    assert payload["success"] is False
+    assert payload["errors"][0]["extensions"] == {"statusCode": 409, "errorType": "ALREADY_EXISTS"}
+    custom = {"input": {**create["input"], "eventType": "CUSTOM"}}
+    _, answer = await gql(session, compass, CREATE, custom)
+    assert answer["data"]["compass"]["createEventSource"]["success"] is True, "same id, other type"
+    wrong_cloud = {"input": {**create["input"], "cloudId": "other", "externalEventSourceId": "new"}}
+    _, answer = await gql(session, compass, CREATE, wrong_cloud)
+    assert answer["data"]["compass"]["createEventSource"]["success"] is False
+    assert len(compass.event_sources()) == 2
+
+    find = {"cloudId": "cloud-123", "external": "h.example.com", "eventType": "BUILD"}
+    _, answer = await gql(session, compass, FIND, find)
+    assert answer == {"data": {"compass": {"eventSource": {"__typename": "EventSource", **source}}}}
+    _, answer = await gql(session, compass, FIND, {**find, "eventType": "DEPLOYMENT"})
+    assert answer["data"]["compass"]["eventSource"]["__typename"] == "QueryError"
+    assert answer["data"]["compass"]["eventSource"]["extensions"]["statusCode"] == 404
+
+    attach = {"input": {"componentId": "comp-1", "eventSourceId": source["id"]}}
+    _, answer = await gql(session, compass, ATTACH, attach)
+    assert answer["data"]["compass"]["attachEventSource"]["success"] is True
+    _, answer = await gql(session, compass, ATTACH, attach)
+    payload = answer["data"]["compass"]["attachEventSource"]
+    assert payload["success"] is False and "already attached" in payload["errors"][0]["message"]
+    _, answer = await gql(session, compass, ATTACH, {"input": {**attach["input"], "componentId": "nope"}})
+    assert answer["data"]["compass"]["attachEventSource"]["success"] is False
+    assert compass.components() == {"comp-1": [source["id"]]}
+
+    _, answer = await gql(session, compass, COMPONENT, {"id": "comp-1"})
+    assert answer["data"]["compass"]["component"] == {
+        "__typename": "CompassComponent",
+        "id": "comp-1",
+        "name": "API",
+        "eventSources": [source],
+    }
+    _, answer = await gql(session, compass, COMPONENT, {"id": "nope"})
+    assert answer["data"]["compass"]["component"]["__typename"] == "QueryError"
+    fields = [r.field for r in compass.mutations()]
+    assert fields == ["createEventSource"] * 4 + ["attachEventSource"] * 3
+    assert compass.graphql_requests[0].operation == "m"
+
+
+def test_registry_helpers() -> None:
+    fake = FakeCompass()  # the registry works without a running server
+    sid = fake.add_event_source("h", "CUSTOM")
+    fake.add_component("c")
+    fake.attach("c", sid)
+    with pytest.raises(ValueError, match="already attached"):
+        fake.attach("c", sid)
+    with pytest.raises(ValueError, match="not found"):
+        fake.attach("unknown", sid)
+    with pytest.raises(ValueError, match="already exists"):
+        fake.add_event_source("h", "CUSTOM")
+    assert fake.find_event_source("h") is None
+    assert fake.find_event_source("h", "CUSTOM") == {
+        "id": sid,
+        "externalEventSourceId": "h",
+        "eventType": "CUSTOM",
+    }
+    assert fake.components() == {"c": [sid]}
+
+
+async def test_faults_do_not_touch_graphql(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    compass.script(Fault(status=503))
+    variables = {"cloudId": "cloud-123", "external": "x", "eventType": "BUILD"}
+    assert (await gql(session, compass, FIND, variables))[0] == 200
+    async with session.get(compass.site_url + "/_edge/tenant_info") as resp:
+        assert resp.status == 200
+    assert (await post(session, compass, make_body()))[0] == 503, "the fault waited for the events endpoint"
+
+
+async def test_require_event_source_404_until_a_build_source_exists(session: aiohttp.ClientSession) -> None:
+    with FakeCompass(require_event_source=True) as compass:
+        compass.add_event_source("jenkins.example.com", "CUSTOM")  # the grey-icon case does not count
+        status, text, _ = await post(session, compass, make_body())
+        assert status == 404
+        assert json.loads(text)["errors"][0]["type"] == "CREATE_EVENT_SOURCE_NOT_FOUND"
+        assert compass.events == [] and compass.invalid == []
+        with_component = make_body(usn=2)
+        with_component["componentId"] = "comp-1"
+        assert (await post(session, compass, with_component))[0] == 202, "componentId routes it"
+        compass.add_event_source("jenkins.example.com", "BUILD")
+        assert (await post(session, compass, make_body(usn=3)))[0] == 202
+        assert [r.status for r in compass.requests] == [404, 202, 202]
+        assert len(compass.events) == 2

@@ -59,7 +59,7 @@ def queue(store: Store, tmp_path: Path, f: RunFacts) -> int:
     prior = store.latest_run(f.source, f.job, f.number)
     update = next_update(f, prior, cfg, taken=store.pipeline_id_taken)
     assert update is not None
-    return store.record(update.run, update.event)
+    return store.record(update.run, update.event, prior=prior)
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109

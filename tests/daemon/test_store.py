@@ -58,7 +58,10 @@ def event(pipeline_id: str, state: str) -> dict[str, Any]:
 
 
 def record(store: Store, row: RunRow) -> int:
-    return store.record(row, event(row.pipeline_id, row.state))
+    prior = store.latest_run(row.source, row.job, row.number)
+    seq = store.record(row, event(row.pipeline_id, row.state), prior=prior)
+    assert seq is not None
+    return seq
 
 
 @pytest.fixture
@@ -246,3 +249,22 @@ def test_record_updates_existing_run_but_keeps_identity(store: Store) -> None:
         9,
     )
     assert row.started_at_ms == 1_700_000_000_000
+
+
+def test_record_refuses_when_another_process_changed_the_run(store: Store) -> None:
+    first = run_row(state="SUCCESSFUL", terminal=True)
+    assert store.record(first, event(first.pipeline_id, first.state), prior=None) is not None
+    # a second writer that read the run before the first one wrote it
+    again = run_row(state="SUCCESSFUL", terminal=True)
+    assert store.record(again, event(again.pipeline_id, again.state), prior=None) is None
+    assert store.outbox_depth() == 1
+
+
+def test_backfill_priority_goes_last(store: Store) -> None:
+    history = run_row(job="old", state="FAILED", terminal=True)
+    store.record(history, event(history.pipeline_id, history.state), prior=None, priority=0)
+    live = run_row(job="new", state="IN_PROGRESS")
+    store.record(live, event(live.pipeline_id, live.state), prior=None)
+    item, _ = store.next_due()
+    assert item is not None and item.pipeline_id == "new#1"
+    assert store.outbox_depth(priority=0) == 1

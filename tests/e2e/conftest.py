@@ -116,6 +116,7 @@ def make_config(tmp: Path, home: JenkinsHome, compass: FakeCompass | None, **sou
         "host": "build01.example.com",
         "state_dir": str(tmp / "state"),
         "log_level": "debug",
+        "metrics": {"listen": "127.0.0.1:0"},  # a free port each time: daemons never collide
         "sources": [
             {
                 "type": "jenkins",

@@ -349,3 +349,35 @@ def test_check_config_and_version(tmp_path: Path, home: JenkinsHome) -> None:
     )
     assert proc.returncode == 0 and proc.stdout.startswith("buildtail ")
     assert TOKEN not in proc.stderr
+
+
+def test_systemd_notify_ready_watchdog_and_stopping(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    import os
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(10)
+    os.environ["NOTIFY_SOCKET"] = str(tmp_path / "notify.sock")
+    os.environ["WATCHDOG_USEC"] = "400000"  # ping every 0.2 s
+    try:
+        daemon = daemon_factory(make_config(tmp_path, home, compass), start=False)
+        daemon.start(wait=False)
+        messages: list[list[str]] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(m == ["WATCHDOG=1"] for m in messages) < 3:
+            messages.append(sock.recv(4096).decode().split("\n"))
+        ready = next(m for m in messages if "READY=1" in m)
+        assert any(line.startswith("STATUS=") and "job(s)" in line for line in ready)
+        assert messages.index(ready) < next(i for i, m in enumerate(messages) if m == ["WATCHDOG=1"])
+        assert daemon.stop() == 0
+        tail = [sock.recv(4096).decode().split("\n") for _ in range(1)]
+        while True:
+            if "STOPPING=1" in tail[-1]:
+                break
+            tail.append(sock.recv(4096).decode().split("\n"))
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+        sock.close()

@@ -1,0 +1,163 @@
+"""``buildtail backfill``: send the history that the first start deliberately left out.
+
+It queues every finished run started since the given time that this host never sent, oldest
+first, at the lowest priority (live builds always go first), through the same event rules and the
+same shared state as the daemon, so nothing is sent twice. If the daemon is running it delivers
+them; otherwise the backfill delivers them itself, paced by the same rate budget. Interrupted, it
+leaves its queue in the database: the daemon, or the next backfill, carries on from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from .budget import TokenBucket
+from .compass import CompassTransport, StdoutTransport, Transport
+from .config import Settings
+from .events import RunFacts, format_duration, iso_ms, next_update
+from .jenkins import JenkinsSource
+from .lock import DeliveryLock
+from .sender import Sender
+from .store import PRIORITY_BACKFILL, Store
+
+__all__ = ["Backfill", "find_history"]
+
+
+def find_history(settings: Settings, store: Store, since_ms: int) -> list[RunFacts]:
+    """Finished runs started at or after ``since_ms`` that this host has no record of, oldest first."""
+    found: list[RunFacts] = []
+    for cfg in settings.sources:
+        source = JenkinsSource(cfg, host=settings.host)
+        source.discover()
+        for job in source.layout.jobs.values():
+            for entry in source.runs_in(job):
+                run_dir = Path(entry.path)
+                try:  # a run that ended before the window started before it: skip without parsing
+                    if (run_dir / "build.xml").stat().st_mtime * 1000 < since_ms:
+                        continue
+                except OSError:
+                    continue
+                facts = source.observe(run_dir)
+                if not isinstance(facts, RunFacts) or facts.running or facts.start_ms < since_ms:
+                    continue
+                if store.latest_run(facts.source, facts.job, facts.number) is None:
+                    found.append(facts)
+    found.sort(key=lambda f: (f.start_ms, f.job, f.number))
+    return found
+
+
+def _since(started: float) -> str:
+    return format_duration(int((time.monotonic() - started) * 1000))
+
+
+def _eta(events: int, per_minute: int) -> str:
+    if per_minute <= 0:
+        return "no rate limit"
+    return f"about {format_duration(int(events / per_minute * 60_000))} at {per_minute} per minute"
+
+
+class Backfill:
+    def __init__(
+        self, settings: Settings, *, since_s: float, dry_run: bool, out: TextIO | None = None
+    ) -> None:
+        self.settings = settings
+        self.since_ms = int((time.time() - since_s) * 1000)
+        self.dry_run = dry_run
+        self.out = out or sys.stderr
+        self.tty = self.out.isatty()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def run(self) -> int:
+        store = Store(self.settings.state_dir)
+        try:
+            return await self._run(store)
+        finally:
+            store.close()
+
+    async def _run(self, store: Store) -> int:
+        s = self.settings
+        history = await asyncio.to_thread(find_history, s, store, self.since_ms)
+        limit = s.compass.rate_limit_per_minute if s.compass else 0
+        since = datetime.fromtimestamp(self.since_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self.say(f"{len(history)} finished run(s) started since {since} have not been sent from {s.host}.")
+        if not history and not store.outbox_depth(PRIORITY_BACKFILL):
+            return 0
+        pending = len(history) + store.outbox_depth(PRIORITY_BACKFILL)
+        self.say(f"Sending {pending} event(s) takes {_eta(pending, limit)}; live builds go first.")
+        if self.dry_run:
+            for facts in history:
+                self.say(f"  {facts.job} #{facts.number}  {facts.result}  started {iso_ms(facts.start_ms)}")
+            return 0
+        queued = 0
+        for facts in history:
+            update = next_update(facts, None, s, taken=store.pipeline_id_taken)
+            if (
+                update is not None
+                and store.record(update.run, update.event, prior=None, priority=PRIORITY_BACKFILL) is not None
+            ):
+                queued += 1
+        self.say(f"Queued {queued} event(s).")
+        lock = DeliveryLock(s.state_dir)
+        if not lock.try_acquire():
+            lock.nudge()
+            self.say(
+                "The daemon is running and delivers them; showing progress (Ctrl-C stops watching only)."
+            )
+            await self._progress(store, pending, limit)
+            return 0
+        self.say(
+            "The daemon is not running: delivering them from here (Ctrl-C stops; the rest stays queued)."
+        )
+        transport: Transport = CompassTransport(s.compass) if s.compass else StdoutTransport(sys.stdout)
+        bucket = TokenBucket(limit, s.compass.burst) if s.compass else TokenBucket(0, 1)
+        cloud_id = s.compass.cloud_id if s.compass else "dry-run"
+        sender = Sender(store, transport, cloud_id, bucket)  # the lock is held here, for its whole run
+        task = asyncio.create_task(sender.run())
+        try:
+            await self._progress(store, pending, limit, task)
+        finally:
+            sender.stop()
+            await asyncio.gather(task, return_exceptions=True)
+            await transport.close()
+            lock.release()
+        return 0 if not store.outbox_depth(PRIORITY_BACKFILL) else 1
+
+    async def _progress(
+        self, store: Store, total: int, limit: int, task: asyncio.Task[None] | None = None
+    ) -> None:
+        started = time.monotonic()
+        last_line = 0.0
+        while True:
+            left = store.outbox_depth(PRIORITY_BACKFILL)
+            done = total - left
+            if self.tty or time.monotonic() - last_line >= 30 or left == 0:
+                last_line = time.monotonic()
+                self._show(done, total, left, limit, time.monotonic() - started)
+            if left == 0:
+                if self.tty:
+                    print(file=self.out)
+                self.say(f"Done: {total} event(s) delivered in {_since(started)}.")
+                return
+            if task is not None and task.done():
+                self.say("Delivery stopped; the rest stays queued.")
+                return
+            await asyncio.sleep(1.0)
+
+    def _show(self, done: int, total: int, left: int, limit: int, elapsed: float) -> None:
+        rate = done / elapsed * 60 if elapsed > 5 and done else float(limit or 0)
+        eta = format_duration(int(left / rate * 60_000)) if rate > 0 else "?"
+        width = 30
+        filled = int(width * done / total) if total else width
+        percent = done * 100 // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent}%  ETA {eta}"
+        if self.tty:
+            print("\r" + line, end="", file=self.out, flush=True)
+        else:
+            self.say(line)

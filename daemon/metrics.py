@@ -1,0 +1,245 @@
+"""Prometheus metrics and health endpoints, served from the daemon's own event loop.
+
+Counters and histograms are updated where things happen (the service, the sender). Everything that
+is a *level* (queue depth, budget, watches) is read from a ``StateProbe`` at scrape time instead, so
+a gauge can never go stale because some code path forgot to update it. The registry is private to
+each ``Metrics``: two instances (tests, a reload) never collide, and nothing a library puts into the
+global registry leaks out.
+
+The server listens on loopback only: the endpoints are unauthenticated, and buildtail must not open
+a port to the network. A scraper on another host goes through a local agent or an SSH tunnel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+
+from . import __version__
+
+__all__ = ["Metrics", "MetricsServer", "StateProbe", "parse_listen"]
+
+log = logging.getLogger("buildtail.metrics")
+
+# One request to Compass: a fast 202 takes a few ms, the transport gives up at its timeout (30 s).
+SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A reconcile scan walks the Jenkins home: milliseconds for a few jobs, minutes for a large one.
+SCAN_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+class StateProbe(Protocol):
+    def queue_depth(self) -> int: ...
+    def oldest_queued_age_seconds(self) -> float: ...
+    def dead_letters(self) -> int: ...
+    def budget_tokens(self) -> float: ...
+    def budget_limit(self) -> int: ...
+    def watches(self) -> int: ...
+    def healthy(self) -> tuple[bool, str]: ...
+    def ready(self) -> tuple[bool, str]: ...
+
+
+_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("buildtail_queue_depth", "Events waiting in the outbox.", "queue_depth"),
+    (
+        "buildtail_queue_oldest_age_seconds",
+        "Age of the oldest queued event (0 when the queue is empty).",
+        "oldest_queued_age_seconds",
+    ),
+    ("buildtail_dead_letters", "Events Compass rejected for good, kept for inspection.", "dead_letters"),
+    ("buildtail_rate_budget_tokens", "Requests the rate budget would admit right now.", "budget_tokens"),
+    (
+        "buildtail_rate_budget_limit_per_minute",
+        "Configured Compass requests per minute (0: unlimited).",
+        "budget_limit",
+    ),
+    ("buildtail_watches", "inotify watches in place.", "watches"),
+)
+
+
+class _ProbeCollector:
+    """Reads the probe on every scrape; a value that cannot be read is left out, not the whole scrape."""
+
+    def __init__(self) -> None:
+        self.probe: StateProbe | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        # Lets the registry see these names (and refuse duplicates) before a probe is bound.
+        return [GaugeMetricFamily(name, doc) for name, doc, _ in _GAUGES]
+
+    def collect(self) -> Iterable[Metric]:
+        probe = self.probe
+        if probe is None:
+            return
+        for name, doc, attr in _GAUGES:
+            try:
+                value = float(getattr(probe, attr)())
+            except Exception as exc:  # e.g. the state database is locked: report the rest anyway
+                log.debug("metric %s not available: %r", name, exc)
+                continue
+            yield GaugeMetricFamily(name, doc, value=value)
+
+
+class Metrics:
+    """All of buildtail's Prometheus metrics in their own CollectorRegistry (never the global one, so
+    tests and several instances do not collide)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._runs = Counter(
+            "buildtail_runs_detected", "Events queued for runs, by Compass state.", ["state"], registry=r
+        )
+        self._sent = Counter(
+            "buildtail_events_sent",
+            "Requests to Compass, by outcome and HTTP status.",
+            ["outcome", "status"],
+            registry=r,
+        )
+        self._send_seconds = Histogram(
+            "buildtail_send_duration_seconds",
+            "Duration of one request to Compass.",
+            buckets=SEND_BUCKETS,
+            registry=r,
+        )
+        self._last_delivery = Gauge(
+            "buildtail_last_delivery_timestamp_seconds",
+            "Unix time of the last event Compass accepted (0: none since start).",
+            registry=r,
+        )
+        self._scans = Counter(
+            "buildtail_reconcile_scans", "Periodic full scans of a source.", ["source"], registry=r
+        )
+        self._scan_seconds = Histogram(
+            "buildtail_reconcile_duration_seconds",
+            "Duration of one reconcile scan.",
+            ["source"],
+            buckets=SCAN_BUCKETS,
+            registry=r,
+        )
+        Gauge("buildtail_up", "1 while the daemon runs.", registry=r).set(1)
+        Gauge("buildtail_build_info", "The running version.", ["version"], registry=r).labels(
+            __version__
+        ).set(1)
+        self._probe = _ProbeCollector()
+        r.register(self._probe)
+
+    def run_detected(self, state: str) -> None:
+        self._runs.labels(state).inc()
+
+    def event_sent(self, outcome: str, status: int | None, seconds: float) -> None:
+        self._sent.labels(outcome, "none" if status is None else str(status)).inc()
+        self._send_seconds.observe(seconds)
+        if outcome == "accepted":
+            self._last_delivery.set(time.time())
+
+    def reconcile_scan(self, source: str, seconds: float) -> None:
+        self._scans.labels(source).inc()
+        self._scan_seconds.labels(source).observe(seconds)
+
+    def bind(self, probe: StateProbe) -> None:
+        self._probe.probe = probe
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port), accepting loopback hosts only.
+
+    The endpoints carry no authentication, so a typo such as ``0.0.0.0`` must be refused rather than
+    expose the daemon's state to the network.
+    """
+    m = _LISTEN.match(value.strip())
+    if m is None:
+        raise ValueError(
+            f"listen {value!r}: expected host:port, such as 127.0.0.1:9464, [::1]:9464 or localhost:9464"
+        )
+    host = m.group("v6") or m.group("host")
+    port = int(m.group("port"))
+    if port > 65535:
+        raise ValueError(f"listen {value!r}: port {port} is out of range (0-65535)")
+    if host.lower() == "localhost":
+        return "localhost", port
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        addr = None
+    if addr is None or not addr.is_loopback or (m.group("v6") is None) != (addr.version == 4):
+        raise ValueError(
+            f"listen {value!r}: only loopback addresses are accepted (127.0.0.1, [::1], localhost); "
+            "buildtail opens no listening socket beyond this host"
+        )
+    return str(addr), port
+
+
+class MetricsServer:
+    """aiohttp.web app on the event loop (no extra thread): GET /metrics, /healthz and /readyz.
+
+    On the loop rather than in prometheus_client's own thread so that /healthz answering at all
+    shows the loop is responsive, and so the probe reads the daemon's state without locking.
+    """
+
+    def __init__(self, metrics: Metrics, probe: StateProbe, listen: str) -> None:
+        self.metrics = metrics
+        self.probe = probe
+        self.listen = listen
+        self.host, self._port = parse_listen(listen)
+        metrics.bind(probe)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("the metrics server is not started")
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        runner = web.AppRunner(app, access_log=None)  # a scrape every few seconds is not worth a log line
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self._port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {self.listen} for metrics: {exc.strerror or exc} "
+                "(another buildtail, or another exporter, may hold the port; change metrics.listen)",
+            ) from exc
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return self._check(self.probe.healthy, "health")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        return self._check(self.probe.ready, "readiness")
+
+    @staticmethod
+    def _check(check: Callable[[], tuple[bool, str]], what: str) -> web.Response:
+        try:
+            ok, reason = check()
+        except Exception as exc:  # a failing check is itself the answer, not a 500
+            ok, reason = False, f"{what} check failed: {exc!r}"
+        if ok:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text=f"{reason.rstrip()}\n")

@@ -1,0 +1,326 @@
+"""Event sources in process: which sources a configuration sends to, ``setup`` and ``doctor``.
+
+Every test talks to the local fake Compass (its GraphQL registry) over real HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.budget import TokenBucket
+from daemon.config import Settings
+from daemon.event_sources import CompassGraphQL, GraphQLError, Target, doctor, setup, targets
+from tests.fake_compass import FakeCompass
+
+HOST = "build01.example.com"
+COMP_API = "ari:cloud:compass:cloud-123:component/api"
+COMP_WEB = "ari:cloud:compass:cloud-123:component/web"
+
+
+@pytest.fixture
+def compass() -> Iterator[FakeCompass]:
+    with FakeCompass() as fake:
+        yield fake
+
+
+def make_settings(
+    tmp_path: Path,
+    compass: FakeCompass | None = None,
+    *,
+    template: str = "{host}",
+    components: Sequence[tuple[str, str]] = (),
+    **overrides: Any,
+) -> Settings:
+    home = tmp_path / "jenkins"
+    home.mkdir(exist_ok=True)
+    section: dict[str, Any] = {
+        "base_url": compass.base_url if compass else "https://example.atlassian.net/gateway/api",
+        "cloud_id": compass.cloud_id if compass else "cloud-123",
+        "email": compass.email if compass else "ci-bot@example.com",
+        "api_token": compass.token if compass else "test-token",
+        "event_source": template,
+        "components": [{"match": m, "component_id": c} for m, c in components],
+        "timeout": "3s",
+        "rate_limit_per_minute": 6000,
+        "burst": 100,
+        **overrides,
+    }
+    return Settings.model_validate(
+        {
+            "host": HOST,
+            "state_dir": str(tmp_path / "state"),
+            "sources": [{"type": "jenkins", "home": str(home)}],
+            "compass": section,
+        }
+    )
+
+
+ClientFactory = Callable[[Settings], CompassGraphQL]
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[ClientFactory]:
+    made: list[CompassGraphQL] = []
+
+    def make(settings: Settings) -> CompassGraphQL:
+        assert settings.compass is not None
+        client = CompassGraphQL(settings.compass)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+def mutation_count(compass: FakeCompass) -> dict[str, int]:
+    counts = {"createEventSource": 0, "attachEventSource": 0}
+    for request in compass.graphql_requests:
+        if request.field in counts:
+            counts[request.field] += 1
+    return counts
+
+
+def problems_of(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("PROBLEM")]
+
+
+# --- targets ------------------------------------------------------------------------------------------
+
+
+def test_targets_per_host_template_attaches_one_source_to_each_mapped_component(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, components=[("team/**", COMP_API), ("web", COMP_WEB), ("api-*", COMP_API)]
+    )
+    assert targets(settings, ["team/a", "web", "unmapped"]) == [
+        Target(HOST, COMP_API),
+        Target(HOST, COMP_WEB),
+    ]
+    assert targets(settings, []) == [Target(HOST, COMP_API), Target(HOST, COMP_WEB)], "jobs do not matter"
+
+
+def test_targets_per_host_template_without_components(tmp_path: Path) -> None:
+    assert targets(make_settings(tmp_path), ["a", "b"]) == [Target(HOST, None)]
+    fixed = make_settings(tmp_path, template="jenkins-prod")
+    assert targets(fixed, ["a"]) == [Target("jenkins-prod", None)]
+
+
+def test_targets_job_template_gives_each_job_its_own_source_and_component(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, template="{host}/{job}", components=[("team/**", COMP_API), ("web", COMP_WEB)]
+    )
+    assert targets(settings, ["team/api", "web", "other", "team/api"]) == [
+        Target(f"{HOST}/team/api", COMP_API),
+        Target(f"{HOST}/web", COMP_WEB),
+        Target(f"{HOST}/other", None),
+    ]
+
+
+# --- setup --------------------------------------------------------------------------------------------
+
+
+async def test_setup_creates_and_attaches_then_changes_nothing(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    wanted = targets(settings, ["app"])
+    lines = await setup(client_for(settings), compass.cloud_id, wanted)
+    [source] = compass.event_sources()
+    assert (source["externalEventSourceId"], source["eventType"]) == (HOST, "BUILD")
+    assert compass.components() == {COMP_API: [source["id"]]}
+    assert mutation_count(compass) == {"createEventSource": 1, "attachEventSource": 1}
+    assert any(line.startswith("created event source") for line in lines), lines
+    assert any(line.startswith("attached event source") for line in lines), lines
+
+    again = await setup(client_for(settings), compass.cloud_id, wanted)
+    assert mutation_count(compass) == {"createEventSource": 1, "attachEventSource": 1}, "idempotent"
+    assert compass.event_sources() == [source]
+    assert any("exists" in line for line in again), again
+    assert any("is attached to" in line for line in again), again
+    assert not any(line.startswith(("created", "attached")) for line in again), again
+
+
+async def test_setup_job_template_creates_one_source_per_job(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    compass.add_component(COMP_WEB)
+    settings = make_settings(
+        tmp_path, compass, template="{host}/{job}", components=[("api", COMP_API), ("web", COMP_WEB)]
+    )
+    await setup(client_for(settings), compass.cloud_id, targets(settings, ["api", "web"]))
+    by_external = {s["externalEventSourceId"]: s["id"] for s in compass.event_sources()}
+    assert set(by_external) == {f"{HOST}/api", f"{HOST}/web"}
+    assert compass.components() == {
+        COMP_API: [by_external[f"{HOST}/api"]],
+        COMP_WEB: [by_external[f"{HOST}/web"]],
+    }
+    await setup(client_for(settings), compass.cloud_id, targets(settings, ["api", "web"]))
+    assert mutation_count(compass) == {"createEventSource": 2, "attachEventSource": 2}
+
+
+async def test_setup_a_custom_source_with_the_same_id_does_not_count(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    custom = compass.add_event_source(HOST, "CUSTOM")
+    compass.attach(COMP_API, custom)
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    lines = await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    build = compass.find_event_source(HOST, "BUILD")
+    assert build is not None and build["id"] != custom
+    assert compass.components() == {COMP_API: [custom, build["id"]]}
+    assert any(line.startswith("created event source") for line in lines), lines
+
+
+async def test_setup_unmapped_source_is_created_and_explained(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    settings = make_settings(tmp_path, compass)
+    lines = await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert compass.find_event_source(HOST) is not None
+    assert mutation_count(compass) == {"createEventSource": 1, "attachEventSource": 0}
+    assert any("not mapped to a component" in line for line in lines), lines
+
+
+async def test_setup_unknown_component_is_an_error(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    settings = make_settings(
+        tmp_path, compass, components=[("**", "ari:cloud:compass:cloud-123:component/gone")]
+    )
+    with pytest.raises(GraphQLError, match="component/gone"):
+        await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert compass.components() == {}
+
+
+async def test_setup_wrong_cloud_id_is_an_error(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    settings = make_settings(tmp_path, compass, cloud_id="another-cloud")
+    with pytest.raises(GraphQLError):
+        await setup(client_for(settings), "another-cloud", targets(settings, []))
+    assert compass.event_sources() == []
+
+
+async def test_bad_token_is_an_error_with_the_status(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    settings = make_settings(tmp_path, compass, api_token="not-the-token")
+    with pytest.raises(GraphQLError, match="credentials") as caught:
+        await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert caught.value.status == 401
+    assert "not-the-token" not in str(caught.value)
+
+
+async def test_every_graphql_call_spends_the_budget(tmp_path: Path, compass: FakeCompass) -> None:
+    compass.add_component(COMP_API)
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    bucket = TokenBucket(0, 1)  # disabled: no waiting, but every request is counted
+    client = CompassGraphQL(settings.compass, bucket)
+    try:
+        await setup(client, compass.cloud_id, targets(settings, []))
+    finally:
+        await client.close()
+    assert bucket.spent == len(compass.graphql_requests) == 4  # find, create, component, attach
+
+
+# --- doctor -------------------------------------------------------------------------------------------
+
+
+async def test_doctor_healthy_setup_has_no_problems(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    compass.attach(COMP_API, compass.add_event_source(HOST, "BUILD"))
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 0, lines
+    assert problems_of(lines) == []
+    assert compass.tenant_info_requests == 1
+    assert compass.mutations() == []
+
+
+async def test_doctor_wrong_cloud_id(tmp_path: Path, compass: FakeCompass, client_for: ClientFactory) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "BUILD"))
+    settings = make_settings(tmp_path, compass, cloud_id="another-cloud", components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems >= 1
+    assert any("cloudId" in p and "cloud-123" in p and "another-cloud" in p for p in problems_of(lines)), (
+        lines
+    )
+    assert compass.mutations() == []
+
+
+async def test_doctor_bad_token(tmp_path: Path, compass: FakeCompass, client_for: ClientFactory) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "BUILD"))
+    settings = make_settings(tmp_path, compass, api_token="not-the-token", components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems >= 1
+    assert any("credentials" in p and "API token" in p for p in problems_of(lines)), lines
+    assert not any("the credentials work" in line for line in lines), lines
+    assert "not-the-token" not in "\n".join(lines)
+    assert compass.mutations() == []
+
+
+async def test_doctor_custom_source_only_explains_the_grey_icon(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "CUSTOM"))
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    [problem] = problems_of(lines)
+    assert "CUSTOM" in problem and "grey" in problem and "buildtail compass setup" in problem
+    assert compass.mutations() == []
+    assert compass.find_event_source(HOST) is None
+
+
+async def test_doctor_missing_source(tmp_path: Path, compass: FakeCompass, client_for: ClientFactory) -> None:
+    settings = make_settings(tmp_path, compass)
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    assert "buildtail compass setup" in problems_of(lines)[0]
+    assert "grey" not in problems_of(lines)[0]
+    assert compass.mutations() == []
+
+
+async def test_doctor_source_not_attached(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    compass.add_component(COMP_WEB)
+    source = compass.add_event_source(HOST, "BUILD")
+    compass.attach(COMP_API, source)
+    settings = make_settings(tmp_path, compass, components=[("api", COMP_API), ("web", COMP_WEB)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    [problem] = problems_of(lines)
+    assert "not attached" in problem and COMP_WEB in problem and "buildtail compass setup" in problem
+    assert compass.mutations() == []
+    assert compass.components() == {COMP_API: [source], COMP_WEB: []}
+
+
+async def test_doctor_then_setup_then_doctor(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "CUSTOM"))
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    wanted = targets(settings, [])
+    assert (await doctor(client_for(settings), settings.compass, wanted))[1] == 1
+    await setup(client_for(settings), compass.cloud_id, wanted)
+    lines, problems = await doctor(client_for(settings), settings.compass, wanted)
+    assert problems == 0, lines

@@ -1,0 +1,275 @@
+"""End to end: ``buildtail compass setup``, ``buildtail doctor`` and the daemon's answer to a 404.
+
+The real ``buildtail`` process against the local fake Compass and its GraphQL registry. A 404 from
+the events endpoint means the BUILD event source is missing: with ``compass.auto_setup`` the daemon
+creates it and re-sends the same event; without it, delivery pauses until ``buildtail compass setup``
+and a SIGHUP.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
+from tests.fake_compass import EVENTS_PATH, FakeCompass, Fault, RecordedRequest
+from tools.fake_jenkins import JenkinsHome
+
+DaemonFactory = Callable[..., Daemon]
+
+HOST = "build01.example.com"
+COMPONENT = "ari:cloud:compass:cloud-123:component/api"
+NOT_FOUND = {"errors": [{"type": "CREATE_EVENT_SOURCE_NOT_FOUND", "message": "event source not found"}]}
+
+
+def buildtail(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    """One ``buildtail`` command (not ``run``) with the token in the environment, as an operator runs it."""
+    env = dict(os.environ, COMPASS_API_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
+    env.pop("STATE_DIRECTORY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon", *args, "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert TOKEN not in proc.stdout and TOKEN not in proc.stderr, "the API token leaked into the output"
+    return proc
+
+
+def _state(body: Any) -> str:
+    return str(body["event"]["build"]["buildProperties"]["state"])
+
+
+def _usn(body: Any) -> int:
+    return int(body["event"]["build"]["updateSequenceNumber"])
+
+
+def _event_requests(compass: FakeCompass, status: int | None = None) -> list[RecordedRequest]:
+    return [
+        r
+        for r in compass.requests
+        if r.path == EVENTS_PATH and isinstance(r.body, dict) and (status is None or r.status == status)
+    ]
+
+
+def _not_found(compass: FakeCompass, state: str) -> list[RecordedRequest]:
+    return [r for r in _event_requests(compass, 404) if _state(r.body) == state]
+
+
+def _accepted(compass: FakeCompass, pipeline_id: str, state: str) -> list[dict[str, Any]]:
+    return [e for e in compass.builds().get(pipeline_id, []) if _state(e) == state]
+
+
+def _queue_depth(status_output: str) -> int:
+    m = re.search(r"^queue\s+(\d+) event", status_output, re.MULTILINE)
+    assert m, status_output
+    return int(m.group(1))
+
+
+def _mutations(compass: FakeCompass) -> list[str]:
+    return [str(r.field) for r in compass.mutations()]
+
+
+# --- buildtail compass setup / buildtail doctor --------------------------------------------------------
+
+
+def test_setup_creates_and_attaches_once_then_doctor_is_happy(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    home.job("app")
+    compass.add_component(COMPONENT)
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
+    config = daemon_factory(cfg, start=False).config_path
+
+    first = buildtail("compass", "setup", config=config)
+    assert first.returncode == 0, first.stdout + first.stderr
+    [source] = compass.event_sources()
+    assert (source["externalEventSourceId"], source["eventType"]) == (HOST, "BUILD")
+    assert compass.components() == {COMPONENT: [source["id"]]}
+    assert _mutations(compass) == ["createEventSource", "attachEventSource"]
+    assert "created event source" in first.stdout and "attached event source" in first.stdout
+
+    second = buildtail("compass", "setup", config=config)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _mutations(compass) == ["createEventSource", "attachEventSource"], "the second run changed things"
+    assert compass.event_sources() == [source]
+    assert compass.components() == {COMPONENT: [source["id"]]}
+    assert "exists" in second.stdout and "is attached to" in second.stdout
+
+    doctor = buildtail("doctor", config=config)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "no problems found" in doctor.stdout
+    assert "PROBLEM" not in doctor.stdout
+    assert len(compass.mutations()) == 2, "doctor is read-only"
+
+
+def test_doctor_with_only_a_custom_source_explains_the_grey_events(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.attach(compass.add_component(COMPONENT), compass.add_event_source(HOST, "CUSTOM"))
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
+    config = daemon_factory(cfg, start=False).config_path
+
+    doctor = buildtail("doctor", config=config)
+    assert doctor.returncode != 0, doctor.stdout
+    out = doctor.stdout + doctor.stderr
+    assert "CUSTOM" in out and "grey" in out and '"other"' in out
+    assert "buildtail compass setup" in out
+    assert "1 problem(s) found" in out
+    assert compass.mutations() == []
+    assert compass.find_event_source(HOST, "BUILD") is None
+
+
+def test_setup_with_an_unknown_component_fails_clearly(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
+    config = daemon_factory(cfg, start=False).config_path
+    proc = buildtail("compass", "setup", config=config)
+    assert proc.returncode == 1
+    assert COMPONENT in proc.stderr and "not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_doctor_with_a_wrong_token_names_the_credentials(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.expected_authorization = "Basic bm90LXRoZS1yaWdodC1vbmU="  # the daemon's token is now wrong
+    config = daemon_factory(make_config(tmp_path, home, compass), start=False).config_path
+    proc = buildtail("doctor", config=config)
+    assert proc.returncode != 0
+    assert "credentials" in proc.stdout and "API token" in proc.stdout
+    assert all(r.status == 401 for r in compass.graphql_requests)
+
+
+# --- the daemon meets a 404 ---------------------------------------------------------------------------
+
+
+def test_auto_setup_creates_the_build_source_and_resends_the_same_event(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.require_event_source = True
+    compass.add_event_source(HOST, "CUSTOM")  # the copied example: does not route build events
+    job = home.job("app")
+    cfg = make_config(tmp_path, home, compass)  # no components: events carry no componentId
+    cfg["compass"]["auto_setup"] = True
+    daemon = daemon_factory(cfg)
+
+    run = job.start()
+    wait_until(lambda: bool(_accepted(compass, "app#1", "IN_PROGRESS")), what="IN_PROGRESS accepted")
+    [refused] = _not_found(compass, "IN_PROGRESS")
+    [accepted] = _accepted(compass, "app#1", "IN_PROGRESS")
+    assert "componentId" not in accepted
+    assert accepted == refused.body, "the re-sent event is not the one Compass refused"
+    assert _usn(accepted) == _usn(refused.body)
+    assert compass.find_event_source(HOST, "BUILD") is not None
+    assert _mutations(compass) == ["createEventSource"], "no component to attach to"
+
+    run.finish("SUCCESS")
+    wait_until(lambda: bool(_accepted(compass, "app#1", "SUCCESSFUL")), what="SUCCESSFUL accepted")
+    assert len(_event_requests(compass, 404)) == 1, "only the first event met the 404"
+    assert _usn(_accepted(compass, "app#1", "SUCCESSFUL")[0]) > _usn(accepted)
+    assert "created event source" in daemon.stderr
+    assert compass.invalid == []
+    assert daemon.stop() == 0
+
+
+def test_auto_setup_attaches_to_the_mapped_component(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.add_component(COMPONENT)
+    compass.script(Fault(status=404, body=NOT_FOUND))  # Compass does not know the source yet
+    job = home.job("app")
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
+    cfg["compass"]["auto_setup"] = True
+    daemon = daemon_factory(cfg)
+    run = job.start()
+    wait_until(lambda: bool(_accepted(compass, "app#1", "IN_PROGRESS")), what="IN_PROGRESS accepted")
+    [refused] = _event_requests(compass, 404)
+    assert compass.events == [refused.body], "the refused event was not re-sent unchanged"
+    assert refused.body["componentId"] == COMPONENT
+    run.finish("SUCCESS")
+    wait_until(lambda: bool(_accepted(compass, "app#1", "SUCCESSFUL")), what="SUCCESSFUL accepted")
+    source = compass.find_event_source(HOST, "BUILD")
+    assert source is not None
+    assert compass.components() == {COMPONENT: [source["id"]]}
+    assert _mutations(compass) == ["createEventSource", "attachEventSource"]
+    assert "attached event source" in daemon.stderr
+    assert daemon.stop() == 0
+
+
+def test_without_auto_setup_delivery_pauses_until_setup_and_sighup(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.require_event_source = True
+    job = home.job("app")
+    daemon = daemon_factory(make_config(tmp_path, home, compass))
+
+    run = job.start()
+    wait_until(lambda: bool(_not_found(compass, "IN_PROGRESS")), what="the IN_PROGRESS event's 404")
+    wait_until(lambda: "buildtail compass setup" in daemon.stderr, what="the instruction in the log")
+    assert "paused" in daemon.stderr
+    run.finish("SUCCESS")
+    wait_until(lambda: bool(_not_found(compass, "SUCCESSFUL")), what="the SUCCESSFUL event's 404")
+    assert compass.events == []
+    assert compass.graphql_requests == [], "no auto_setup: the daemon must not touch event sources"
+
+    status = buildtail("status", config=daemon.config_path)
+    assert status.returncode == 1, status.stdout + status.stderr  # needs attention
+    assert _queue_depth(status.stdout) >= 1
+    assert "PAUSED" in status.stdout and "buildtail compass setup" in status.stdout
+
+    setup = buildtail("compass", "setup", config=daemon.config_path)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert compass.find_event_source(HOST, "BUILD") is not None
+    time.sleep(0.5)
+    assert compass.events == [], "the paused event waits for SIGHUP (or the next check in a minute)"
+
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: bool(_accepted(compass, "app#1", "SUCCESSFUL")), what="SUCCESSFUL accepted")
+    [accepted] = _accepted(compass, "app#1", "SUCCESSFUL")
+    refused = _not_found(compass, "SUCCESSFUL")[-1]
+    assert accepted == refused.body, "the re-sent event is not the one Compass refused"
+    assert _usn(accepted) == _usn(refused.body)
+    assert _accepted(compass, "app#1", "IN_PROGRESS") == [], "the terminal event replaced it"
+    assert "configuration reloaded" in daemon.stderr
+
+    wait_until(
+        lambda: "running" in buildtail("status", config=daemon.config_path).stdout,
+        what="status to show delivery running again",
+    )
+    after = buildtail("status", config=daemon.config_path)
+    assert _queue_depth(after.stdout) == 0 and "PAUSED" not in after.stdout
+    assert daemon.stop() == 0
+
+
+def test_auto_setup_does_not_hammer_when_the_404_persists(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.add_event_source(HOST, "BUILD")  # nothing left for setup to create
+    compass.script(*[Fault(status=404, body=NOT_FOUND)] * 40)
+    job = home.job("app")
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["auto_setup"] = True
+    daemon = daemon_factory(cfg)
+    job.start()
+    wait_until(lambda: bool(_event_requests(compass)), what="the first event request")
+    time.sleep(3.0)
+    sent = len(_event_requests(compass))
+    assert sent <= 3, f"{sent} event requests in 3s against a persistent 404 (and no backoff)"
+    assert "paused" in daemon.stderr

@@ -1,0 +1,66 @@
+"""/metrics, /healthz and /readyz of the real daemon, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import Daemon, make_config, wait_until
+from tests.fake_compass import FakeCompass
+from tools.fake_jenkins import JenkinsHome
+
+DaemonFactory = Callable[..., Daemon]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_metrics_and_health_endpoints(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    job = home.job("app")
+    daemon = daemon_factory(make_config(tmp_path, home, compass))
+    match = re.search(r"metrics on http://(127\.0\.0\.1:\d+)/metrics", daemon.stderr)
+    assert match, daemon.stderr
+    base = f"http://{match.group(1)}"
+    assert _get(f"{base}/healthz") == (200, "ok\n")
+    assert _get(f"{base}/readyz") == (200, "ok\n")
+    run = job.start()
+    compass.wait_for(lambda events: len(events) == 1)
+    run.finish("FAILURE")
+    compass.wait_for(lambda events: len(events) == 2)
+
+    def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, text = _get(f"{base}/metrics")
+        assert status == 200
+        return _samples(text)
+
+    wait_until(lambda: scraped().get(("buildtail_queue_depth", ())) == 0.0, what="an empty queue")
+    m = scraped()
+    assert m[("buildtail_runs_detected_total", (("state", "IN_PROGRESS"),))] == 1
+    assert m[("buildtail_runs_detected_total", (("state", "FAILED"),))] == 1
+    assert m[("buildtail_events_sent_total", (("outcome", "accepted"), ("status", "202")))] == 2
+    assert m[("buildtail_send_duration_seconds_count", ())] == 2
+    assert m[("buildtail_watches", ())] >= 2
+    assert m[("buildtail_dead_letters", ())] == 0
+    assert abs(m[("buildtail_last_delivery_timestamp_seconds", ())] - time.time()) < 30
+    assert _get(f"{base}/nothing-here")[0] == 404
+    assert daemon.stop() == 0
