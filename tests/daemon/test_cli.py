@@ -1,0 +1,112 @@
+"""The command line's smaller promises: the example configuration, config-schema, warnings, log formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _example(tmp_path: Path) -> Path:
+    """config.example.yaml with its two absolute paths moved into tmp_path."""
+    (tmp_path / "jenkins").mkdir()
+    text = (REPO / "config.example.yaml").read_text()
+    text = text.replace("/var/lib/jenkins", str(tmp_path / "jenkins")).replace(
+        "/var/lib/buildtail", str(tmp_path / "state")
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    proc = _run("check-config", "--config", str(_example(tmp_path)), env={"COMPASS_API_TOKEN": "t"})
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout and proc.stderr == ""
+
+
+def test_config_schema_is_a_json_schema_that_accepts_the_example(tmp_path: Path) -> None:
+    proc = _run("config-schema")
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    example = yaml.safe_load(_example(tmp_path).read_text())
+    jsonschema.validate(example, schema)
+    bad = dict(example, colour="blue")
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad)), "unknown keys are errors there too"
+    durations = schema["$defs"]["JenkinsSourceSettings"]["properties"]["poll_interval"]
+    jsonschema.validate("500ms", durations)
+
+
+def test_check_config_warns_about_a_readable_token_file_and_plain_http(tmp_path: Path) -> None:
+    (tmp_path / "jenkins").mkdir()
+    token = tmp_path / "token"
+    token.write_text("secret-value\n")
+    token.chmod(0o644)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "compass:\n"
+        "  base_url: http://compass-proxy.example.com/gateway/api\n"
+        "  cloud_id: c\n"
+        "  email: a@example.com\n"
+        f"  api_token_file: {token}\n"
+        "sources:\n"
+        f"  - {{type: jenkins, home: {tmp_path / 'jenkins'}}}\n"
+    )
+    proc = _run("check-config", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "readable by every user" in proc.stderr
+    assert "plain http" in proc.stderr
+    assert "secret-value" not in proc.stdout + proc.stderr
+    token.chmod(0o600)
+    cfg.write_text(cfg.read_text().replace("http://compass-proxy.example.com", "http://127.0.0.1:8080"))
+    quiet = _run("check-config", "--config", str(cfg))
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+LOGGING = """
+import logging, sys
+from daemon.logs import setup_logging
+setup_logging("info", sys.argv[1])
+logging.getLogger("buildtail").warning("disk %s", "full")
+"""
+
+
+def test_json_log_lines() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LOGGING, "json"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    entry = json.loads(proc.stderr)
+    assert entry["level"] == "warning" and entry["msg"] == "disk full" and entry["logger"] == "buildtail"
+
+
+def test_journald_lines_carry_priority_and_no_timestamp(tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    with open(err, "w") as fh:
+        st = os.fstat(fh.fileno())
+        subprocess.run(
+            [sys.executable, "-c", LOGGING, "text"],
+            cwd=REPO,
+            stderr=fh,
+            check=True,
+            env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"},
+        )
+    assert err.read_text() == "<4>buildtail: disk full\n"
