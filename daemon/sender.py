@@ -64,6 +64,7 @@ class Sender:
         self._stopping = False
         self._problem_logged_at: dict[str, float] = {}
         self._unacked: OutboxItem | None = None
+        self._hold_until = 0.0
         self._sent: deque[float] = deque()
         self._budget_published = -BUDGET_PUBLISH_S
         self.last_delivery_ms: int | None = None
@@ -79,6 +80,7 @@ class Sender:
 
     def resume(self) -> None:
         """Credentials or configuration changed: try the paused events again now."""
+        self._hold_until = 0.0
         if self.paused is not None:
             log.info("delivery resumes (was paused: %s)", self.paused)
         self._store.release_paused()
@@ -121,6 +123,10 @@ class Sender:
         item, due_ms = self._store.next_due()
         if item is None:
             await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
+            return
+        hold = self._hold_until - time.monotonic()
+        if hold > 0:  # Compass asked for a pause (Retry-After, 429, 5xx): it applies to every event
+            await self._sleep(hold)
             return
         await self.bucket.acquire()
         if self._stopping:
@@ -188,6 +194,7 @@ class Sender:
                 delay = max(delay, min(result.retry_after, BACKOFF_CAP_S))
             elif result.status == 429:
                 delay = max(delay, RATE_LIMIT_WINDOW_S)  # the budget is per minute: let it pass
+            self._hold_until = time.monotonic() + delay
             log.warning(
                 "Compass did not take %s (%s); retrying in %.1fs", name, result.status or result.detail, delay
             )
