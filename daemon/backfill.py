@@ -31,7 +31,7 @@ __all__ = ["Backfill", "find_history"]
 def find_history(settings: Settings, store: Store, since_ms: int) -> list[RunFacts]:
     """Finished runs started at or after ``since_ms`` that this host has no record of, oldest first."""
     found: list[RunFacts] = []
-    for cfg in settings.sources:
+    for cfg in settings.jenkins_sources:
         source = JenkinsSource(cfg, host=settings.host)
         source.discover()
         for job in source.layout.jobs.values():

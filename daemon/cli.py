@@ -169,7 +169,7 @@ def _job_names(settings: Settings) -> list[str]:
     from .jenkins import JenkinsSource
 
     names: list[str] = []
-    for cfg in settings.sources:
+    for cfg in settings.jenkins_sources:
         source = JenkinsSource(cfg, host=settings.host)
         names.extend(source.discover().by_name)
     return names

@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from parsers import RuleError, RuleSet, check_template
+
 from .metrics import parse_listen
 
 __all__ = [
@@ -239,6 +241,156 @@ class JenkinsSourceSettings(_Strict):
         return v if v is None or v.endswith("/") else v + "/"
 
 
+def _terminal_states(v: dict[str, str]) -> dict[str, str]:
+    for word, state in v.items():
+        if state not in COMPASS_STATES:
+            raise ValueError(f"{word}: {state!r} is not a Compass state ({', '.join(COMPASS_STATES)})")
+    return {word.lower(): state for word, state in v.items()}
+
+
+def _glob_paths(v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    return tuple(str(_resolve(Path(p), info)) for p in v)
+
+
+class LogRules(_Strict):
+    """What a line means. Named groups: ``id`` (the run), ``result`` (finish), ``time``, and any others
+    for the templates."""
+
+    start: str | None = None
+    finish: str = Field(min_length=1)
+    pipeline: str = Field(default="{name}", min_length=1)
+    id: str | None = None  # template for the run id when the lines carry none (GoCD: from the path)
+    result_map: dict[str, str] = Field(default_factory=dict)
+    time_format: str | None = None  # iso | epoch | epoch_ms | a strptime format
+    timezone: str | None = None  # IANA name for times without a zone; default: this machine's
+
+    @field_validator("result_map")
+    @classmethod
+    def _map(cls, v: dict[str, str]) -> dict[str, str]:
+        return _terminal_states(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Berlin)") from None
+        return v
+
+
+class LogSourceSettings(_Strict):
+    type: Literal["log"]
+    name: str = Field(default="log", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    paths: tuple[str, ...] = Field(min_length=1)
+    path_pattern: str | None = None  # regex over the file path whose named groups feed the templates
+    rules: LogRules
+    url: str | None = None  # template of the run link; default file://<host><path>
+    watch: Literal["inotify", "polling"] = "inotify"
+    poll_interval: Duration = 1.0
+    max_line_bytes: int = Field(default=1 << 20, ge=1024)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return _glob_paths(v, info)
+
+    @field_validator("path_pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _rules_work(self) -> LogSourceSettings:
+        """The rules compile and every template names a group they (or the path pattern) provide."""
+        r = self.rules
+        try:
+            rules = RuleSet(
+                start=r.start, finish=r.finish, time_format=r.time_format, ids_from_lines=r.id is None
+            )
+            real = set(rules.group_names)
+            if self.path_pattern:
+                real |= set(re.compile(self.path_pattern).groupindex)
+            check_template(r.pipeline, real | {"id"})
+            if r.id:
+                check_template(r.id, real)
+            if self.url:
+                check_template(self.url, real | {"id", "pipeline"})
+        except RuleError as exc:
+            raise ValueError(f"rules: {exc}") from None
+        return self
+
+
+class ResultFileSourceSettings(_Strict):
+    type: Literal["result_file"]
+    name: str = Field(default="results", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    paths: tuple[str, ...] = Field(min_length=1)
+    format: Literal["auto", "cruisecontrol"] = "auto"  # auto: the documented JSON/YAML shape
+    result_map: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None  # template of the run link when the file has none
+    watch: Literal["inotify", "polling"] = "inotify"
+    poll_interval: Duration = 2.0
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return _glob_paths(v, info)
+
+    @field_validator("result_map")
+    @classmethod
+    def _map(cls, v: dict[str, str]) -> dict[str, str]:
+        return _terminal_states(v)
+
+
+GOCD_CONSOLE = (
+    r"/pipelines/(?P<pipeline>[^/]+)/(?P<counter>[^/]+)/(?P<stage>[^/]+)/(?P<stage_counter>[^/]+)"
+    r"/(?P<job>[^/]+)/cruise-output/console\.log$"
+)
+
+
+GOCD_RESULT = r"\[go\] (?:Current job status: |Job completed .*? with result: )(?P<result>[A-Za-z]+)"
+
+
+def expand_preset(source: Any) -> Any:
+    """A preset is configuration: it becomes a ``log`` or ``result_file`` source before validation."""
+    if not isinstance(source, dict) or "preset" not in source:
+        return source
+    rest = {k: v for k, v in source.items() if k not in ("preset", "home")}
+    home = str(source.get("home", "")).rstrip("/")
+    preset = source["preset"]
+    if preset == "cruisecontrol":  # logs/<project>/log<yyyyMMddHHmmss>[L<label>].xml[.gz], one per build
+        return {
+            "type": "result_file",
+            "name": "cruisecontrol",
+            "format": "cruisecontrol",
+            "paths": [f"{home}/logs/*/log*.xml", f"{home}/logs/*/log*.xml.gz"],
+            **rest,
+        }
+    if preset == "gocd":  # console.log moved into place when a job completes; ids from the path
+        return {
+            "type": "log",
+            "name": "gocd",
+            "paths": [f"{home}/artifacts/pipelines/*/*/*/*/*/cruise-output/console.log"],
+            "path_pattern": GOCD_CONSOLE,
+            "rules": {
+                "finish": GOCD_RESULT,
+                "pipeline": "{pipeline}/{stage}/{job}",
+                "id": "{counter}.{stage_counter}",
+                "result_map": {"passed": "SUCCESSFUL", "failed": "FAILED", "cancelled": "CANCELLED"},
+            },
+            **rest,
+        }
+    return source  # an unknown preset: validation reports the key
+
+
 class MetricsSettings(_Strict):
     listen: str = "127.0.0.1:9464"  # empty: no metrics endpoint
     ready_max_queue_age: Duration = 900.0
@@ -249,6 +401,12 @@ class MetricsSettings(_Strict):
         if v:
             parse_listen(v)
         return v
+
+
+SourceSettings = Annotated[
+    JenkinsSourceSettings | LogSourceSettings | ResultFileSourceSettings,
+    Field(discriminator="type"),
+]
 
 
 def _default_state_dir() -> Path:
@@ -262,7 +420,7 @@ class Settings(_Strict):
     log_format: Literal["text", "json"] = "text"
     metrics: MetricsSettings = Field(default_factory=lambda: MetricsSettings())
     compass: CompassSettings | None = None
-    sources: tuple[JenkinsSourceSettings, ...]
+    sources: tuple[SourceSettings, ...]
     state_map: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("state_dir")
@@ -282,9 +440,14 @@ class Settings(_Strict):
                 )
         return v
 
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _presets(cls, v: Any) -> Any:
+        return [expand_preset(s) for s in v] if isinstance(v, list | tuple) else v
+
     @field_validator("sources")
     @classmethod
-    def _sources(cls, v: tuple[JenkinsSourceSettings, ...]) -> tuple[JenkinsSourceSettings, ...]:
+    def _sources(cls, v: tuple[SourceSettings, ...]) -> tuple[SourceSettings, ...]:
         if not v:
             raise ValueError("at least one source is needed")
         seen: set[str] = set()
@@ -293,6 +456,14 @@ class Settings(_Strict):
                 raise ValueError(f"two sources are named {source.name!r}; give each a distinct name")
             seen.add(source.name)
         return v
+
+    @property
+    def jenkins_sources(self) -> list[JenkinsSourceSettings]:
+        return [s for s in self.sources if isinstance(s, JenkinsSourceSettings)]
+
+    @property
+    def file_sources(self) -> list[LogSourceSettings | ResultFileSourceSettings]:
+        return [s for s in self.sources if not isinstance(s, JenkinsSourceSettings)]
 
     def state_for(self, result: str) -> str:
         mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
@@ -403,6 +574,9 @@ def _message(err: Any) -> str:
     return msg
 
 
+_TAGS = {"jenkins", "log", "result_file"}
+
+
 def _line_for(loc: tuple[str | int, ...], lines: dict[Any, int]) -> int:
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in lines:
@@ -415,6 +589,8 @@ def _errors_of(exc: ValidationError, doc: _Doc, fname: str) -> Iterator[str]:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic reports discriminated/tagged members and dict keys with extra segments; keep real keys
         loc = tuple(p for p in loc if p != "[key]")
+        # a tagged union adds the tag after the list index: sources[1].log.rules -> sources[1].rules
+        loc = tuple(p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in _TAGS))
         yield f"{fname}:{_line_for(loc, doc.lines)}: {_dotted(loc)}: {_message(err)}"
 
 

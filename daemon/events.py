@@ -28,7 +28,7 @@ class RunFacts:
 
     source: str
     job: str
-    number: int
+    number: int | str  # a Jenkins build number, or another CI's run id
     running: bool
     start_ms: int
     start_is_exact: bool
@@ -43,6 +43,7 @@ class RunFacts:
     run_url: str = ""
     job_url: str | None = None
     written_ms: int = 0  # when the run's files were last written (its record's mtime)
+    state: str | None = None  # a Compass state decided by the source itself (its own result map)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,8 @@ def job_matches(pattern: str, job: str) -> bool:
 def _state(facts: RunFacts, settings: Settings) -> str:
     if facts.running:
         return "IN_PROGRESS"
+    if facts.state is not None:
+        return facts.state
     result = (facts.result or "").upper()
     if result == "ABORTED" and facts.timed_out:
         return "TIMED_OUT"

@@ -52,6 +52,7 @@ class Job:
     dir: Path
     builds_dir: Path
     url_path: str
+    pipeline: bool = False  # a Pipeline job writes build.xml while running
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,7 @@ class JenkinsSource:
                     template, jenkins_home=str(self.home), item_rootdir=str(d), item_full_name=item_full
                 )
             )
-        job = Job(full_name=full, dir=d, builds_dir=builds, url_path=url)
+        job = Job(full_name=full, dir=d, builds_dir=builds, url_path=url, pipeline=_is_pipeline(d))
         layout.jobs[builds] = job
         layout.by_name[full] = job
         if not builds.is_dir():
@@ -216,11 +217,16 @@ class JenkinsSource:
         On the very first start every finished run is history, so only running ones are returned;
         after that a run whose files are older than the last complete scan was already handled.
         """
-        out: list[Path] = []
+        out: list[Path] = [d for d in open_dirs if d.parent in self.layout.jobs]
         for job in list(self.layout.jobs.values()) if jobs is None else jobs:
             try:
                 st = os.stat(job.builds_dir)
             except OSError:
+                continue
+            if since_ms is not None and not first_start and st.st_mtime_ns // 1_000_000 < since_ms:
+                # No run directory was created, renamed or removed here since the last complete scan;
+                # runs that finish change their own directory, and those are the open ones above.
+                self._builds_mtime[job.builds_dir] = st.st_mtime_ns
                 continue
             entries = self.runs_in(job)
             self._builds_mtime[job.builds_dir] = st.st_mtime_ns
@@ -228,11 +234,11 @@ class JenkinsSource:
             for entry in entries:
                 path = Path(entry.path)
                 if path in open_dirs:
-                    out.append(path)
-                elif first_start:
-                    if _looks_running(path, self.cfg.stale_after):
+                    continue
+                if first_start:
+                    if _looks_running(path, job.pipeline, self.cfg.stale_after):
                         out.append(path)
-                elif since_ms is None or _newest_mtime_ms(path) >= since_ms:
+                elif since_ms is None or _dir_mtime_ms(entry) >= since_ms:
                     out.append(path)
         return out
 
@@ -248,8 +254,9 @@ class JenkinsSource:
                 continue
             self._builds_mtime[job.builds_dir] = mtime
             names = {e.name: e for e in self.runs_in(job)}
-            known = self._builds_names.get(job.builds_dir, set())
-            out.extend(Path(names[n].path) for n in names.keys() - known)
+            known = self._builds_names.get(job.builds_dir)
+            if known is not None:  # unknown: the startup scan settled this job by its mtime alone
+                out.extend(Path(names[n].path) for n in names.keys() - known)
             self._builds_names[job.builds_dir] = set(names)
         out.extend(open_dirs)
         changed = False
@@ -413,29 +420,57 @@ def _branch_name(d: Path) -> str | None:
         return None
 
 
-def _newest_mtime_ms(run_dir: Path) -> int:
-    newest = 0
-    for p in (run_dir, run_dir / "build.xml", run_dir / "log", run_dir / "log.gz"):
-        try:
-            newest = max(newest, os.stat(p).st_mtime_ns // 1_000_000)
-        except OSError:
-            continue
-    return newest
-
-
-def _looks_running(run_dir: Path, stale_after: float) -> bool:
-    """Cheap first-start triage of a run directory, without a full XML parse of finished history."""
+def _is_pipeline(job_dir: Path) -> bool:
     try:
-        head = (run_dir / "build.xml").read_bytes()
-    except FileNotFoundError:
+        with open(job_dir / "config.xml", "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return True  # unknown: treat as one, which only costs a small read per run at first start
+    return b"<flow-definition" in head or b"WorkflowJob" in head
+
+
+def _dir_mtime_ms(entry: os.DirEntry[str]) -> int:
+    """A run directory's mtime moves whenever Jenkins creates or renames a file in it (log, build.xml)."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime_ns // 1_000_000
+    except OSError:
+        return 0
+
+
+def _looks_running(run_dir: Path, pipeline: bool, stale_after: float) -> bool:
+    """Cheap first-start triage of a run directory: one stat for most history, no XML parse.
+
+    Freestyle, matrix and Maven runs have no build.xml until they finish; a Pipeline run writes
+    one at once and says ``<completed>false</completed>`` near its end while it runs.
+    """
+    record = run_dir / "build.xml"
+    if not pipeline:
         try:
-            mtime = os.stat(run_dir / "log").st_mtime
+            os.stat(record)
+            return False
+        except FileNotFoundError:
+            pass
         except OSError:
             return False
-        return time.time() - mtime < stale_after
+    else:
+        try:
+            with open(record, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                fh.seek(max(0, size - 512))
+                tail = fh.read()
+                if b"<completed>" in tail:
+                    return b"<completed>false</completed>" in tail
+                fh.seek(0)  # an old Pipeline record without <completed>: read it properly
+                return not parse_build_xml(fh.read()).finished
+        except FileNotFoundError:
+            pass
+        except (OSError, ParseError):
+            return True  # unreadable now: look at it properly later
+    try:
+        mtime = os.stat(run_dir / "log").st_mtime
     except OSError:
         return False
-    return b"<result>" not in head or b"<completed>false</completed>" in head
+    return time.time() - mtime < stale_after
 
 
 def _fallback_start(dir_st: os.stat_result, log_mtime_ms: int | None) -> int:

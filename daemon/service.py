@@ -22,6 +22,7 @@ from .config import ConfigError, Settings, load_settings
 from .event_sources import CompassGraphQL, GraphQLError, Target
 from .event_sources import setup as setup_sources
 from .events import RunFacts, next_update
+from .file_runner import FileSourceRunner
 from .jenkins import Gone, JenkinsSource, Retry, is_run_dir_name
 from .lock import DeliveryLock
 from .metrics import Metrics, MetricsServer
@@ -71,7 +72,7 @@ class Service:
         self.dry_run = dry_run
         self.transport = transport
         self.should_exit = asyncio.Event()
-        self.sources = [JenkinsSource(cfg, host=settings.host) for cfg in settings.sources]
+        self.sources = [JenkinsSource(cfg, host=settings.host) for cfg in settings.jenkins_sources]
         self.open_dirs: dict[str, set[Path]] = {s.name: set() for s in self.sources}
         self.retries: dict[tuple[str, Path], float] = {}
         self.hints: asyncio.Queue[Hint] = asyncio.Queue()
@@ -89,6 +90,7 @@ class Service:
         self.notifier = Notifier()
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
+        self.files: FileSourceRunner | None = None
         self.started = False
         self._watchdog_task: asyncio.Task[None] | None = None
 
@@ -163,6 +165,7 @@ class Service:
             self.watcher.start()
         for source in self.sources:
             await self._start_source(source, first_start=first_start)
+        await self._start_file_sources()
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
         if self.notifier.watchdog_interval is not None:
             self._watchdog_task = asyncio.create_task(self._watchdog(self.notifier.watchdog_interval))
@@ -173,8 +176,10 @@ class Service:
         self.notifier.ready(self.summary())
 
     def summary(self) -> str:
+        files = f", {len(self.files.sources)} file source(s)" if self.files and self.files.sources else ""
+        jobs = sum(len(src.layout.jobs) for src in self.sources)
         return (
-            f"{sum(len(src.layout.jobs) for src in self.sources)} job(s) in {len(self.sources)} source(s), "
+            f"{jobs} job(s) in {len(self.sources)} source(s){files}, "
             f"{sum(len(v) for v in self.open_dirs.values())} run(s) in progress, "
             f"{self.watcher.count if self.watcher else 0} watch(es)"
         )
@@ -209,6 +214,18 @@ class Service:
         depth = self.store.outbox_depth() if self.store is not None else 0
         paused = f"; delivery paused: {self.sender.paused[:80]}" if self.sender and self.sender.paused else ""
         return f"{self.summary()}; {depth} event(s) queued{paused}"
+
+    async def _start_file_sources(self) -> None:
+        assert self.store is not None
+        if self.watcher is None and any(c.watch == "inotify" for c in self.settings.file_sources):
+            self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
+            self.watcher.start()
+        self.files = FileSourceRunner(
+            self.settings.file_sources, host=self.settings.host, store=self.store, record=self._record
+        )
+        self._sync_watches()
+        await self.files.due()  # everything due now: catches up before READY
+        self._sync_watches()
 
     async def _start_source(self, source: JenkinsSource, *, first_start: bool) -> None:
         await asyncio.to_thread(source.discover)
@@ -299,11 +316,13 @@ class Service:
                 fresh = _bucket(new, self.dry_run)
                 if (fresh.limit, fresh.burst) != (self.bucket.limit, self.bucket.burst):
                     self.bucket = self.sender.bucket = fresh
-        if new.sources != old.sources:
+        if new.file_sources != old.file_sources:
+            await self._start_file_sources()
+        if new.jenkins_sources != old.jenkins_sources:
             if self.watcher is None and any(c.watch == "inotify" for c in new.sources):
                 self.watcher = InotifyWatcher(asyncio.get_running_loop(), self.hints)
                 self.watcher.start()
-            self.sources = [JenkinsSource(cfg, host=new.host) for cfg in new.sources]
+            self.sources = [JenkinsSource(cfg, host=new.host) for cfg in new.jenkins_sources]
             self.retries = {k: v for k, v in self.retries.items() if k[0] in {c.name for c in new.sources}}
             for source in self.sources:
                 self.open_dirs[source.name] = set()
@@ -337,12 +356,16 @@ class Service:
 
     def _next_deadline(self) -> float:
         deadlines = list(self.retries.values()) + list(self._next_reconcile.values())
+        if self.files is not None:
+            deadlines.append(self.files.deadline())
         deadlines += [self._next_poll[s.name] for s in self.sources if s.cfg.watch == "polling"]
         if self._rediscover:
             deadlines.append(time.monotonic() + 0.2)
         return min(deadlines, default=time.monotonic() + 60)
 
     async def _due_work(self) -> None:
+        if self.files is not None:
+            await self.files.due()
         now = time.monotonic()
         due = [key for key, at in self.retries.items() if at <= now]
         by_source = {s.name: s for s in self.sources}
@@ -386,7 +409,7 @@ class Service:
     def _load_open_runs(self, source: JenkinsSource) -> None:
         assert self.store is not None
         for row in self.store.open_runs(source.name):
-            run_dir = source.run_dir(row.job, row.number)
+            run_dir = source.run_dir(row.job, row.number) if isinstance(row.number, int) else None
             if run_dir is not None:
                 self.open_dirs[source.name].add(run_dir)
 
@@ -462,6 +485,8 @@ class Service:
                 for source in self.sources:
                     self._next_reconcile[source.name] = 0.0
                 continue
+            if self.files is not None and self.files.hint(hint.directory):
+                continue
             for source in self.sources:
                 target = self._route(source, hint)
                 if target is not None:
@@ -536,13 +561,13 @@ class Service:
         else:
             self._forget(source, run_dir)
 
-    def _record(self, facts: RunFacts) -> None:
+    def _record(self, facts: RunFacts, history_cutoff: bool = True) -> None:
         """Queues the run's next event, if any (store errors propagate: the caller retries)."""
         assert self.store is not None and self.sender is not None
         for _ in range(3):  # another process (backfill) may change the run between read and write
             prior = self.store.latest_run(facts.source, facts.job, facts.number)
             written = max(facts.end_ms or 0, facts.written_ms)
-            if prior is None and not facts.running and written < self._history_cutoff_ms:
+            if history_cutoff and prior is None and not facts.running and written < self._history_cutoff_ms:
                 return  # finished, and its record written, before buildtail first started: history
             update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
             if update is None:
@@ -578,4 +603,5 @@ class Service:
             wanted |= {b for b in layout.jobs if b.is_dir()}
             wanted |= self.open_dirs[source.name]
             wanted |= {p for (name, p) in self.retries if name == source.name}
-        return self.watcher.sync(wanted)
+        appended = self.files.watched_dirs() if self.files is not None else set()
+        return self.watcher.sync(wanted, appended)

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     source TEXT NOT NULL,
     job TEXT NOT NULL,
-    number INTEGER NOT NULL,
+    number NOT NULL,  -- no type: a Jenkins build number, or another CI's run id, kept as given
     generation INTEGER NOT NULL,
     pipeline_id TEXT NOT NULL UNIQUE,
     started_at_ms INTEGER NOT NULL,
@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_ms INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (source, key)
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     pipeline_id TEXT NOT NULL,
@@ -82,7 +88,7 @@ def _now_ms() -> int:
 class RunRow:
     source: str
     job: str
-    number: int
+    number: int | str
     generation: int
     pipeline_id: str
     started_at_ms: int
@@ -146,9 +152,18 @@ class Store:
         self._db.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several writes (a chunk's events and its file checkpoint) committed as one transaction."""
+        with self._tx():
+            yield
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; on any failure (a full disk at COMMIT included) nothing is kept
-        and the connection is left usable for the next attempt."""
+        and the connection is left usable for the next attempt. Nested calls join the outer one."""
+        if self._db.in_transaction:
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -186,9 +201,22 @@ class Store:
         with self._tx():
             self._set_meta(key, str(value))
 
+    # --- file checkpoints (log and result-file sources) ----------------------------------------------
+
+    def checkpoints(self, source: str) -> dict[str, Any]:
+        rows = self._db.execute("SELECT key, value FROM checkpoints WHERE source = ?", (source,)).fetchall()
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
+    def save_checkpoint(self, source: str, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints (source, key, value) VALUES (?, ?, ?)",
+                (source, key, json.dumps(value)),
+            )
+
     # --- runs ---------------------------------------------------------------------------------------
 
-    def latest_run(self, source: str, job: str, number: int) -> RunRow | None:
+    def latest_run(self, source: str, job: str, number: int | str) -> RunRow | None:
         row = self._db.execute(
             "SELECT * FROM runs WHERE source = ? AND job = ? AND number = ? ORDER BY generation DESC LIMIT 1",
             (source, job, number),

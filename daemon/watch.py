@@ -36,6 +36,9 @@ MASK = Mask(
 )
 
 
+MODIFY_MASK = Mask(MASK | C.IN_MODIFY)  # for tailed log files: appends matter there
+
+
 @dataclass(frozen=True, slots=True)
 class Hint:
     directory: Path | None  # None: the kernel queue overflowed, anything may have changed
@@ -109,21 +112,24 @@ class InotifyWatcher:
     def count(self) -> int:
         return len(self._watches)
 
-    def sync(self, wanted: set[Path]) -> set[Path]:
-        """Watches exactly ``wanted`` (what exists of it); returns the newly watched directories."""
+    def sync(self, wanted: set[Path], appended: set[Path] | None = None) -> set[Path]:
+        """Watches exactly ``wanted`` plus ``appended`` (whose file appends matter too); returns the newly
+        watched directories."""
         assert self._fd is not None, "start() first"
-        for p in [p for p in self._watches if p not in wanted]:
+        appended = appended or set()
+        for p in [p for p in self._watches if p not in wanted and p not in appended]:
             self.discard(p)
-        return {path for path in wanted if path not in self._watches and self.add(path)}
+        fresh = {path for path in appended if path not in self._watches and self.add(path, MODIFY_MASK)}
+        return fresh | {path for path in wanted if path not in self._watches and self.add(path)}
 
-    def add(self, path: Path) -> bool:
+    def add(self, path: Path, mask: Mask = MASK) -> bool:
         """Watches ``path``; True only when the watch is new (events before it were not seen)."""
         assert self._fd is not None, "start() first"
         if path in self._watches:
             return False
         try:
             cid = CallbackId(next(self._ids))
-            wd = self._fd.add_callback(bytes(path), MASK, _DirCallback(self, path), cid)
+            wd = self._fd.add_callback(bytes(path), mask, _DirCallback(self, path), cid)
         except OSError as exc:
             if exc.errno == errno.ENOSPC and not self._limit_warned:
                 self._limit_warned = True

@@ -1,5 +1,11 @@
 """Pure parsers for Jenkins' on-disk records: bytes and strings in, frozen records out."""
 
+from parsers.cruisecontrol import (
+    CruiseControlBuild,
+    parse_build_time,
+    parse_cruisecontrol_log,
+    parse_log_name,
+)
 from parsers.jenkins_log import parse_log, strip_console_notes
 from parsers.jenkins_paths import (
     build_dir_number,
@@ -16,27 +22,44 @@ from parsers.jenkins_xml import (
     parse_builds_dir_setting,
     parse_display_name,
 )
+from parsers.log_rules import LineEvent, RuleError, RuleSet, check_template, parse_time, render_pipeline
 from parsers.records import JENKINS_RESULTS, BuildXml, LogFacts, ParseError, UnsafeXmlError
+from parsers.result_file import ResultFileError, ResultRecord, TestSummary, parse_junit, parse_result_file
 from parsers.xmlsafe import parse_xml
 
 __all__ = [
     "JENKINS_RESULTS",
     "BuildXml",
+    "CruiseControlBuild",
+    "LineEvent",
     "LogFacts",
     "ParseError",
+    "ResultFileError",
+    "ResultRecord",
+    "RuleError",
+    "RuleSet",
+    "TestSummary",
     "UnsafeXmlError",
     "build_dir_number",
+    "check_template",
     "encode_item_name",
     "expand_builds_dir",
     "is_ignored_name",
     "job_full_name",
     "legacy_build_dir_time",
     "parse_branch_name",
+    "parse_build_time",
     "parse_build_xml",
     "parse_builds_dir_setting",
+    "parse_cruisecontrol_log",
     "parse_display_name",
+    "parse_junit",
     "parse_log",
+    "parse_log_name",
     "parse_next_build_number",
+    "parse_result_file",
+    "parse_time",
     "parse_xml",
+    "render_pipeline",
     "strip_console_notes",
 ]

@@ -70,10 +70,12 @@ def _status(daemon: Daemon) -> subprocess.CompletedProcess[str]:
 def test_503_burst_then_success_resends_the_same_sequence_number(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:
-    compass.script(Fault(status=503), Fault(status=503), Fault(status=500))
     job = home.job("app")
-    daemon_factory(make_config(tmp_path, home, compass))
-    job.start(start_ms=int(time.time() * 1000) - 1000).finish("SUCCESS", duration_ms=500)
+    daemon = daemon_factory(make_config(tmp_path, home, compass))
+    assert daemon.stop() == 0
+    job.start(start_ms=int(time.time() * 1000) - 1000).finish("SUCCESS", duration_ms=500)  # while down
+    compass.script(Fault(status=503), Fault(status=503), Fault(status=500))
+    daemon.start()  # only the terminal event is queued: one event, four attempts
     compass.wait_for(lambda events: len(events) == 1, timeout=30)
     bodies = [r.body for r in compass.requests]
     seqs = {_build(b)["updateSequenceNumber"] for b in bodies}

@@ -1,0 +1,295 @@
+"""Sources for CI servers that are not Jenkins: tailed log files and per-run result files.
+
+Both turn files into the same ``RunFacts`` the Jenkins source produces, so the event rules, the
+store and the sender are shared. Each batch they yield carries the checkpoint that must be
+committed in the same transaction as the events it produced: a crash before the commit re-reads
+the same bytes and makes the same decisions, a crash after it never reads them again.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import logging
+import os
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
+from functools import partial
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from parsers import (
+    LineEvent,
+    ParseError,
+    ResultFileError,
+    ResultRecord,
+    RuleSet,
+    parse_cruisecontrol_log,
+    parse_junit,
+    parse_result_file,
+    render_pipeline,
+)
+
+from .config import LogSourceSettings, ResultFileSourceSettings
+from .events import RunFacts
+from .tailer import Checkpoint, Chunk, Problem, Tailer
+
+__all__ = ["FileBatch", "LogSource", "ResultFileSource", "state_for_word"]
+
+log = logging.getLogger("buildtail.files")
+
+_DEFAULT_WORDS = {
+    "SUCCESSFUL": ("success", "successful", "succeeded", "passed", "pass", "ok", "green", "fixed"),
+    "FAILED": ("failure", "failed", "fail", "broken", "red", "unstable"),
+    "ERROR": ("error", "errored", "exception"),
+    "CANCELLED": ("aborted", "cancelled", "canceled", "killed", "stopped", "skipped", "not_built"),
+    "TIMED_OUT": ("timeout", "timed_out", "timedout", "timed out"),
+}
+_WORD_STATE = {word: state for state, words in _DEFAULT_WORDS.items() for word in words}
+
+
+def state_for_word(word: str | None, result_map: Mapping[str, str]) -> str:
+    """A CI's word for a result -> a Compass state: the source's result_map first, then common words."""
+    key = (word or "").strip().lower()
+    return result_map.get(key) or _WORD_STATE.get(key) or "UNKNOWN"
+
+
+@dataclass
+class FileBatch:
+    """What one piece of input produced, and the checkpoint to commit together with it."""
+
+    facts: list[RunFacts]
+    checkpoint: tuple[str, Any] | None  # (key, JSON-able value) in this source's checkpoint space
+    after_commit: Callable[[], None] | None = None
+    history: bool = False  # produced while skipping files that existed at the very first start
+
+
+def _zone(name: str | None) -> tzinfo:
+    if name:
+        return ZoneInfo(name)
+    local = datetime.now().astimezone().tzinfo
+    assert local is not None
+    return local
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _url(template: str | None, fields: Mapping[str, str], fallback: str) -> str:
+    return render_pipeline(template, fields) if template else fallback
+
+
+class LogSource:
+    """``type: log``: lines that say a run started or finished, in files matched by globs."""
+
+    def __init__(self, cfg: LogSourceSettings, *, host: str, checkpoints: Mapping[str, Any]) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.host = host
+        rules = cfg.rules
+        self.rules = RuleSet(
+            start=rules.start,
+            finish=rules.finish,
+            time_format=rules.time_format,
+            tz=_zone(rules.timezone),
+            ids_from_lines=rules.id is None,
+        )
+        self.path_pattern = re.compile(cfg.path_pattern) if cfg.path_pattern else None
+        first_start = not checkpoints
+        self.tailer = Tailer(cfg.paths, max_line_bytes=cfg.max_line_bytes, start_at_end_for_new=first_start)
+        self.tailer.load(_checkpoint(key, value) for key, value in checkpoints.items())
+        self._first_poll = first_start
+
+    def watched_dirs(self) -> set[Path]:
+        return self.tailer.watched_dirs()
+
+    def poll(self) -> Iterator[FileBatch | Problem]:
+        """Everything new in the files; on the very first start existing content is skipped (history)."""
+        for item in self.tailer.poll():
+            if isinstance(item, Problem):
+                yield item
+                continue
+            facts = self._facts(item)
+            cp = item.checkpoint
+            yield FileBatch(facts, (cp.key, _checkpoint_value(cp)), partial(self.tailer.commit, cp))
+        if self._first_poll:
+            self._first_poll = False
+            self.tailer.start_at_end_for_new = False
+
+    def _facts(self, chunk: Chunk) -> list[RunFacts]:
+        path_fields: dict[str, str] = {}
+        if self.path_pattern is not None and (m := self.path_pattern.search(chunk.path)):
+            path_fields = {k: v for k, v in m.groupdict().items() if v is not None}
+        try:
+            mtime_ms = int(os.stat(chunk.path).st_mtime * 1000)
+        except OSError:
+            mtime_ms = int(time.time() * 1000)
+        return [self._one(ev, path_fields, chunk.path, mtime_ms) for ev in self.rules.scan(chunk.data)]
+
+    def _one(self, ev: LineEvent, path_fields: dict[str, str], path: str, mtime_ms: int) -> RunFacts:
+        fields = {**path_fields, **ev.fields}
+        run_id = render_pipeline(self.cfg.rules.id, fields) if self.cfg.rules.id else ev.id
+        fields.setdefault("id", run_id)
+        job = render_pipeline(self.cfg.rules.pipeline, fields).removesuffix(f"#{run_id}")
+        fields["pipeline"] = job
+        when = _ms(ev.time) if ev.time is not None else mtime_ms
+        url = _url(self.cfg.url, fields, f"file://{self.host}{path}")
+        base = RunFacts(
+            source=self.name,
+            job=job,
+            number=run_id,
+            running=ev.kind == "start",
+            start_ms=when,
+            start_is_exact=ev.time is not None,
+            run_url=url,
+            written_ms=mtime_ms,
+        )
+        if ev.kind == "start":
+            return base
+        state = state_for_word(ev.result, self.cfg.rules.result_map)
+        return replace(base, running=False, result=ev.result, state=state, end_ms=when)
+
+
+def _checkpoint_value(cp: Checkpoint) -> dict[str, Any]:
+    return {"path": cp.path, "dev": cp.dev, "ino": cp.ino, "offset": cp.offset, "done": cp.done}
+
+
+def _checkpoint(key: str, value: Any) -> Checkpoint:
+    return Checkpoint(
+        key=key,
+        path=value["path"],
+        dev=value["dev"],
+        ino=value["ino"],
+        offset=value["offset"],
+        done=value["done"],
+    )
+
+
+@dataclass
+class _Seen:
+    mtime_ns: int
+    size: int
+
+
+class ResultFileSource:
+    """``type: result_file``: one small file per run (JSON/YAML, or a CruiseControl build log)."""
+
+    def __init__(self, cfg: ResultFileSourceSettings, *, host: str, checkpoints: Mapping[str, Any]) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.host = host
+        self.seen: dict[str, _Seen] = {k: _Seen(v["mtime_ns"], v["size"]) for k, v in checkpoints.items()}
+        self._problems: set[tuple[str, str]] = set()
+
+    def watched_dirs(self) -> set[Path]:
+        dirs: set[Path] = set()
+        for pattern in self.cfg.paths:
+            for path in glob.glob(pattern, recursive=True):
+                dirs.add(Path(path).parent)
+            static = Path(pattern.split("*", 1)[0])
+            dirs.add(static if static.is_dir() else static.parent)
+        return {d for d in dirs if d.is_dir()}
+
+    def poll(self) -> Iterator[FileBatch | Problem]:
+        for pattern in self.cfg.paths:
+            for path in sorted(glob.glob(pattern, recursive=True)):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                seen = self.seen.get(path)
+                if seen is not None and (seen.mtime_ns, seen.size) == (st.st_mtime_ns, st.st_size):
+                    continue
+                if not os.path.isfile(path):
+                    continue
+                mark = _Seen(st.st_mtime_ns, st.st_size)
+                value = {"mtime_ns": mark.mtime_ns, "size": mark.size}
+                try:
+                    facts = self._read(path, st)
+                except (OSError, EOFError, zlib.error, ParseError, ResultFileError) as exc:
+                    if (path, str(exc)) not in self._problems:
+                        self._problems.add((path, str(exc)))
+                        yield Problem(path, f"{path}: {exc}")
+                    facts = []
+                yield FileBatch(facts, (path, value), partial(self.seen.__setitem__, path, mark))
+
+    def _read(self, path: str, st: os.stat_result) -> list[RunFacts]:
+        with open(path, "rb") as fh:
+            data = fh.read(16 << 20)
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        written = st.st_mtime_ns // 1_000_000
+        if self.cfg.format == "cruisecontrol":
+            return [self._cruisecontrol(path, data, written)]
+        return [self._record(path, parse_result_file(data, name=os.path.basename(path)), written)]
+
+    def _record(self, path: str, rec: ResultRecord, written: int) -> RunFacts:
+        state = rec.state or state_for_word(rec.result, self.cfg.result_map)
+        running = state == "IN_PROGRESS"
+        fields = {"pipeline": rec.pipeline, "id": rec.id}
+        notes = tuple(filter(None, [rec.description, self._junit(path, rec.junit)]))
+        return RunFacts(
+            source=self.name,
+            job=rec.pipeline,
+            number=rec.id,
+            running=running,
+            start_ms=_ms(rec.started_at),
+            start_is_exact=True,
+            result=rec.result or state,
+            state=None if running else state,
+            end_ms=None if rec.completed_at is None else _ms(rec.completed_at),
+            written_ms=written,
+            run_url=rec.url or _url(self.cfg.url, fields, f"file://{self.host}{path}"),
+            causes=notes,
+        )
+
+    def _junit(self, path: str, patterns: tuple[str, ...]) -> str | None:
+        if not patterns:
+            return None
+        tests = failures = errors = skipped = 0
+        base = os.path.dirname(path)
+        for pattern in patterns:
+            for report in glob.glob(os.path.join(base, pattern), recursive=True):
+                try:
+                    with open(report, "rb") as fh:
+                        summary = parse_junit(fh.read(16 << 20))
+                except (OSError, ParseError) as exc:
+                    log.warning("%s: JUnit report %s not read: %s", self.name, report, exc)
+                    continue
+                tests += summary.tests
+                failures += summary.failures
+                errors += summary.errors
+                skipped += summary.skipped
+        if not tests:
+            return None
+        passed = tests - failures - errors - skipped
+        return f"tests: {passed} passed, {failures} failed, {errors} errors, {skipped} skipped"
+
+    def _cruisecontrol(self, path: str, data: bytes, written: int) -> RunFacts:
+        build = parse_cruisecontrol_log(data, name=os.path.basename(path))
+        project = build.project or os.path.basename(os.path.dirname(path))
+        run_id = build.label or build.timestamp.strftime("%Y%m%d%H%M%S")
+        started = build.timestamp.astimezone()  # naive: the server's local time
+        ended = started + timedelta(seconds=build.duration_s or 0)
+        state = "SUCCESSFUL" if build.success else "FAILED"
+        fields = {"pipeline": project, "id": run_id}
+        return RunFacts(
+            source=self.name,
+            job=project,
+            number=run_id,
+            running=False,
+            start_ms=_ms(started),
+            start_is_exact=True,
+            result="success" if build.success else "failure",
+            state=state,
+            end_ms=_ms(ended),
+            written_ms=written,
+            run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
+            causes=(build.error,) if build.error else (),
+        )

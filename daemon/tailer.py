@@ -1,0 +1,738 @@
+"""Tails log files: which file is which across rotation, and how much of each has been consumed.
+
+A file is identified by the sha256 of its first ``fingerprint_bytes`` bytes (of the decompressed content
+for a .gz), with (dev, inode) as the cross-check: inodes are reused after a delete and copies share
+content, so neither is trusted alone. A file still shorter than the fingerprint is identified by the
+prefix it has so far, and keeps that identity while it grows as long as the old prefix still matches.
+
+Offsets move only in ``commit()``: ``poll()`` starts every file at its committed offset, so what the
+caller did not commit (a crash, a failed send) comes again. Commit (or drop) a poll's chunks before the
+next ``poll()``; the same bytes are yielded again otherwise.
+
+Rotation: a file renamed away or deleted while open is drained through its still open descriptor and
+let go once it has been idle for a poll; a file truncated in place (copytruncate) starts again at 0 as
+a new identity, while a copy with the old fingerprint continues from the old offset; a rotated .gz
+(gzip magic, whatever its name) that is a copy of a file already tailed continues from that offset,
+is read to its end once and is then never opened again.
+
+Everything is synchronous: the daemon runs ``poll()`` in a worker thread. Reads are ``read_bytes``
+large and cut at the last newline, so the cost per byte does not depend on how many lines there are.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import gzip
+import hashlib
+import os
+import stat
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Checkpoint", "Chunk", "Problem", "Tailer"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_FORGOTTEN = 4096  # identities without an open file kept for copies and .gz rotations to match
+_SHADOW_POLLS = 3  # a copy is normal for a poll or two (copytruncate, delaycompress); longer is reported
+_MAGIC = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    key: str
+    path: str
+    dev: int
+    ino: int
+    offset: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Complete lines ``data`` at content offsets ``[start, end)``; store ``checkpoint`` with their effects.
+
+    ``data`` is empty when the chunk only moves the checkpoint: past a skipped over-long line, or to
+    mark a .gz done. The last line of a file that can no longer grow (a .gz, or a deleted or rotated
+    away file idle for a poll) gets a newline appended when it has none; ``end`` stays the content
+    offset, so there ``len(data) == end - start + 1``.
+    """
+
+    key: str
+    path: str
+    data: bytes
+    start: int
+    end: int
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    message: str
+
+
+class _Plain:
+    gz = False
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self, pos: int, size: int) -> bytes:
+        return os.pread(self.fd, size, pos)
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Gz:
+    """Decompressed reads at content offsets. A gzip stream cannot seek, so the last read is kept and
+    the stream is only rewound when asked for something before it (a poll after an uncommitted one)."""
+
+    gz = True
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._raw = open(fd, "rb", closefd=False)  # noqa: SIM115 - lives as long as the descriptor
+        self._stream: gzip.GzipFile | None = None
+        self._start = 0
+        self._buf = b""
+
+    def read(self, pos: int, size: int) -> bytes:
+        if self._stream is None or pos < self._start:
+            self._raw.seek(0)
+            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")
+            self._start, self._buf = 0, b""
+        end = self._start + len(self._buf)
+        while end < pos:
+            dropped = self._stream.read(min(size, pos - end))
+            end += len(dropped)
+            self._start, self._buf = end, b""
+            if not dropped:
+                return b""
+        have = self._buf[pos - self._start :]
+        data = have + self._stream.read(size - len(have)) if len(have) < size else have
+        self._start, self._buf = pos, data
+        return data
+
+    def reset(self) -> None:
+        self._stream = None
+
+    def close(self) -> None:
+        self._stream = None
+        self._raw.close()
+        os.close(self.fd)
+
+
+_Source = _Plain | _Gz
+
+
+@dataclass(slots=True, eq=False)
+class _File:
+    """One identity: what the store remembers plus, while the file is tailed, its open descriptor."""
+
+    key: str
+    digest: str
+    fp_len: int
+    path: str
+    dev: int
+    ino: int
+    offset: int
+    done: bool
+    order: int  # older identities are read first, so a rotated file drains before its successor
+    src: _Source | None = None
+    seen: int = -1  # the poll whose glob last matched it
+    last_size: int = -1
+    gz_sig: tuple[int, int] | None = None  # (size, mtime_ns) of a finished .gz: recognised without opening
+    gz_stuck: int = -1  # compressed size at which the stream broke off; tried again once it changes
+    scan: tuple[int, int] | None = None  # (line start, scanned to) of an over-long line still being skipped
+    long_reported: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    path: str
+    src: _Source
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    truncated: bool  # the descriptor of an identity that was just truncated in place
+
+
+def _key(digest: str, fp_len: int, fingerprint_bytes: int) -> str:
+    return digest if fp_len >= fingerprint_bytes else f"{digest}:{fp_len}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _long_line(body: bytes, limit: int) -> tuple[int, int] | None:
+    """The first line of ``body`` (complete lines) longer than ``limit``, as ``(start, end)``.
+
+    A line longer than ``limit`` holds a newline-free run of at least ``limit`` bytes, which covers a
+    whole window of ``limit // 2`` bytes: probing one window at a time finds it in O(len) work without
+    looking at every line.
+    """
+    if len(body) <= limit:
+        return None
+    step = max(1, limit // 2)
+    i, n = 0, len(body)
+    while i < n:
+        if body.find(b"\n", i, i + step) >= 0:
+            i += step
+            continue
+        start = body.rfind(b"\n", 0, i) + 1
+        end = body.find(b"\n", i) + 1
+        if end - start > limit:
+            return start, end
+        i = end
+    return None
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    if name.startswith(".") and not pattern.startswith("."):
+        return False  # as glob: hidden names only match a pattern that asks for them
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+class Tailer:
+    """The files matching ``patterns`` (relative ones under ``base_dir``), tailed across rotation."""
+
+    def __init__(
+        self,
+        patterns: Sequence[str],
+        *,
+        base_dir: Path | None = None,
+        fingerprint_bytes: int = 1024,
+        max_line_bytes: int = 1 << 20,
+        read_bytes: int = 4 << 20,
+        start_at_end_for_new: bool = False,
+    ) -> None:
+        if fingerprint_bytes < 1 or max_line_bytes < 1:
+            raise ValueError("fingerprint_bytes and max_line_bytes must be positive")
+        if read_bytes < max_line_bytes:
+            # a chunk holds whole lines and at most read_bytes: a longer line could never be delivered
+            raise ValueError("read_bytes must be at least max_line_bytes")
+        base = Path.cwd() if base_dir is None else base_dir
+        self._patterns = [p if p.is_absolute() else base / p for p in map(Path, patterns)]
+        self._fp = fingerprint_bytes
+        self._max_line = max_line_bytes
+        self._read = read_bytes
+        # applies to the first poll only, and only when nothing was loaded: files that appear later were
+        # born while we watched, so all of their content is new (OTel #12769 applied it despite offsets)
+        self.start_at_end_for_new = start_at_end_for_new
+        self._files: dict[str, _File] = {}
+        self._aliases: dict[str, str] = {}  # keys renamed by the last poll (a short file grew)
+        self._order = 0
+        self._polls = 0
+        self._fresh = True  # nothing loaded and not polled yet: the only time start_at_end applies
+        self._reported: dict[str, set[str]] = {}
+        self._shadowed: dict[str, int] = {}
+        self._broken: dict[str, tuple[int, int, int, int]] = {}  # path -> (dev, ino, size, mtime_ns)
+        self._dirs: set[Path] = set()
+
+    # --- state ------------------------------------------------------------------------------------
+
+    def load(self, checkpoints: Iterable[Checkpoint]) -> None:
+        """What the store remembers. A malformed key is dropped: that file is read again from 0 rather
+        than the daemon failing on every start."""
+        for cp in checkpoints:
+            digest, _, length = cp.key.partition(":")
+            if len(digest) != 64 or (length and not length.isdigit()):
+                continue
+            fp_len = int(length) if length else self._fp
+            current = self._files.get(cp.key)
+            if current is not None and current.src is not None:
+                continue
+            self._files[cp.key] = _File(
+                cp.key, digest, fp_len, cp.path, cp.dev, cp.ino, cp.offset, cp.done, self._next_order()
+            )
+            self._fresh = False
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        key = self._aliases.get(checkpoint.key, checkpoint.key)
+        rec = self._files.get(key)
+        if rec is None:
+            return
+        if checkpoint.offset > rec.offset:
+            rec.offset = checkpoint.offset
+            if rec.scan is not None and rec.scan[0] < rec.offset:
+                rec.scan = None
+            rec.long_reported = {s for s in rec.long_reported if s >= rec.offset}
+        if checkpoint.done and not rec.done:
+            rec.done = True
+            if rec.src is not None:
+                try:
+                    st = os.fstat(rec.src.fd)
+                    rec.gz_sig = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    pass
+                rec.src.close()
+                rec.src = None
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return [Checkpoint(r.key, r.path, r.dev, r.ino, r.offset, r.done) for r in self._files.values()]
+
+    def close(self) -> None:
+        for rec in self._files.values():
+            if rec.src is not None:
+                rec.src.close()
+                rec.src = None
+
+    def watched_dirs(self) -> set[Path]:
+        return set(self._dirs)
+
+    # --- polling ----------------------------------------------------------------------------------
+
+    def poll(self) -> Iterator[Chunk | Problem]:
+        self._polls += 1
+        self._aliases = {}
+        fresh = self._fresh and self.start_at_end_for_new
+        self._fresh = False
+        truncated: dict[tuple[int, int], _Source] = {}
+        for rec in list(self._files.values()):
+            if rec.src is not None and not rec.src.gz:
+                src = self._revalidate(rec)
+                if src is not None:
+                    truncated[(rec.dev, rec.ino)] = src
+        found, problems = self._glob()
+        yield from problems
+        live = {(r.dev, r.ino): r for r in self._files.values() if r.src is not None}
+        finished = {(r.dev, r.ino): r for r in self._files.values() if r.src is None and r.gz_sig is not None}
+        candidates: list[_Candidate] = []
+        taken: set[tuple[int, int]] = set()
+        for path in found:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                problem = self._os_problem(str(path), exc, "vanished before it could be opened")
+                if problem is not None:
+                    yield problem
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if not stat.S_ISREG(st.st_mode):
+                problem = self._problem(str(path), "type", "not a regular file")
+                if problem is not None:
+                    yield problem
+                continue
+            hit = live.get(ident)
+            if hit is not None:
+                if hit.seen != self._polls:
+                    hit.seen, hit.path = self._polls, str(path)
+                continue
+            done = finished.get(ident)
+            if done is not None and done.gz_sig == (st.st_size, st.st_mtime_ns):
+                done.seen = self._polls
+                continue
+            if ident in taken:
+                continue  # a symlink and its target: one file
+            if self._broken.get(str(path)) == (*ident, st.st_size, st.st_mtime_ns):
+                continue  # could not even be fingerprinted, and has not changed since
+            taken.add(ident)
+            src = truncated.pop(ident, None)
+            was_truncated = src is not None
+            if src is None:
+                opened = self._open(str(path))
+                if isinstance(opened, Problem):
+                    yield opened
+                    continue
+                if opened is None:
+                    continue
+                src, st = opened
+            candidates.append(
+                _Candidate(str(path), src, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, was_truncated)
+            )
+        for src in truncated.values():
+            src.close()  # truncated and no longer matched: nothing left to identify
+        yield from self._identify(candidates, fresh)
+        for rec in sorted((r for r in self._files.values() if r.src is not None), key=lambda r: r.order):
+            yield from self._drain(rec)
+        self._forget()
+
+    def _revalidate(self, rec: _File) -> _Source | None:
+        """Checks a tailed file is still the content we identified; returns its descriptor if it was
+        truncated or rewritten in place (the identity is kept, descriptor-less, for a copy to claim)."""
+        assert rec.src is not None
+        try:
+            size = os.fstat(rec.src.fd).st_size
+            head = os.pread(rec.src.fd, self._fp, 0) if size >= max(rec.offset, rec.fp_len) else b""
+        except OSError:
+            head, size = b"", -1
+        if size >= 0 and len(head) >= rec.fp_len and _digest(head[: rec.fp_len]) == rec.digest:
+            if len(head) > rec.fp_len:
+                self._rekey(rec, head)
+            return None
+        src, rec.src, rec.scan = rec.src, None, None
+        if size < 0:
+            src.close()
+            return None
+        return src
+
+    def _rekey(self, rec: _File, head: bytes) -> None:
+        """A short file grew: the longer prefix becomes its key (unless another tailed file has it)."""
+        digest = _digest(head)
+        key = _key(digest, len(head), self._fp)
+        other = self._files.get(key)
+        if other is not None and other is not rec:
+            if other.src is not None:
+                return
+            del self._files[key]
+        del self._files[rec.key]
+        self._aliases[rec.key] = key
+        rec.key, rec.digest, rec.fp_len = key, digest, len(head)
+        self._files[key] = rec
+
+    def _open(self, path: str) -> tuple[_Source, os.stat_result] | Problem | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:
+            return self._os_problem(path, exc, "vanished before it could be opened")
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                return self._problem(path, "type", "not a regular file")
+            gz = os.pread(fd, 2, 0) == _GZIP_MAGIC
+        except OSError as exc:
+            os.close(fd)
+            return self._os_problem(path, exc, "vanished mid-read")
+        return (_Gz(fd) if gz else _Plain(fd)), st
+
+    def _identify(self, candidates: list[_Candidate], fresh: bool) -> Iterator[Problem]:
+        """Gives each newly opened file its identity: one we already know (the same file reopened after a
+        restart, a renamed or copied file, a rotated .gz) or a new one."""
+        forgotten = {(r.dev, r.ino) for r in self._files.values() if r.src is None}
+        # the same inode first (it is that identity for sure), copies next, truncated files last: a copy
+        # claims the old offset before the truncated original takes a new identity
+        candidates.sort(key=lambda c: (2 if c.truncated else 0 if (c.dev, c.ino) in forgotten else 1, c.path))
+        for cand in candidates:
+            try:
+                head = cand.src.read(0, self._fp)
+            except (EOFError, OSError, zlib.error) as exc:
+                cand.src.close()
+                self._broken[cand.path] = (cand.dev, cand.ino, cand.size, cand.mtime_ns)
+                problem = self._read_problem(cand.path, exc)
+                if problem is not None:
+                    yield problem
+                continue
+            if not head:
+                cand.src.close()  # nothing to identify it by yet
+                continue
+            self._reported.pop(cand.path, None)
+            self._broken.pop(cand.path, None)
+            rec = self._match(head, cand)
+            if rec is None:
+                self._new(cand, head, fresh)
+            elif rec.src is not None or (rec.done and not cand.src.gz):
+                cand.src.close()
+                count = self._shadowed.get(cand.path, 0) + 1
+                self._shadowed[cand.path] = count
+                if count == _SHADOW_POLLS:
+                    yield Problem(
+                        cand.path,
+                        f"same first {rec.fp_len} bytes as {rec.path}: treated as a copy and not read"
+                        " (raise fingerprint_bytes if these are different files)",
+                    )
+                continue
+            elif rec.done:
+                cand.src.close()
+                rec.gz_sig, rec.seen = (cand.size, cand.mtime_ns), self._polls
+                rec.dev, rec.ino, rec.path = cand.dev, cand.ino, cand.path
+            elif (cand.truncated and (rec.dev, rec.ino) == (cand.dev, cand.ino)) or (
+                not cand.src.gz and cand.size < rec.offset
+            ):
+                del self._files[rec.key]  # truncated (while we watched or while we were down)
+                self._new(cand, head, False)
+            else:
+                rec.src, rec.seen, rec.last_size, rec.scan = cand.src, self._polls, -1, None
+                rec.dev, rec.ino, rec.path = cand.dev, cand.ino, cand.path
+                if len(head) > rec.fp_len:
+                    self._rekey(rec, head)
+            self._shadowed.pop(cand.path, None)
+
+    def _match(self, head: bytes, cand: _Candidate) -> _File | None:
+        """The known identity whose prefix ``head`` starts with: the same inode first, then the longest."""
+        digests: dict[int, str] = {}
+        best: _File | None = None
+        best_rank = (False, -1)
+        for rec in self._files.values():
+            if rec.fp_len > len(head):
+                continue
+            digest = digests.get(rec.fp_len)
+            if digest is None:
+                digest = digests[rec.fp_len] = _digest(head[: rec.fp_len])
+            if digest != rec.digest:
+                continue
+            rank = ((rec.dev, rec.ino) == (cand.dev, cand.ino), rec.fp_len)
+            if rank > best_rank:
+                best, best_rank = rec, rank
+        return best
+
+    def _new(self, cand: _Candidate, head: bytes, fresh: bool) -> None:
+        digest = _digest(head)
+        key = _key(digest, len(head), self._fp)
+        rec = _File(key, digest, len(head), cand.path, cand.dev, cand.ino, 0, False, self._next_order())
+        rec.src, rec.seen = cand.src, self._polls
+        if fresh:  # start_at_end: history is not read, a .gz not at all
+            if cand.src.gz:
+                rec.done, rec.gz_sig, rec.src = True, (cand.size, cand.mtime_ns), None
+                cand.src.close()
+            else:
+                rec.offset = self._after_last_newline(cand.src, cand.size)
+        self._files[key] = rec
+
+    def _after_last_newline(self, src: _Source, size: int) -> int:
+        pos = size
+        while pos > 0:
+            start = max(0, pos - self._read)
+            i = src.read(start, pos - start).rfind(b"\n")
+            if i >= 0:
+                return start + i + 1
+            pos = start
+        return 0
+
+    def _drain(self, rec: _File) -> Iterator[Chunk | Problem]:
+        src = rec.src
+        assert src is not None
+        try:
+            size = os.fstat(src.fd).st_size
+        except OSError:
+            size = rec.last_size
+        final = True
+        if src.gz:
+            if rec.gz_stuck >= 0:
+                if size == rec.gz_stuck:
+                    return
+                rec.gz_stuck = -1
+                src.reset()
+        else:
+            idle = rec.seen != self._polls and size == rec.last_size
+            if idle and rec.offset >= size:
+                src.close()  # renamed away or deleted, drained and idle for a poll: let it go
+                rec.src = None
+                return
+            final = idle
+            rec.last_size = size
+        try:
+            yield from self._lines(rec, src, final)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            rec.gz_stuck = size
+            problem = self._read_problem(rec.path, exc)
+            if problem is not None:
+                yield problem
+        except OSError as exc:
+            problem = self._os_problem(rec.path, exc, "vanished mid-read")
+            if problem is not None:
+                yield problem
+
+    def _lines(self, rec: _File, src: _Source, final: bool) -> Iterator[Chunk | Problem]:
+        """Everything after the committed offset, as chunks of whole lines cut at the last newline of each
+        large read. ``final``: the file cannot grow any more, so its end also ends the last line."""
+        limit, size = self._max_line, self._read
+        pos = rec.offset
+        moved = False  # pos is past a skipped line that no chunk has covered yet
+        line_start, scanned = rec.scan if rec.scan is not None and rec.scan[0] == pos else (-1, -1)
+        data = body = buf = b""
+        while True:
+            data = body = buf = b""  # drop the last read before the next: one read_bytes buffer at a time
+            if line_start >= 0:  # inside an over-long line: look for its end, keep nothing of it
+                buf = src.read(scanned, size)
+                nl = buf.find(b"\n")
+                if nl < 0:
+                    scanned += len(buf)
+                    if len(buf) == size:
+                        continue
+                    if not final:
+                        rec.scan = (line_start, scanned)
+                        break
+                    end = scanned
+                else:
+                    end = scanned + nl + 1
+                problem = self._long_problem(rec, line_start, end)
+                if problem is not None:
+                    yield problem
+                pos, moved, line_start, rec.scan = end, True, -1, None
+                continue
+            data = src.read(pos, size)
+            eof = len(data) < size
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                if len(data) >= limit:
+                    line_start, scanned = pos, pos + len(data)
+                    continue
+                if data and final and eof:
+                    yield self._chunk(rec, data + b"\n", pos, pos + len(data), src.gz)
+                    return
+                break
+            body = data if cut + 1 == len(data) else data[: cut + 1]
+            long = _long_line(body, limit)
+            if long is None:
+                done = src.gz and eof and len(body) == len(data)
+                yield self._chunk(rec, body, pos, pos + len(body), done)
+                if done:
+                    return
+                pos, moved = pos + len(body), False
+                continue
+            start, end = long
+            if start:
+                yield self._chunk(rec, body[:start], pos, pos + start, False)
+            problem = self._long_problem(rec, pos + start, pos + end)
+            if problem is not None:
+                yield problem
+            pos, moved = pos + end, True
+        if src.gz:
+            yield self._chunk(rec, b"", pos, pos, True)  # at the end of the stream: nothing more to come
+        elif moved:
+            yield self._chunk(rec, b"", pos, pos, False)
+
+    def _chunk(self, rec: _File, data: bytes, start: int, end: int, done: bool) -> Chunk:
+        cp = Checkpoint(rec.key, rec.path, rec.dev, rec.ino, end, done)
+        return Chunk(rec.key, rec.path, data, start, end, cp)
+
+    def _long_problem(self, rec: _File, start: int, end: int) -> Problem | None:
+        if start in rec.long_reported:
+            return None
+        rec.long_reported.add(start)
+        return Problem(
+            rec.path, f"line longer than max_line_bytes at offset {start} (skipped {end - start} bytes)"
+        )
+
+    def _forget(self) -> None:
+        """Bounds the identities kept without an open file, oldest first; those seen this poll stay."""
+        idle = [r for r in self._files.values() if r.src is None and r.seen != self._polls]
+        if len(idle) <= _MAX_FORGOTTEN:
+            return
+        idle.sort(key=lambda r: r.order)
+        for rec in idle[: len(idle) - _MAX_FORGOTTEN]:
+            del self._files[rec.key]
+
+    def _next_order(self) -> int:
+        self._order += 1
+        return self._order
+
+    # --- problems ---------------------------------------------------------------------------------
+
+    def _problem(self, path: str, kind: str, message: str) -> Problem | None:
+        """A Problem the first time a path has it; None while it persists (reported once, not every poll)."""
+        kinds = self._reported.setdefault(path, set())
+        if kind in kinds:
+            return None
+        kinds.add(kind)
+        return Problem(path, message)
+
+    def _os_problem(self, path: str, exc: OSError, missing: str) -> Problem | None:
+        if isinstance(exc, PermissionError):
+            return self._problem(path, "denied", "permission denied")
+        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ESTALE:
+            return self._problem(path, "missing", missing)
+        if exc.errno == errno.ELOOP:
+            return self._problem(path, "loop", "symlink loop")
+        return self._problem(path, "error", f"cannot read: {exc.strerror or exc}")
+
+    def _read_problem(self, path: str, exc: BaseException) -> Problem | None:
+        if isinstance(exc, EOFError):
+            return self._problem(path, "gz", "gzip stream ends early (still being written, or cut short)")
+        if isinstance(exc, gzip.BadGzipFile | zlib.error):
+            return self._problem(path, "gz", f"gzip corrupt: {exc}")
+        if isinstance(exc, OSError):
+            return self._os_problem(path, exc, "vanished mid-read")
+        return self._problem(path, "gz", f"gzip unreadable: {exc}")
+
+    # --- discovery --------------------------------------------------------------------------------
+
+    def _glob(self) -> tuple[list[Path], list[Problem]]:
+        """Every path the patterns match, in pattern order then name order; symlinked directories are not
+        followed by wildcards (a loop is reported), symlinks to files are."""
+        found: dict[Path, None] = {}
+        problems: list[Problem] = []
+        dirs: set[Path] = set()
+        for pattern in self._patterns:
+            parts = pattern.parts
+            first = next((i for i, part in enumerate(parts) if _MAGIC & set(part)), len(parts))
+            matches: list[Path] = []
+            if first == len(parts):
+                if os.path.lexists(pattern):
+                    matches.append(pattern)
+                dirs.add(pattern.parent)
+            else:
+                root = Path(*parts[:first])
+                if root.is_dir():
+                    dirs.add(root)
+                self._walk(root, parts[first:], matches, problems)
+            for path in matches:
+                found.setdefault(path, None)
+                dirs.add(path.parent)
+        self._dirs = dirs
+        return list(found), problems
+
+    def _walk(self, directory: Path, rest: tuple[str, ...], out: list[Path], problems: list[Problem]) -> None:
+        head, tail = rest[0], rest[1:]
+        if not _MAGIC & set(head):
+            nxt = directory / head
+            if tail:
+                if nxt.is_dir():
+                    self._walk(nxt, tail, out, problems)
+            elif os.path.lexists(nxt):
+                out.append(nxt)
+            return
+        if head == "**":
+            if tail:
+                self._walk(directory, tail, out, problems)
+            for entry in self._scan(directory, problems):
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    self._walk(Path(entry.path), rest, out, problems)
+                elif entry.is_symlink() and self._dir_link(entry, problems):
+                    continue
+                elif not tail:
+                    out.append(Path(entry.path))
+            return
+        for entry in self._scan(directory, problems):
+            if not _name_matches(entry.name, head):
+                continue
+            if not tail:
+                out.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                self._walk(Path(entry.path), tail, out, problems)
+
+    def _scan(self, directory: Path, problems: list[Problem]) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as it:
+                return sorted(it, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            problem = self._os_problem(str(directory), exc, "vanished before it could be listed")
+            if problem is not None:
+                problems.append(problem)
+            return []
+
+    def _dir_link(self, entry: os.DirEntry[str], problems: list[Problem]) -> bool:
+        """True for a symlink that a recursive glob must not follow (to a directory, or a loop)."""
+        try:
+            st = os.stat(entry.path)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                return False  # dangling: the open reports it
+            problem = self._problem(entry.path, "loop", "symlink loop")
+        else:
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+            target = os.path.realpath(entry.path)
+            here = os.path.realpath(os.path.dirname(entry.path))
+            if here != target and not here.startswith(target.rstrip(os.sep) + os.sep):
+                return True
+            problem = self._problem(
+                entry.path, "loop", "symlink loop (links to its own ancestor; not followed)"
+            )
+        if problem is not None:
+            problems.append(problem)
+        return True

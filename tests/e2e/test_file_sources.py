@@ -1,0 +1,284 @@
+"""Any CI's log and result files, end to end: rotation, truncation, restarts and kills lose nothing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import Daemon, make_config, wait_until
+from tests.fake_compass import FakeCompass
+from tools.fake_jenkins import JenkinsHome
+
+DaemonFactory = Callable[..., Daemon]
+
+RULES = {
+    "start": r"^(?P<time>\S+) START job=(?P<name>\S+) id=(?P<id>\S+)$",
+    "finish": r"^(?P<time>\S+) FINISH job=(?P<name>\S+) id=(?P<id>\S+) result=(?P<result>\S+)$",
+    "pipeline": "nightly-{name}",
+    "time_format": "iso",
+    "result_map": {"ok": "SUCCESSFUL", "broken": "FAILED"},
+}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _config(tmp: Path, home: JenkinsHome, compass: FakeCompass, *sources: dict[str, Any]) -> dict[str, Any]:
+    cfg = make_config(tmp, home, compass)
+    cfg["sources"] = list(sources)
+    return cfg
+
+
+def _log_source(logs: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "log",
+        "name": "cron",
+        "paths": [str(logs / "*.log"), str(logs / "*.log.1")],
+        "rules": RULES,
+        **extra,
+    }
+
+
+def _props(e: dict[str, Any]) -> dict[str, Any]:
+    return e["event"]["build"]["buildProperties"]  # type: ignore[no-any-return]
+
+
+def _terminal(compass: FakeCompass) -> dict[str, set[int]]:
+    """pipelineId -> distinct sequence numbers of its terminal events (one each: nothing counted twice)."""
+    out: dict[str, set[int]] = {}
+    for e in compass.events:
+        if _props(e)["state"] != "IN_PROGRESS":
+            out.setdefault(_props(e)["pipeline"]["pipelineId"], set()).add(
+                e["event"]["build"]["updateSequenceNumber"]
+            )
+    return out
+
+
+class CronLog:
+    """Writes start/finish lines as a shell-driven scheduler would, and rotates the file like logrotate."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.runs = 0
+
+    def write(self, line: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
+
+    def run(self, name: str, result: str = "ok") -> str:
+        self.runs += 1
+        run_id = str(self.runs)
+        self.write(f"{_now()} START job={name} id={run_id}")
+        self.write(f"{_now()} FINISH job={name} id={run_id} result={result}")
+        return f"nightly-{name}#{run_id}"
+
+    def rotate_create(self) -> None:
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self.path.touch()
+
+    def rotate_copytruncate(self) -> None:
+        shutil.copyfile(self.path, self.path.with_name(self.path.name + ".1"))
+        with open(self.path, "r+") as fh:
+            fh.truncate(0)
+
+    def truncate(self) -> None:
+        with open(self.path, "r+") as fh:
+            fh.truncate(0)
+
+
+def test_log_rotation_truncation_and_restart_count_every_run_once(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs = tmp_path / "logs"
+    cron = CronLog(logs / "cron.log")
+    cron.write("an old line from before buildtail: START job=old id=0")  # history: skipped at the first start
+    daemon = daemon_factory(_config(tmp_path, home, compass, _log_source(logs)))
+    expected = [cron.run("backup"), cron.run("backup", "broken")]
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)))
+    # each rotation happens once what was written before it has been read, as with a real logrotate
+    # schedule; the lines written right before a rotation are the ones that must not be lost
+    cron.rotate_create()
+    expected += [cron.run("report")]
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=20)
+    (logs / "cron.log.1").unlink()  # logrotate's next cycle: the oldest generation goes away
+    cron.rotate_copytruncate()
+    expected += [cron.run("report", "broken")]
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=20)
+    cron.truncate()
+    expected += [cron.run("cleanup")]
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=20)
+    assert daemon.stop() == 0
+    pending = CronLog(logs / "cron.log")
+    pending.runs = cron.runs
+    half = pending.run("while-down")  # written while the daemon is down
+    expected.append(half)
+    daemon.start()
+    expected.append(pending.run("after-restart"))
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=20)
+    time.sleep(1.5)
+    terminal = _terminal(compass)
+    assert sorted(terminal) == sorted(expected), "every run once, nothing from before the first start"
+    assert all(len(seqs) == 1 for seqs in terminal.values()), f"a line was counted twice: {terminal}"
+    states = {_props(e)["pipeline"]["pipelineId"]: _props(e)["state"] for e in compass.events}
+    assert states["nightly-backup#2"] == "FAILED" and states["nightly-backup#1"] == "SUCCESSFUL"
+    assert compass.invalid == []
+    assert daemon.stop() == 0
+
+
+def test_kill_9_between_reading_and_queuing_loses_and_doubles_nothing(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs = tmp_path / "logs"
+    cron = CronLog(logs / "cron.log")
+    cron.path.touch()
+    daemon = daemon_factory(_config(tmp_path, home, compass, _log_source(logs)))
+    rng = random.Random(7)
+    expected: list[str] = []
+    for _ in range(8):
+        for _ in range(rng.randint(5, 40)):
+            expected.append(cron.run(rng.choice(["a", "b", "c"]), rng.choice(["ok", "broken"])))
+        time.sleep(rng.uniform(0.0, 0.3))
+        daemon.kill()
+        daemon.start()
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=60)
+    terminal = _terminal(compass)
+    assert sorted(terminal) == sorted(expected)
+    assert all(len(seqs) == 1 for seqs in terminal.values()), "a line was counted twice"
+    assert daemon.stop() == 0
+
+
+def test_bad_input_is_reported_and_survived(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "loop").symlink_to(logs)  # a symlink loop under a ** glob
+    source = _log_source(logs, max_line_bytes=1 << 20)
+    source["paths"] = [str(logs / "**" / "*.log")]
+    daemon = daemon_factory(_config(tmp_path, home, compass, source))
+    cron = CronLog(logs / "cron.log")
+    cron.path.write_bytes(b"\x00\xff\xfe garbage \xc3\x28 invalid utf-8\n" + os.urandom(4096) + b"\n")
+    with open(cron.path, "ab") as fh:
+        fh.write(b"x" * (50 << 20) + b"\n")  # a 50 MB line
+    expected = [cron.run("after-the-long-line")]
+    vanishing = logs / "gone.log"
+    vanishing.write_text("START job=x\n")
+    vanishing.unlink()
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=30)
+    assert daemon.alive()
+    assert "longer than" in daemon.stderr
+    assert daemon.stop() == 0
+
+
+def test_result_files_json_yaml_junit_and_in_progress(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    source = {
+        "type": "result_file",
+        "name": "scripts",
+        "paths": [str(results / "*.json"), str(results / "*.yaml")],
+    }
+    daemon = daemon_factory(_config(tmp_path, home, compass, source))
+    (results / "reports").mkdir()
+    (results / "reports" / "junit.xml").write_text(
+        '<testsuite name="t" tests="5" failures="1" errors="0" skipped="1">'
+        '<testcase name="a"/><testcase name="b"><failure message="x"/></testcase></testsuite>'
+    )
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    (results / "deploy.json").write_text(
+        json.dumps(
+            {
+                "pipeline": "deploy",
+                "id": 41,
+                "state": "IN_PROGRESS",
+                "started_at": started,
+                "url": "https://ci.example.com/deploy/41",
+            }
+        )
+    )
+    compass.wait_for(lambda events: any(_props(e)["pipeline"]["pipelineId"] == "deploy#41" for e in events))
+    (results / "deploy.json").write_text(
+        json.dumps(
+            {
+                "pipeline": "deploy",
+                "id": 41,
+                "result": "success",
+                "started_at": started,
+                "completed_at": _now(),
+                "url": "https://ci.example.com/deploy/41",
+                "junit": ["reports/*.xml"],
+            }
+        )
+    )
+    (results / "backup.yaml").write_text(
+        f"pipeline: backup\nid: '2026-11-26.1'\nstate: FAILED\n"
+        f"started_at: {started}\ncompleted_at: {_now()}\n"
+    )
+    (results / "broken.json").write_text("{not json")
+    compass.wait_for(lambda _: {"deploy#41", "backup#2026-11-26.1"} <= set(_terminal(compass)))
+    deploy = [e for e in compass.events if _props(e)["pipeline"]["pipelineId"] == "deploy#41"]
+    assert [_props(e)["state"] for e in deploy] == ["IN_PROGRESS", "SUCCESSFUL"]
+    assert deploy[-1]["event"]["build"]["url"] == "https://ci.example.com/deploy/41"
+    assert "3 passed, 1 failed" in deploy[-1]["event"]["build"]["description"]
+    wait_until(lambda: "broken.json" in daemon.stderr, what="the bad file reported")
+    assert daemon.stop() == 0
+    daemon.start()
+    time.sleep(1.5)
+    assert len(_terminal(compass)) == 2 and all(len(s) == 1 for s in _terminal(compass).values()), (
+        "remembered"
+    )
+    assert daemon.stop() == 0
+
+
+def test_presets_cruisecontrol_and_gocd(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    cc = tmp_path / "cruisecontrol"
+    (cc / "logs" / "project1").mkdir(parents=True)
+    go = tmp_path / "go-server"
+    (go / "artifacts" / "pipelines").mkdir(parents=True)
+    daemon = daemon_factory(
+        _config(
+            tmp_path,
+            home,
+            compass,
+            {"preset": "cruisecontrol", "home": str(cc)},
+            {"preset": "gocd", "home": str(go)},
+        )
+    )
+    stamp = time.strftime("%Y%m%d%H%M%S")
+
+    def cc_log(label: str | None, error: str | None) -> bytes:
+        err = f' error="{error}"' if error else ""
+        return (
+            f'<cruisecontrol><info><property name="projectname" value="project1"/>'
+            f'<property name="label" value="{label or ""}"/><property name="cctimestamp" value="{stamp}"/>'
+            f'</info><build time="1 minute 5 seconds"{err}></build></cruisecontrol>'
+        ).encode()
+
+    (cc / "logs" / "project1" / f"log{stamp}Lbuild.7.xml").write_bytes(cc_log("build.7", None))
+    later = time.strftime("%Y%m%d%H%M%S", time.localtime(time.time() + 1))
+    with gzip.open(cc / "logs" / "project1" / f"log{later}.xml.gz", "wb") as fh:
+        fh.write(cc_log(None, "compile failed"))
+    job_dir = go / "artifacts" / "pipelines" / "shop" / "12" / "build" / "1" / "unit" / "cruise-output"
+    job_dir.mkdir(parents=True)
+    tmp = tmp_path / "console.tmp"
+    tmp.write_text("[go] Start to prepare shop/12/build/1/unit\n[go] Current job status: passed\n")
+    os.replace(tmp, job_dir / "console.log")  # GoCD moves the finished console log into place
+    compass.wait_for(lambda _: len(_terminal(compass)) == 3, timeout=20)
+    states = {_props(e)["pipeline"]["pipelineId"]: _props(e)["state"] for e in compass.events}
+    assert states["project1#build.7"] == "SUCCESSFUL"
+    assert states[f"project1#{later}"] == "FAILED"
+    assert states["shop/build/unit#12.1"] == "SUCCESSFUL"
+    assert daemon.stop() == 0
