@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings, parse_duration
+from .config import ConfigError, Settings, config_json_schema, load_settings, parse_duration
 from .logs import setup_logging
 
 __all__ = ["main"]
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backfill":
         return _backfill(args.config, args.since, args.dry_run)
     if args.command == "config-schema":
-        print(json.dumps(Settings.model_json_schema(), indent=2))
+        print(json.dumps(config_json_schema(), indent=2))
         return 0
     if args.command == "status":
         return _status(args.config)

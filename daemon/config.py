@@ -388,7 +388,7 @@ def expand_preset(source: Any) -> Any:
             },
             **rest,
         }
-    return source  # an unknown preset: validation reports the key
+    raise ValueError(f"unknown preset {preset!r}: cruisecontrol or gocd")
 
 
 class MetricsSettings(_Strict):
@@ -468,6 +468,31 @@ class Settings(_Strict):
     def state_for(self, result: str) -> str:
         mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
         return mapped.get(result, "UNKNOWN")
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The configuration's JSON Schema for editors: the validating model's own, plus the presets
+    (expanded before validation, so the model alone does not describe them)."""
+    schema = Settings.model_json_schema()
+    items = schema["properties"]["sources"]["items"]
+    refs = items.get("oneOf") or items.get("anyOf") or []
+    preset = {
+        "type": "object",
+        "title": "PresetSource",
+        "description": "a ready-made log or result_file source for another CI server",
+        "required": ["preset", "home"],
+        "properties": {
+            "preset": {"enum": ["cruisecontrol", "gocd"]},
+            "home": {"type": "string", "description": "the CI server's home directory"},
+            "name": {"type": "string"},
+            "url": {"type": "string"},
+            "watch": {"enum": ["inotify", "polling"]},
+            "poll_interval": schema["$defs"]["LogSourceSettings"]["properties"]["poll_interval"],
+        },
+        "additionalProperties": False,
+    }
+    schema["properties"]["sources"]["items"] = {"anyOf": [*refs, preset]}
+    return schema
 
 
 # --- YAML with line numbers -------------------------------------------------------------------------
