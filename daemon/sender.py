@@ -52,6 +52,7 @@ class Sender:
         on_missing_source: MissingSourceHook | None = None,
         lock: DeliveryLock | None = None,
         metrics: Metrics | None = None,
+        max_in_flight: int = 4,
     ) -> None:
         self._store = store
         self.transport = transport
@@ -63,7 +64,10 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._problem_logged_at: dict[str, float] = {}
-        self._unacked: OutboxItem | None = None
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._flying: dict[int, OutboxItem] = {}
+        self._done: list[tuple[OutboxItem, SendResult]] = []
+        self.max_in_flight = max_in_flight
         self._hold_until = 0.0
         self._sent: deque[float] = deque()
         self._budget_published = -BUDGET_PUBLISH_S
@@ -103,41 +107,81 @@ class Sender:
                 self.lock.release()
 
     async def _deliver(self) -> None:
-        while not self._stopping:
-            try:
-                await self._step()
-            except sqlite3.Error as exc:
-                self._log_once(
-                    "store",
-                    logging.ERROR,
-                    "the state database is not usable (%s); retrying in %.0fs",
-                    exc,
-                    STORE_RETRY_S,
-                )
-                await self._sleep(STORE_RETRY_S)
+        try:
+            while not self._stopping:
+                try:
+                    await self._step()
+                except sqlite3.Error as exc:
+                    self._log_once(
+                        "store",
+                        logging.ERROR,
+                        "the state database is not usable (%s); retrying in %.0fs",
+                        exc,
+                        STORE_RETRY_S,
+                    )
+                    await self._sleep(STORE_RETRY_S)
+        finally:
+            # requests already on the wire are given their answer (the service bounds the wait)
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            await self._settle_done()
 
     async def _step(self) -> None:
-        if self._unacked is not None:  # delivered, but the ack did not reach the disk
-            self._store.ack(self._unacked)
-            self._unacked = None
-        item, due_ms = self._store.next_due()
-        if item is None:
-            await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
-            return
+        await self._settle_done()
         hold = self._hold_until - time.monotonic()
         if hold > 0:  # Compass asked for a pause (Retry-After, 429, 5xx): it applies to every event
             await self._sleep(hold)
             return
+        if len(self._in_flight) >= self.max_in_flight:
+            await self._sleep(None)  # a completion wakes us
+            return
+        busy = {item.pipeline_id for item in self._flying.values()}
+        item, due_ms = self._store.next_due(exclude_ids=set(self._in_flight), exclude_pipelines=busy)
+        if item is None:
+            await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
+            return
         await self.bucket.acquire()
         if self._stopping:
             return
+        self._flying[item.id] = item
+        self._in_flight[item.id] = asyncio.create_task(self._send(item))
+
+    async def _send(self, item: OutboxItem) -> None:
+        """One request; a run's events are never in flight together (see next_due's exclusions)."""
         started = time.monotonic()
         result = await self.transport.send({"cloudId": self.cloud_id, **item.event})
         if self.metrics is not None:
             self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
         self._sent.append(time.monotonic())
-        await self._settle(item, result)
+        self._done.append((item, result))
+        self._wake.set()
+
+    async def _settle_done(self) -> None:
+        """Answers that came back: accepted ones acknowledged together in one transaction."""
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        accepted = [(i, r) for i, r in done if r.outcome == "accepted"]
+        try:
+            with self._store.batch():
+                for item, result in accepted:
+                    await self._settle(item, result)
+        except sqlite3.Error:
+            self._done = done + self._done  # answered but not yet recorded: they stay in flight
+            raise
+        for item, _ in accepted:
+            self._forget(item)
+        for item, result in done:
+            if result.outcome != "accepted":
+                try:
+                    await self._settle(item, result)
+                finally:
+                    self._forget(item)
         self._publish_budget()
+
+    def _forget(self, item: OutboxItem) -> None:
+        self._in_flight.pop(item.id, None)
+        self._flying.pop(item.id, None)
 
     def _publish_budget(self) -> None:
         """Budget use for ``buildtail status``; written at most every few seconds, never while idle."""
@@ -172,11 +216,7 @@ class Sender:
         if result.outcome == "accepted":
             self.delivered += 1
             self.last_delivery_ms = int(now * 1000)
-            try:
-                self._store.ack(item)
-            except sqlite3.Error:
-                self._unacked = item
-                raise
+            self._store.ack(item)
             if self.paused is not None:
                 self._set_paused(None)
             # one info line per run, when its final state is delivered

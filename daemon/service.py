@@ -47,6 +47,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _mtime_ms(run_dir: Path) -> int:
+    """The earlier of a run directory's and its builds directory's modification times."""
+    times = []
+    for path in (run_dir, run_dir.parent):
+        try:
+            times.append(path.stat().st_mtime_ns // 1_000_000)
+        except OSError:
+            continue
+    return min(times, default=0)
+
+
 def _host_port(listen: str, port: int) -> str:
     host = listen.rsplit(":", 1)[0]
     return f"{host}:{port}"
@@ -403,8 +414,10 @@ class Service:
         )
         for run_dir in candidates:
             self._process(source, run_dir)
-        if not any(k[0] == source.name for k in self.retries):
-            self.store.set_meta_int(key, started)
+        # Runs still pending (half-written, store trouble) must be found by the next scan: the mark
+        # stays before their directories' times, so the mtime filters do not skip them.
+        pending = [p for (name, p) in self.retries if name == source.name]
+        self.store.set_meta_int(key, min([started, *(_mtime_ms(p) for p in pending)]))
 
     def _load_open_runs(self, source: JenkinsSource) -> None:
         assert self.store is not None

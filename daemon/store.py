@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_ms INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority DESC, id);
+CREATE INDEX IF NOT EXISTS outbox_pipeline ON outbox (pipeline_id, terminal);
 CREATE TABLE IF NOT EXISTS checkpoints (
     source TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -299,7 +301,13 @@ class Store:
 
     # --- outbox -------------------------------------------------------------------------------------
 
-    def next_due(self, now_ms: int | None = None) -> tuple[OutboxItem | None, int | None]:
+    def next_due(
+        self,
+        now_ms: int | None = None,
+        *,
+        exclude_ids: set[int] | None = None,
+        exclude_pipelines: set[str] | None = None,
+    ) -> tuple[OutboxItem | None, int | None]:
         """The next event to send if it may be sent now, and otherwise when it falls due.
 
         Terminal events first, then IN_PROGRESS, then history queued by ``buildtail backfill``, each
@@ -307,10 +315,22 @@ class Store:
         success rate counts) are not held up, and a backfill never delays live builds. A run never
         has two events queued at once (a terminal event replaces its IN_PROGRESS), so this order
         cannot send a run's updates out of order. The head waits out its backoff and everything
-        waits with it: a Compass that fails one request is not flooded with the rest.
+        waits with it: a Compass that fails one request is not flooded with the rest. Events in flight,
+        and every event of a run with one in flight, are excluded: a run's updates never overtake.
         """
         now_ms = _now_ms() if now_ms is None else now_ms
-        row = self._db.execute("SELECT * FROM outbox ORDER BY priority DESC, id LIMIT 1").fetchone()
+        ids = sorted(exclude_ids or ())
+        pipelines = sorted(exclude_pipelines or ())
+        where = " AND ".join(
+            clause
+            for clause, values in (
+                (f"id NOT IN ({','.join('?' * len(ids))})", ids),
+                (f"pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
+            )
+            if values
+        )
+        query = f"SELECT * FROM outbox {'WHERE ' + where if where else ''} ORDER BY priority DESC, id LIMIT 1"
+        row = self._db.execute(query, (*ids, *pipelines)).fetchone()
         if row is None:
             return None, None
         item = _item(row)

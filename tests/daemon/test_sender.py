@@ -73,7 +73,7 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  #
 class Running:
     def __init__(self, store: Store, transport: Transport, cloud_id: str) -> None:
         # a disabled budget (limit 0): these tests are about delivery, not pacing
-        self.sender = Sender(store, transport, cloud_id, TokenBucket(0, 1))
+        self.sender = Sender(store, transport, cloud_id, TokenBucket(0, 1), max_in_flight=1)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Sender:
@@ -235,3 +235,28 @@ async def test_budget_paces_requests(
     # the bucket starts empty: 6 requests at 2 per second take at least 2.5 s
     assert times[-1] - times[0] >= 2.4
     assert all(b - a >= 0.45 for a, b in itertools.pairwise(times))
+
+
+async def test_concurrent_requests_never_overlap_for_one_run(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    fake.script(*[Fault(delay=0.3)] * 4)  # slow answers: several requests are on the wire at once
+    for n in range(4):
+        queue(store, tmp_path, facts(job=f"j{n}", number=1))
+    in_progress_a = queue(store, tmp_path, facts(job="a", number=1))
+    sender = Sender(store, transport, fake.cloud_id, TokenBucket(0, 1), max_in_flight=4)
+    task = asyncio.create_task(sender.run())
+    try:
+        await wait_until(lambda: len(fake.requests) >= 1)
+        terminal_a = queue(store, tmp_path, finished("SUCCESS", job="a", number=1))
+        sender.wake()
+        await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 5)
+    started = [r.at for r in fake.requests]
+    assert max(started[:4]) - min(started[:4]) < 0.25, "the first four went out together"
+    a = [usn(r.body) for r in fake.requests if r.body["event"]["build"]["displayName"] == "a #1"]
+    assert a[-1] == terminal_a and in_progress_a not in a[1:], (
+        "a run's newer update never goes before an older one"
+    )
