@@ -99,7 +99,7 @@ class Sender:
                 log.info(
                     "another buildtail process (a backfill) is delivering from this state; waiting for it"
                 )
-            await self._sleep(1.0)
+            await self._sleep(1.0, fresh=True)
         try:
             await self._deliver()
         finally:
@@ -119,7 +119,7 @@ class Sender:
                         exc,
                         STORE_RETRY_S,
                     )
-                    await self._sleep(STORE_RETRY_S)
+                    await self._sleep(STORE_RETRY_S, fresh=True)
         finally:
             # requests already on the wire are given their answer (the service bounds the wait)
             if self._in_flight:
@@ -127,6 +127,7 @@ class Sender:
             await self._settle_done()
 
     async def _step(self) -> None:
+        self._wake.clear()
         await self._settle_done()
         hold = self._hold_until - time.monotonic()
         if hold > 0:  # Compass asked for a pause (Retry-After, 429, 5xx): it applies to every event
@@ -202,8 +203,12 @@ class Sender:
             },
         )
 
-    async def _sleep(self, seconds: float | None) -> None:
-        self._wake.clear()
+    async def _sleep(self, seconds: float | None, *, fresh: bool = False) -> None:
+        """Waits for a wake-up or the timeout. A wake-up set since the current step began is kept
+        (``_step`` clears the event first), so a completion racing with the decision to sleep is
+        never lost; ``fresh`` waits for a new one."""
+        if fresh:
+            self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), seconds)
         except TimeoutError:

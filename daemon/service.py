@@ -504,8 +504,25 @@ class Service:
                 target = self._route(source, hint)
                 if target is not None:
                     candidates[(source.name, target)] = source
-        for (_, run_dir), source in candidates.items():
-            self._process(source, run_dir)
+        if candidates:
+            self._process_many(list(candidates.items()))
+
+    def _process_many(self, runs: list[tuple[tuple[str, Path], JenkinsSource]]) -> None:
+        """Runs that changed together are recorded in one transaction: one disk sync, not one each."""
+        assert self.store is not None
+        try:
+            with self.store.batch():
+                for (_, run_dir), source in runs:
+                    self._process(source, run_dir)
+        except sqlite3.Error as exc:  # the commit failed: nothing of the batch is kept, look again
+            log.error(
+                "cannot write the state database (%s); %d run(s) retried in %.0fs",
+                exc,
+                len(runs),
+                STORE_RETRY_S,
+            )
+            for (name, run_dir), _ in runs:
+                self.retries[(name, run_dir)] = time.monotonic() + STORE_RETRY_S
 
     def _route(self, source: JenkinsSource, hint: Hint) -> Path | None:
         d = hint.directory
