@@ -37,6 +37,7 @@ log = logging.getLogger("buildtail")
 
 WATERMARK_SLACK_MS = 5000
 STORE_RETRY_S = 5.0
+CATCH_UP_BATCH = 200  # runs recorded per transaction while catching up
 SHUTDOWN_GRACE_S = 10.0
 
 
@@ -412,8 +413,8 @@ class Service:
         candidates = await asyncio.to_thread(
             source.scan, first_start=first_start, since_ms=since, open_dirs=set(self.open_dirs[source.name])
         )
-        for run_dir in candidates:
-            self._process(source, run_dir)
+        for i in range(0, len(candidates), CATCH_UP_BATCH):
+            self._process_many([((source.name, d), source) for d in candidates[i : i + CATCH_UP_BATCH]])
         # Runs still pending (half-written, store trouble) must be found by the next scan: the mark
         # stays before their directories' times, so the mtime filters do not skip them.
         pending = [p for (name, p) in self.retries if name == source.name]
