@@ -1,0 +1,1 @@
+"""buildtail's benchmark suite: see BENCHMARKS.md and ``bench/run_all.py``."""

@@ -1,0 +1,223 @@
+"""B1: latency from a run's final build.xml rename to the request arriving at the fake Compass (inotify).
+
+Method: a small home (50 jobs, alternating freestyle and Pipeline, 5 finished builds each) watched by
+the real daemon with ``watch: inotify`` and the rate budget off. Builds are written by
+tools/fake_jenkins.py exactly as Jenkins writes them. For each sample a run is started, its
+IN_PROGRESS event is awaited (so the daemon is idle again), then ``Run.finish`` writes permalinks,
+``Finished:`` and the final build.xml through temp file + rename. The time is taken with
+time.monotonic() right after that rename returns (fake_jenkins' ``_atomic_write`` is wrapped for
+this); the end is the fake Compass' own time.monotonic() arrival stamp of the run's terminal event.
+
+* concurrency 1: one run at a time;
+* concurrency 50: 50 runs on 50 jobs finish at once (50 threads behind a barrier), per round.
+
+Usage: .venv/bin/python bench/b1_latency.py [--quick] [--runs N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    Arrivals,
+    Daemon,
+    Report,
+    base_parser,
+    fake_compass,
+    finish,
+    generate_home,
+    machine_info,
+    make_config,
+    median,
+    ms,
+    percentile,
+    runs_of,
+    temp_dir,
+    wait_until,
+)
+from tools import fake_jenkins
+from tools.fake_jenkins import JenkinsHome
+
+JOBS = 50
+
+
+class RenameClock:
+    """Wraps fake_jenkins' atomic writer: the monotonic time right after each build.xml rename."""
+
+    def __init__(self) -> None:
+        self.at: dict[Path, float] = {}
+        self._orig = fake_jenkins._atomic_write
+
+    def __enter__(self) -> RenameClock:
+        orig = self._orig
+
+        def timed(path: Path, data: bytes) -> None:
+            orig(path, data)  # temp file, fsync, os.replace
+            if path.name == "build.xml":
+                self.at[path.parent] = time.monotonic()
+
+        fake_jenkins._atomic_write = timed  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fake_jenkins._atomic_write = self._orig  # type: ignore[assignment]
+
+
+def _settle(watch: str, poll_interval: float) -> None:
+    """Before finishing: a moment for inotify; a random phase of the poll period for polling."""
+    time.sleep(0.02 if watch == "inotify" else random.uniform(0.0, poll_interval))
+
+
+def measure(
+    tmp: Path, *, watch: str, poll_interval: float, samples_c1: int, rounds_cn: int, conc: int
+) -> dict[str, Any]:
+    """One daemon, fresh state: latencies (seconds) at concurrency 1 and ``conc``."""
+    home = generate_home(tmp / "home", max(JOBS, conc), 5)
+    timeout = 15 + poll_interval * 3
+    c1: list[float] = []
+    cn: list[float] = []
+    with fake_compass() as compass, RenameClock() as clock:
+        cfg = make_config(tmp, home.root, compass, watch=watch, poll_interval=f"{poll_interval}s")
+        daemon = Daemon(tmp, cfg, name=f"b-{watch}")
+        with daemon:
+            daemon.wait_ready()
+            jh = JenkinsHome(home.root)
+            jobs = [jh.job(name) for name in home.job_names]
+            arr = Arrivals(compass)
+
+            def seen(kind: dict[str, float], pids: list[str]) -> bool:
+                arr.update()
+                return all(p in kind for p in pids)
+
+            for i in range(samples_c1):
+                job = jobs[i % len(jobs)]
+                run = job.start()
+                run.log("+ make")
+                pid = f"{job.full_name}#{run.number}"
+                wait_until(lambda pid=pid: seen(arr.in_progress, [pid]), timeout, f"IN_PROGRESS of {pid}")
+                _settle(watch, poll_interval)
+                run.finish("SUCCESS", duration_ms=1000)
+                t = clock.at[run.dir]
+                wait_until(lambda pid=pid: seen(arr.terminal, [pid]), timeout, f"terminal event of {pid}")
+                c1.append(arr.terminal[pid] - t)
+
+            for _ in range(rounds_cn):
+                runs = []
+                for job in jobs[:conc]:
+                    run = job.start()
+                    run.log("+ make")
+                    runs.append(run)
+                pids = [f"{r.job.full_name}#{r.number}" for r in runs]
+                wait_until(lambda pids=pids: seen(arr.in_progress, pids), timeout, "IN_PROGRESS of a round")
+                _settle(watch, poll_interval)
+                barrier = threading.Barrier(len(runs))
+
+                def finish_one(run: fake_jenkins.Run, barrier: threading.Barrier = barrier) -> None:
+                    barrier.wait()
+                    run.finish("SUCCESS", duration_ms=1000)
+
+                threads = [threading.Thread(target=finish_one, args=(r,)) for r in runs]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                wait_until(
+                    lambda pids=pids: seen(arr.terminal, pids), timeout * 2, "terminal events of a round"
+                )
+                cn.extend(arr.terminal[p] - clock.at[r.dir] for p, r in zip(pids, runs, strict=True))
+            if arr.bad:
+                raise RuntimeError(f"the fake Compass refused requests: {arr.bad[:3]}")
+            errors = daemon.errors()
+    return {
+        "c1_p50": percentile(c1, 50),
+        "c1_p99": percentile(c1, 99),
+        "c1_max": max(c1, default=float("nan")),
+        "c1_n": len(c1),
+        f"c{conc}_p50": percentile(cn, 50),
+        f"c{conc}_p99": percentile(cn, 99),
+        f"c{conc}_max": max(cn, default=float("nan")),
+        f"c{conc}_n": len(cn),
+        "daemon_errors": len(errors),
+    }
+
+
+def run_benchmark(
+    args: argparse.Namespace,
+    *,
+    bench: str,
+    title: str,
+    watch: str,
+    poll_interval: float,
+    samples_c1: int,
+    rounds_cn: int,
+    conc: int,
+    goals: dict[str, float | None],
+) -> Report:
+    runs = runs_of(args)
+    report = Report(bench, title, args.quick)
+    report.params = {
+        "watch": watch,
+        "poll_interval": f"{poll_interval}s" if watch == "polling" else "-",
+        "jobs": max(JOBS, conc),
+        "samples_c1": samples_c1,
+        f"samples_c{conc}": f"{rounds_cn}x{conc}",
+        "runs": runs,
+        "rate_limit": "off",
+    }
+    for i in range(runs):
+        with temp_dir(args, bench.lower()) as tmp:
+            if i == 0:
+                report.machine = machine_info(tmp)
+            r = measure(
+                tmp,
+                watch=watch,
+                poll_interval=poll_interval,
+                samples_c1=samples_c1,
+                rounds_cn=rounds_cn,
+                conc=conc,
+            )
+        report.runs.append(
+            {k: (round(v * 1000, 2) if k[-3:] in ("p50", "p99", "max") else v) for k, v in r.items()}
+        )
+    for key in ("c1_p50", "c1_p99", f"c{conc}_p50", f"c{conc}_p99"):
+        value = median([run[key] for run in report.runs]) / 1000
+        report.figures[key + "_s"] = value
+        label = f"concurrency {key.split('_')[0][1:]} {key.split('_')[1]}"
+        goal = goals.get(key.split("_")[1])
+        if goal is None:
+            report.check(label, ms(value), "-", None)
+        else:
+            report.check(label, ms(value), f"<= {goal * 1000:g} ms", value <= goal)
+    if any(run["daemon_errors"] for run in report.runs):
+        report.notes.append("the daemon logged errors; see the kept logs (--keep)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = base_parser(__doc__.splitlines()[0] if __doc__ else "B1")
+    args = p.parse_args(argv)
+    samples, rounds = (10, 1) if args.quick else (200, 10)
+    report = run_benchmark(
+        args,
+        bench="B1",
+        title="latency build.xml rename -> request at Compass, inotify",
+        watch="inotify",
+        poll_interval=2.0,
+        samples_c1=samples,
+        rounds_cn=rounds,
+        conc=50,
+        goals={"p50": 0.010, "p99": 0.050},
+    )
+    return finish(report, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
