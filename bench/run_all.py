@@ -23,6 +23,7 @@ SCRIPTS = [
     "b4_first_start.py",
     "b5_idle.py",
     "b6_throughput.py",
+    "b7_log_scan.py",
 ]
 
 

@@ -149,6 +149,35 @@ class _Rule:
     names: tuple[tuple[str, str], ...]  # (internal name, user name)
 
 
+def _required_literal(pattern: str) -> bytes | None:
+    """The longest run of plain characters that every match of ``pattern`` must contain, if any.
+
+    Only the top level of the pattern is read (an alternation at the top, a case-insensitive flag
+    or anything unusual gives None: the scan then simply runs the regex over everything).
+    """
+    if "\\n" in pattern or "\n" in pattern or "(?s" in pattern:
+        return None  # a rule that says it spans lines is searched over the whole chunk
+    try:
+        parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    except (re.error, AttributeError, TypeError):
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    literal_op = re._constants.LITERAL  # type: ignore[attr-defined]
+    best: list[int] = []
+    run: list[int] = []
+    for op, arg in parsed.data:
+        if op == literal_op:
+            run.append(arg)
+            if len(run) > len(best):
+                best = list(run)
+        else:
+            run = []
+    if len(best) < 3 or any(c > 0x7F for c in best) or 0x0A in best:
+        return None
+    return bytes(best)
+
+
 def _compile_rule(kind: Literal["start", "finish"], pattern: str, prefix: str, need_id: bool = True) -> _Rule:
     if not isinstance(pattern, str):
         raise RuleError(f"{kind} rule: the pattern must be a string")
@@ -264,6 +293,7 @@ class RuleSet:
     __slots__ = (
         "_finish_names",
         "_ids_from_lines",
+        "_literals",
         "_pattern",
         "_start_names",
         "_time_format",
@@ -299,6 +329,8 @@ class RuleSet:
         # and a line gives at most one event.
         combined = "(?:" + "|".join(alternatives) + ")(?:(?<=\n)|[^\n]*)"
         self._pattern = _compile(combined, "start and finish rules cannot be combined")
+        needles = [_required_literal(finish), *([_required_literal(start)] if start is not None else [])]
+        self._literals = None if None in needles else [n for n in needles if n is not None]
         self._finish_names = finish_rule.names
         self._start_names = rules[1].names if start is not None else ()
         self._time_format = time_format
@@ -311,10 +343,36 @@ class RuleSet:
         return self._pattern
 
     def scan(self, chunk: bytes) -> list[LineEvent]:
-        """Every start/finish line in a chunk of complete lines, in order. Never raises on content."""
+        """Every start/finish line in a chunk of complete lines, in order. Never raises on content.
+
+        When every rule contains a literal that any matching line must contain, the lines are found
+        with ``bytes.find`` first (memchr speed) and the regex runs on those lines only: a log is
+        mostly lines no rule wants, and this is what keeps the scan near grep's speed.
+        """
+        if self._literals is None:
+            return self._events(self._pattern.finditer(chunk), chunk)
+        size = len(chunk)
+        starts: set[int] = set()
+        for literal in self._literals:
+            pos = chunk.find(literal)
+            while pos >= 0:
+                starts.add(chunk.rfind(b"\n", 0, pos) + 1)
+                newline = chunk.find(b"\n", pos)
+                if newline < 0:
+                    break
+                pos = chunk.find(literal, newline + 1)
+        matches = []
+        for start in sorted(starts):
+            newline = chunk.find(b"\n", start)
+            match = self._pattern.search(chunk, start, size if newline < 0 else newline + 1)
+            if match is not None:
+                matches.append(match)
+        return self._events(matches, chunk)
+
+    def _events(self, matches: Iterable[re.Match[bytes]], chunk: bytes) -> list[LineEvent]:
         events: list[LineEvent] = []
         size = len(chunk)
-        for match in self._pattern.finditer(chunk):
+        for match in matches:
             if match.lastgroup == _FINISH_WRAPPER:
                 kind: Literal["start", "finish"] = "finish"
                 names = self._finish_names

@@ -384,3 +384,44 @@ def test_pattern_is_one_compiled_multiline_regex() -> None:
     assert isinstance(rules.pattern, re.Pattern)
     assert rules.pattern.flags & re.MULTILINE
     assert set(rules.pattern.groupindex) >= {"f__id", "f__result", "s__id"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [
+        (r"^\S+ START job=(?P<name>\S+) id=(?P<id>\d+)$", b" START job="),
+        (r"\[go\] Current job status: (?P<result>\w+)", b"[go] Current job status: "),
+        (r"(?i)start (?P<id>\d+)", None),  # case-insensitive: no literal to search for
+        (r"start (?P<id>\d+)|begin (?P<x>\d+)", None),  # an alternation at the top
+        (r"^result of (?P<id>\d+):\n(?P<result>\w+)$", None),  # spans lines
+        (r"(?P<id>\d+)ok", None),  # too short
+    ],
+)
+def test_required_literal(pattern: str, literal: bytes | None) -> None:
+    from parsers.log_rules import _required_literal
+
+    assert _required_literal(pattern) == literal
+
+
+def test_prefiltered_scan_finds_exactly_what_the_full_regex_finds() -> None:
+    rng = random.Random(3)
+    lines = []
+    for i in range(20_000):
+        roll = rng.random()
+        if roll < 0.01:
+            lines.append(f"t START job=j id={i}")
+        elif roll < 0.02:
+            lines.append(f"t FINISH job=j id={i} result=ok")
+        elif roll < 0.03:
+            lines.append(f"noise START job= but not a match {i}")  # the literal alone is not enough
+        else:
+            lines.append(f"t INFO {i} " + "x" * rng.randint(0, 80))
+    chunk = ("\n".join(lines) + "\n").encode()
+    start, finish = (
+        r"^\S+ START job=(?P<name>\S+) id=(?P<id>\d+)$",
+        r"^\S+ FINISH job=\S+ id=(?P<id>\d+) result=(?P<result>\w+)$",
+    )
+    fast = RuleSet(start=start, finish=finish).scan(chunk)
+    slow = RuleSet(start=start + r"(?:\n)?", finish=finish).scan(chunk)  # \n in a rule: no prefilter
+    assert [(e.kind, e.id, e.end) for e in fast] == [(e.kind, e.id, e.end) for e in slow]
+    assert len(fast) > 300
