@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Report, base_parser, finish, machine_info, median, runs_of, temp_dir  # noqa: E402
-from daemon.tailer import Chunk, Tailer  # noqa: E402
-from parsers import RuleSet  # noqa: E402
+from bench.common import Report, base_parser, finish, machine_info, median, runs_of, temp_dir
+from daemon.tailer import Chunk, Tailer
+from parsers import RuleSet
 
 START = r"^\S+ START job=(?P<name>\S+) id=(?P<id>\d+)$"
 FINISH = r"^\S+ FINISH job=(?P<name>\S+) id=(?P<id>\d+) result=(?P<result>\w+)$"
