@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import LogSourceSettings, ResultFileSourceSettings
 from .events import RunFacts
 from .file_sources import FileBatch, LogSource, ResultFileSource
+from .source_settings import LogSourceSettings, ResultFileSourceSettings
 from .store import Store
 from .tailer import Problem
 

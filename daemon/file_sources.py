@@ -35,8 +35,8 @@ from parsers import (
     render_pipeline,
 )
 
-from .config import LogSourceSettings, ResultFileSourceSettings
 from .events import RunFacts
+from .source_settings import LogSourceSettings, ResultFileSourceSettings
 from .tailer import Checkpoint, Chunk, Problem, Tailer
 
 __all__ = ["FileBatch", "LogSource", "ResultFileSource", "state_for_word"]

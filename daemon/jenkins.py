@@ -33,8 +33,8 @@ from parsers import (
     parse_log,
 )
 
-from .config import JenkinsSourceSettings
 from .events import RunFacts
+from .source_settings import JenkinsSourceSettings
 
 __all__ = ["Gone", "JenkinsSource", "Job", "Retry"]
 
