@@ -91,8 +91,12 @@ class CompassTransport:
 
     async def send(self, body: dict[str, Any]) -> SendResult:
         session = self._open()
+        try:
+            token = self._settings.token()
+        except (OSError, UnicodeDecodeError) as exc:
+            return SendResult("unauthorized", None, f"cannot read compass.api_token_file: {exc}")
         headers = {
-            "Authorization": aiohttp.encode_basic_auth(self._settings.email, self._settings.token()),
+            "Authorization": aiohttp.encode_basic_auth(self._settings.email, token),
             "Content-Type": "application/json",
         }
         data = json.dumps(body, separators=(",", ":")).encode()

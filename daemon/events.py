@@ -52,8 +52,15 @@ class Update:
     event: dict[str, Any]
 
 
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def iso_ms(epoch_ms: int) -> str:
-    """RFC 3339 in UTC with milliseconds and ``Z``: the form every Compass client accepts."""
+    """RFC 3339 in UTC with milliseconds and ``Z``: the form every Compass client accepts.
+
+    A CI file can hold any number; a time outside years 1970..9999 is clamped rather than crash.
+    """
+    epoch_ms = min(max(int(epoch_ms), 0), MAX_EPOCH_MS)
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -164,7 +171,7 @@ def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, ta
         while taken(pipeline_id):
             generation += 1
             pipeline_id = _pipeline_id(facts, generation)
-        started_ms = facts.start_ms
+        started_ms = min(max(facts.start_ms, 0), MAX_EPOCH_MS)
     run = RunRow(
         source=facts.source,
         job=facts.job,
@@ -172,7 +179,7 @@ def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, ta
         generation=generation,
         pipeline_id=pipeline_id,
         started_at_ms=started_ms,
-        jenkins_start_ms=facts.start_ms if facts.start_is_exact else None,
+        jenkins_start_ms=min(max(facts.start_ms, 0), MAX_EPOCH_MS) if facts.start_is_exact else None,
         dir_ino=facts.dir_ino,
         state=state,
         terminal=not facts.running,

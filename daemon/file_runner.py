@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .events import RunFacts
-from .file_sources import FileBatch, LogSource, ResultFileSource
+from .file_sources import STARTED_MARK, FileBatch, LogSource, ResultFileSource
 from .source_settings import LogSourceSettings, ResultFileSourceSettings
 from .store import Store
 from .tailer import Problem
@@ -124,6 +124,10 @@ class FileSourceRunner:
         known = self.store.checkpoints(source.name)
         try:
             with self.store.batch():
+                if STARTED_MARK not in known:
+                    self.store.save_checkpoint(
+                        source.name, STARTED_MARK, {"at_ms": time.time_ns() // 1_000_000}
+                    )
                 for cp in source.tailer.checkpoints():
                     value = {
                         "path": cp.path,

@@ -39,7 +39,9 @@ from .events import RunFacts
 from .source_settings import LogSourceSettings, ResultFileSourceSettings
 from .tailer import Checkpoint, Chunk, Problem, Tailer
 
-__all__ = ["FileBatch", "LogSource", "ResultFileSource", "state_for_word"]
+__all__ = ["STARTED_MARK", "FileBatch", "LogSource", "ResultFileSource", "state_for_word"]
+
+STARTED_MARK = "#started"  # a log source's checkpoint that says its first start is behind it
 
 log = logging.getLogger("buildtail.files")
 
@@ -101,9 +103,9 @@ class LogSource:
             ids_from_lines=rules.id is None,
         )
         self.path_pattern = re.compile(cfg.path_pattern) if cfg.path_pattern else None
-        first_start = not checkpoints
+        first_start = STARTED_MARK not in checkpoints  # kept even when no file existed back then
         self.tailer = Tailer(cfg.paths, max_line_bytes=cfg.max_line_bytes, start_at_end_for_new=first_start)
-        self.tailer.load(_checkpoint(key, value) for key, value in checkpoints.items())
+        self.tailer.load(_checkpoint(k, v) for k, v in checkpoints.items() if k != STARTED_MARK)
         self._first_poll = first_start
 
     def watched_dirs(self) -> set[Path]:
@@ -212,7 +214,15 @@ class ResultFileSource:
                 value = {"mtime_ns": mark.mtime_ns, "size": mark.size}
                 try:
                     facts = self._read(path, st)
-                except (OSError, EOFError, zlib.error, ParseError, ResultFileError) as exc:
+                except (
+                    OSError,
+                    EOFError,
+                    zlib.error,
+                    ParseError,
+                    ResultFileError,
+                    ValueError,
+                    OverflowError,
+                ) as exc:
                     if (path, str(exc)) not in self._problems:
                         self._problems.add((path, str(exc)))
                         yield Problem(path, f"{path}: {exc}")

@@ -250,13 +250,17 @@ class JenkinsSource:
                 mtime = os.stat(job.builds_dir).st_mtime_ns
             except OSError:
                 continue
-            if self._builds_mtime.get(job.builds_dir) == mtime:
+            previous = self._builds_mtime.get(job.builds_dir)
+            if previous == mtime:
                 continue
             self._builds_mtime[job.builds_dir] = mtime
             names = {e.name: e for e in self.runs_in(job)}
             known = self._builds_names.get(job.builds_dir)
-            if known is not None:  # unknown: the startup scan settled this job by its mtime alone
+            if known is not None:
                 out.extend(Path(names[n].path) for n in names.keys() - known)
+            elif previous is not None:  # settled by its mtime at startup: what changed since then is new
+                since = previous // 1_000_000 - 2000
+                out.extend(Path(e.path) for e in names.values() if _dir_mtime_ms(e) >= since)
             self._builds_names[job.builds_dir] = set(names)
         out.extend(open_dirs)
         changed = False
@@ -312,7 +316,7 @@ class JenkinsSource:
         legacy_start = legacy_build_dir_time(run_dir.name)
         if number is None:
             number = record.number if record is not None else None
-            if number is None:
+            if number is None or not 0 < number < 2**31:  # Jenkins build numbers are Java ints
                 return None if record is None else Gone()
         logfacts, log_mtime = _read_log(run_dir)
         base = RunFacts(
@@ -322,7 +326,7 @@ class JenkinsSource:
             running=True,
             start_ms=0,
             start_is_exact=False,
-            dir_ino=dir_st.st_ino,
+            dir_ino=_signed64(dir_st.st_ino),
             written_ms=max(dir_st.st_mtime_ns // 1_000_000, log_mtime or 0, record_mtime),
             run_url=f"{self.base_url}{job.url_path}{number}/",
             job_url=f"{self.base_url}{job.url_path}",
@@ -384,6 +388,11 @@ class JenkinsSource:
             )
             return replace(facts, running=False, result="UNKNOWN", end_ms=log_mtime)
         return facts
+
+
+def _signed64(value: int) -> int:
+    """64-bit inode numbers (NFS, overlayfs) as SQLite's signed integers."""
+    return value if value < 2**63 else value - 2**64
 
 
 def is_run_dir_name(name: str) -> bool:

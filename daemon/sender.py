@@ -150,12 +150,18 @@ class Sender:
     async def _send(self, item: OutboxItem) -> None:
         """One request; a run's events are never in flight together (see next_due's exclusions)."""
         started = time.monotonic()
-        result = await self.transport.send({"cloudId": self.cloud_id, **item.event})
-        if self.metrics is not None:
-            self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
-        self._sent.append(time.monotonic())
-        self._done.append((item, result))
-        self._wake.set()
+        result = SendResult("retry", None, "the request was not made")
+        try:
+            result = await self.transport.send({"cloudId": self.cloud_id, **item.event})
+        except Exception as exc:  # a bug or an unreadable token file must not leave the event in flight
+            log.exception("sending %s failed", item.pipeline_id)
+            result = SendResult("retry", None, f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.metrics is not None:
+                self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
+            self._sent.append(time.monotonic())
+            self._done.append((item, result))
+            self._wake.set()
 
     async def _settle_done(self) -> None:
         """Answers that came back: accepted ones acknowledged together in one transaction."""
@@ -172,12 +178,16 @@ class Sender:
             raise
         for item, _ in accepted:
             self._forget(item)
-        for item, result in done:
-            if result.outcome != "accepted":
-                try:
-                    await self._settle(item, result)
-                finally:
-                    self._forget(item)
+        rest = [(i, r) for i, r in done if r.outcome != "accepted"]
+        while rest:
+            item, result = rest[0]
+            try:
+                await self._settle(item, result)
+            except sqlite3.Error:
+                self._done = rest + self._done  # not recorded yet: they stay in flight, tried again
+                raise
+            rest.pop(0)
+            self._forget(item)
         self._publish_budget()
 
     def _forget(self, item: OutboxItem) -> None:

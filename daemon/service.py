@@ -99,6 +99,7 @@ class Service:
         self._rediscover: set[str] = set()
         self._reload_requested = False
         self._store_trouble_logged = 0.0
+        self._bad: set[tuple[str, Path]] = set()
         self.notifier = Notifier()
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
@@ -575,6 +576,17 @@ class Service:
             return
         try:
             self._record(seen)
+        except (ValueError, OverflowError, TypeError) as exc:  # data no rule foresaw: report, never crash
+            if (source.name, run_dir) not in self._bad:
+                self._bad.add((source.name, run_dir))
+                log.error(
+                    "%s: %s cannot be turned into an event (%s); looked at again later",
+                    source.name,
+                    run_dir,
+                    exc,
+                )
+            self.retries[(source.name, run_dir)] = time.monotonic() + 300
+            return
         except sqlite3.Error as exc:  # disk full, database locked: keep the run and look again later
             log.debug("%s: %s not recorded: %s", source.name, run_dir, exc)
             if time.monotonic() - self._store_trouble_logged > 300:

@@ -138,6 +138,7 @@ class Store:
             self.created = False
             return
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._savepoints = 0
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -163,8 +164,18 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; on any failure (a full disk at COMMIT included) nothing is kept
         and the connection is left usable for the next attempt. Nested calls join the outer one."""
-        if self._db.in_transaction:
-            yield self._db
+        if self._db.in_transaction:  # nested: a savepoint, so a failed part leaves no half behind
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            self._db.execute(f"SAVEPOINT {name}")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
+                raise
+            self._db.execute(f"RELEASE {name}")
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:

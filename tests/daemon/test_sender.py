@@ -260,3 +260,35 @@ async def test_concurrent_requests_never_overlap_for_one_run(
     assert a[-1] == terminal_a and in_progress_a not in a[1:], (
         "a run's newer update never goes before an older one"
     )
+
+
+async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
+    tmp_path: Path, store: Store, fake: FakeCompass
+) -> None:
+    token = tmp_path / "token"
+    cfg = CompassSettings.model_validate(
+        {
+            "base_url": fake.base_url,
+            "api_token_file": str(token),
+            "cloud_id": fake.cloud_id,
+            "email": fake.email,
+            "timeout": 2.0,
+        },
+        context={"lenient": True},
+    )
+    transport = CompassTransport(cfg)
+    for n in range(6):
+        queue(store, tmp_path, finished("SUCCESS", job=f"j{n}", number=1))
+    sender = Sender(store, transport, fake.cloud_id, TokenBucket(0, 1), max_in_flight=4)
+    task = asyncio.create_task(sender.run())
+    try:
+        await asyncio.sleep(0.3)  # the token file is missing: every attempt fails and must be released
+        assert fake.events == []
+        token.write_text(fake.token + "\n")
+        sender.resume()
+        await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 5)
+        await transport.close()
+    assert len(fake.events) == 6

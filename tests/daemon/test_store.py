@@ -268,3 +268,21 @@ def test_backfill_priority_goes_last(store: Store) -> None:
     item, _ = store.next_due()
     assert item is not None and item.pipeline_id == "new#1"
     assert store.outbox_depth(priority=0) == 1
+
+
+def test_a_failed_part_of_a_batch_leaves_nothing_behind(store: Store) -> None:
+    store._db.execute(  # a statement-level failure on one run's outbox insert
+        "CREATE TEMP TRIGGER fail AFTER INSERT ON outbox WHEN NEW.pipeline_id = 'bad#1' "
+        "BEGIN SELECT RAISE(ABORT, 'simulated'); END"
+    )
+    good, bad = (
+        run_row(job="good", state="SUCCESSFUL", terminal=True),
+        run_row(job="bad", state="FAILED", terminal=True),
+    )
+    with store.batch():
+        store.record(good, event(good.pipeline_id, good.state), prior=None)
+        with pytest.raises(sqlite3.IntegrityError):
+            store.record(bad, event(bad.pipeline_id, bad.state), prior=None)
+    assert store.latest_run("jenkins", "good", 1) is not None
+    assert store.latest_run("jenkins", "bad", 1) is None, "the run's state without its event would lose it"
+    assert store.outbox_depth() == 1

@@ -282,3 +282,17 @@ def test_presets_cruisecontrol_and_gocd(
     assert states[f"project1#{later}"] == "FAILED"
     assert states["shop/build/unit#12.1"] == "SUCCESSFUL"
     assert daemon.stop() == 0
+
+
+def test_a_log_source_without_files_at_its_first_start_reads_later_files_from_the_start(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    daemon = daemon_factory(_config(tmp_path, home, compass, _log_source(logs)))
+    assert daemon.stop() == 0  # the first start saw no file at all
+    cron = CronLog(logs / "cron.log")
+    expected = [cron.run("backup")]  # written while the daemon is down
+    daemon.start()
+    compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=10)
+    assert daemon.stop() == 0

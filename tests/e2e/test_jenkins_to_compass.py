@@ -383,3 +383,34 @@ def test_systemd_notify_ready_watchdog_and_stopping(
     finally:
         del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
         sock.close()
+
+
+def test_absurd_numbers_in_a_record_never_crash_the_daemon(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    job = home.job("app")
+    daemon = daemon_factory(make_config(tmp_path, home, compass))
+    job.start().finish("SUCCESS", duration_ms=999_999_999_999_999_999)
+    job.start().finish("FAILURE")
+    final = _terminal(compass, "app#1")
+    assert _props(final)["completedAt"].startswith("9999-12-31"), "clamped to the last representable time"
+    assert _props(_terminal(compass, "app#2"))["state"] == "FAILED"
+    assert daemon.alive() and daemon.stop() == 0
+
+
+def test_polling_after_a_restart_sees_the_next_run_at_once(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    job = home.job("app")
+    job.start().finish("SUCCESS")
+    cfg = make_config(
+        tmp_path, home, compass, watch="polling", poll_interval="200ms", reconcile_interval="1h"
+    )
+    daemon = daemon_factory(cfg)
+    assert daemon.stop() == 0
+    time.sleep(1.1)  # the builds directory is now older than the last complete scan
+    daemon.start()
+    run = job.start()
+    compass.wait_for(lambda _: _states(compass, "app#2") == ["IN_PROGRESS"], timeout=5)
+    run.finish("SUCCESS")
+    assert _props(_terminal(compass, "app#2"))["state"] == "SUCCESSFUL"
