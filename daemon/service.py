@@ -100,6 +100,7 @@ class Service:
         self._reload_requested = False
         self._store_trouble_logged = 0.0
         self._bad: set[tuple[str, Path]] = set()
+        self._tries: dict[tuple[str, Path], int] = {}
         self.notifier = Notifier()
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
@@ -561,12 +562,19 @@ class Service:
             log.exception("%s: could not read %s", source.name, run_dir)
             self.retries[(source.name, run_dir)] = time.monotonic() + 60
             return
+        if not isinstance(seen, Retry):
+            self._tries.pop((source.name, run_dir), None)
         if isinstance(seen, Gone):
             self._forget(source, run_dir)
             return
         if isinstance(seen, Retry):
             log.debug("%s: %s", source.name, seen.reason)
-            self.retries[(source.name, run_dir)] = time.monotonic() + seen.delay
+            # a record that stays unreadable (corrupt, not half-written) is looked at less and less often
+            tries = self._tries[(source.name, run_dir)] = self._tries.get((source.name, run_dir), 0) + 1
+            delay = min(seen.delay * 2 ** min(tries - 1, 10), 300.0)
+            if tries == 10:
+                log.warning("%s: %s unreadable after %d tries: %s", source.name, run_dir, tries, seen.reason)
+            self.retries[(source.name, run_dir)] = time.monotonic() + delay
             if self.watcher is not None and source.cfg.watch == "inotify":
                 self.watcher.add(run_dir)
             return

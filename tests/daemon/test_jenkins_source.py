@@ -15,6 +15,7 @@ import pytest
 from daemon.config import JenkinsSourceSettings
 from daemon.events import RunFacts
 from daemon.jenkins import Gone, JenkinsSource, Retry
+from tests.parsers.samples import BILLION_LAUGHS
 from tools.fake_jenkins import JenkinsHome
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "jenkins-real"
@@ -196,22 +197,6 @@ def test_half_written_build_xml_is_retried(tmp_path: Path) -> None:
     assert isinstance(r, Retry)
     assert 0 < r.delay <= 5
     assert "build.xml" in r.reason
-
-
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<build><result>&lol9;</result><startTime>1</startTime><duration>1</duration></build>
-"""
 
 
 def test_hostile_build_xml_is_gone_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
