@@ -13,9 +13,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .events import RunFacts
-from .file_sources import STARTED_MARK, FileBatch, LogSource, ResultFileSource
+from .file_sources import STARTED_MARK, FileBatch, LogSource, ResultFileSource, checkpoint_value
 from .source_settings import LogSourceSettings, ResultFileSourceSettings
 from .store import Store
 from .tailer import Problem
@@ -43,8 +44,9 @@ class FileSourceRunner:
         self.store = store
         self.record = record
         self.sources: list[FileSource] = []
+        self._saved: dict[str, dict[str, Any]] = {}  # per source: checkpoints as last written
         for cfg in configs:
-            checkpoints = store.checkpoints(cfg.name)
+            checkpoints = self._saved[cfg.name] = store.checkpoints(cfg.name)
             if isinstance(cfg, LogSourceSettings):
                 self.sources.append(LogSource(cfg, host=host, checkpoints=checkpoints))
             else:
@@ -115,28 +117,28 @@ class FileSourceRunner:
                 )
             return False
         self._store_trouble = False
+        if batch.checkpoint is not None:
+            self._saved[source.name][batch.checkpoint[0]] = batch.checkpoint[1]
         if batch.after_commit is not None:
             batch.after_commit()
         return True
 
     def _save_positions(self, source: LogSource) -> None:
-        """Files skipped to their end (first start) or just opened have positions worth keeping."""
-        known = self.store.checkpoints(source.name)
+        """Files skipped to their end (first start) or just opened have positions worth keeping.
+
+        Compared with what this runner last wrote, so a quiet poll writes nothing at all.
+        """
+        saved = self._saved[source.name]
+        changes = {cp.key: checkpoint_value(cp) for cp in source.tailer.checkpoints()}
+        changes = {k: v for k, v in changes.items() if saved.get(k) != v}
+        if STARTED_MARK not in saved:
+            changes[STARTED_MARK] = {"at_ms": time.time_ns() // 1_000_000}
+        if not changes:
+            return
         try:
             with self.store.batch():
-                if STARTED_MARK not in known:
-                    self.store.save_checkpoint(
-                        source.name, STARTED_MARK, {"at_ms": time.time_ns() // 1_000_000}
-                    )
-                for cp in source.tailer.checkpoints():
-                    value = {
-                        "path": cp.path,
-                        "dev": cp.dev,
-                        "ino": cp.ino,
-                        "offset": cp.offset,
-                        "done": cp.done,
-                    }
-                    if known.get(cp.key) != value:
-                        self.store.save_checkpoint(source.name, cp.key, value)
+                for key, value in changes.items():
+                    self.store.save_checkpoint(source.name, key, value)
         except sqlite3.Error:
-            pass  # kept in memory; written with the next chunk or the next poll
+            return  # kept in memory; written with the next chunk or the next poll
+        saved.update(changes)

@@ -39,7 +39,7 @@ from .events import RunFacts
 from .source_settings import LogSourceSettings, ResultFileSourceSettings
 from .tailer import Checkpoint, Chunk, Problem, Tailer
 
-__all__ = ["STARTED_MARK", "FileBatch", "LogSource", "ResultFileSource", "state_for_word"]
+__all__ = ["STARTED_MARK", "FileBatch", "LogSource", "ResultFileSource", "checkpoint_value", "state_for_word"]
 
 STARTED_MARK = "#started"  # a log source's checkpoint that says its first start is behind it
 
@@ -119,7 +119,7 @@ class LogSource:
                 continue
             facts = self._facts(item)
             cp = item.checkpoint
-            yield FileBatch(facts, (cp.key, _checkpoint_value(cp)), partial(self.tailer.commit, cp))
+            yield FileBatch(facts, (cp.key, checkpoint_value(cp)), partial(self.tailer.commit, cp))
         if self._first_poll:
             self._first_poll = False
             self.tailer.start_at_end_for_new = False
@@ -158,7 +158,8 @@ class LogSource:
         return replace(base, running=False, result=ev.result, state=state, end_ms=when)
 
 
-def _checkpoint_value(cp: Checkpoint) -> dict[str, Any]:
+def checkpoint_value(cp: Checkpoint) -> dict[str, Any]:
+    """How a tailer checkpoint is kept in the state database."""
     return {"path": cp.path, "dev": cp.dev, "ino": cp.ino, "offset": cp.offset, "done": cp.done}
 
 

@@ -43,7 +43,7 @@ log = logging.getLogger("buildtail.jenkins")
 LOG_WINDOW = 64 * 1024
 GZ_TAIL_LIMIT = 256 * 1024 * 1024
 FINISHED_WITHOUT_RECORD_S = 30.0
-RUN_FILES = frozenset({"build.xml", "log", "log.gz"})
+RUN_FILES = frozenset({"build.xml", "log", "log.gz"})  # the files whose changes can change a run
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,6 @@ class DeliveryLock:
         self.path = state_dir / "delivery.lock"
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True

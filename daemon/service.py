@@ -23,7 +23,7 @@ from .event_sources import CompassGraphQL, GraphQLError, Target
 from .event_sources import setup as setup_sources
 from .events import RunFacts, next_update
 from .file_runner import FileSourceRunner
-from .jenkins import Gone, JenkinsSource, Retry, is_run_dir_name
+from .jenkins import RUN_FILES, Gone, JenkinsSource, Retry, is_run_dir_name
 from .lock import DeliveryLock
 from .metrics import Metrics, MetricsServer
 from .notify import Notifier
@@ -547,7 +547,7 @@ class Service:
             if hint.gone and not hint.name:
                 self._forget(source, d)
                 return None
-            if hint.name in ("build.xml", "log", "log.gz") or not hint.name:
+            if hint.name in RUN_FILES or not hint.name:
                 return d
         return None
 
