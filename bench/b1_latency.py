@@ -17,10 +17,12 @@ Usage: .venv/bin/python bench/b1_latency.py [--quick] [--runs N] [--json FILE]
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ from bench.common import (
     median,
     ms,
     percentile,
+    pin_threads,
     runs_of,
+    split_cpus,
     temp_dir,
     wait_until,
 )
@@ -77,65 +81,67 @@ def _settle(watch: str, poll_interval: float) -> None:
 
 
 def measure(
-    tmp: Path, *, watch: str, poll_interval: float, samples_c1: int, rounds_cn: int, conc: int
+    tmp: Path,
+    *,
+    watch: str,
+    poll_interval: float,
+    samples_c1: int,
+    rounds_cn: int,
+    conc: int,
+    pin: bool = True,
 ) -> dict[str, Any]:
-    """One daemon, fresh state: latencies (seconds) at concurrency 1 and ``conc``."""
+    """One daemon, fresh state: latencies (seconds) at concurrency 1 and ``conc``.
+
+    With ``pin`` (and two cores or more) the daemon gets a core of its own and this process (the
+    Jenkins writer's threads and the fake Compass) the others, as Compass would on a real network.
+    The fake Compass checks every body against the schema between samples instead of before
+    answering, so that one request's check does not delay the next one's arrival stamp.
+    """
     home = generate_home(tmp / "home", max(JOBS, conc), 5)
     timeout = 15 + poll_interval * 3
     c1: list[float] = []
     cn: list[float] = []
-    with fake_compass() as compass, RenameClock() as clock:
-        cfg = make_config(tmp, home.root, compass, watch=watch, poll_interval=f"{poll_interval}s")
-        daemon = Daemon(tmp, cfg, name=f"b-{watch}")
-        with daemon:
-            daemon.wait_ready()
-            jh = JenkinsHome(home.root)
-            jobs = [jh.job(name) for name in home.job_names]
-            arr = Arrivals(compass)
+    split = split_cpus() if pin else None
+    everything = os.sched_getaffinity(0)
+    if split is not None:
+        pin_threads(os.getpid(), split[0])
+    try:
+        with fake_compass(defer_validation=True) as compass, RenameClock() as clock:
+            cfg = make_config(tmp, home.root, compass, watch=watch, poll_interval=f"{poll_interval}s")
+            daemon = Daemon(tmp, cfg, name=f"b-{watch}", cpus=split[1] if split else None)
+            with daemon:
+                daemon.wait_ready()
+                jh = JenkinsHome(home.root)
+                jobs = [jh.job(name) for name in home.job_names]
+                arr = Arrivals(compass)
 
-            def seen(kind: dict[str, float], pids: list[str]) -> bool:
-                arr.update()
-                return all(p in kind for p in pids)
+                def seen(kind: dict[str, float], pids: list[str]) -> bool:
+                    arr.update()
+                    return all(p in kind for p in pids)
 
-            for i in range(samples_c1):
-                job = jobs[i % len(jobs)]
-                run = job.start()
-                run.log("+ make")
-                pid = f"{job.full_name}#{run.number}"
-                wait_until(lambda pid=pid: seen(arr.in_progress, [pid]), timeout, f"IN_PROGRESS of {pid}")
-                _settle(watch, poll_interval)
-                run.finish("SUCCESS", duration_ms=1000)
-                t = clock.at[run.dir]
-                wait_until(lambda pid=pid: seen(arr.terminal, [pid]), timeout, f"terminal event of {pid}")
-                c1.append(arr.terminal[pid] - t)
-
-            for _ in range(rounds_cn):
-                runs = []
-                for job in jobs[:conc]:
+                for i in range(samples_c1):
+                    job = jobs[i % len(jobs)]
                     run = job.start()
                     run.log("+ make")
-                    runs.append(run)
-                pids = [f"{r.job.full_name}#{r.number}" for r in runs]
-                wait_until(lambda pids=pids: seen(arr.in_progress, pids), timeout, "IN_PROGRESS of a round")
-                _settle(watch, poll_interval)
-                barrier = threading.Barrier(len(runs))
-
-                def finish_one(run: fake_jenkins.Run, barrier: threading.Barrier = barrier) -> None:
-                    barrier.wait()
+                    pid = f"{job.full_name}#{run.number}"
+                    wait_until(lambda pid=pid: seen(arr.in_progress, [pid]), timeout, f"IN_PROGRESS of {pid}")
+                    _settle(watch, poll_interval)
                     run.finish("SUCCESS", duration_ms=1000)
+                    t = clock.at[run.dir]
+                    wait_until(lambda pid=pid: seen(arr.terminal, [pid]), timeout, f"terminal event of {pid}")
+                    c1.append(arr.terminal[pid] - t)
+                    compass.validate_deferred()
 
-                threads = [threading.Thread(target=finish_one, args=(r,)) for r in runs]
-                for th in threads:
-                    th.start()
-                for th in threads:
-                    th.join()
-                wait_until(
-                    lambda pids=pids: seen(arr.terminal, pids), timeout * 2, "terminal events of a round"
-                )
-                cn.extend(arr.terminal[p] - clock.at[r.dir] for p, r in zip(pids, runs, strict=True))
-            if arr.bad:
-                raise RuntimeError(f"the fake Compass refused requests: {arr.bad[:3]}")
-            errors = daemon.errors()
+                for _ in range(rounds_cn):
+                    cn.extend(_round(jobs[:conc], arr, seen, clock, watch, poll_interval, timeout))
+                    compass.validate_deferred()
+                if arr.bad:
+                    raise RuntimeError(f"the fake Compass refused requests: {arr.bad[:3]}")
+                if compass.invalid:
+                    raise RuntimeError(f"bodies against the schema: {compass.invalid[:3]}")
+                errors = daemon.errors()
+    finally:
+        pin_threads(os.getpid(), everything)
     return {
         "c1_p50": percentile(c1, 50),
         "c1_p99": percentile(c1, 99),
@@ -146,7 +152,50 @@ def measure(
         f"c{conc}_max": max(cn, default=float("nan")),
         f"c{conc}_n": len(cn),
         "daemon_errors": len(errors),
+        "pinned": split is not None,
     }
+
+
+def _round(
+    jobs: list[fake_jenkins.Job],
+    arr: Arrivals,
+    seen: Callable[[dict[str, float], list[str]], bool],
+    clock: RenameClock,
+    watch: str,
+    poll_interval: float,
+    timeout: float,
+) -> list[float]:
+    """One run per job started, then all finished at once (threads behind a barrier)."""
+    runs = []
+    for job in jobs:
+        run = job.start()
+        run.log("+ make")
+        runs.append(run)
+    pids = [f"{r.job.full_name}#{r.number}" for r in runs]
+    wait_until(lambda: seen(arr.in_progress, pids), timeout, "IN_PROGRESS of a round")
+    _settle(watch, poll_interval)
+    barrier = threading.Barrier(len(runs))
+
+    def finish_one(run: fake_jenkins.Run) -> None:
+        barrier.wait()
+        run.finish("SUCCESS", duration_ms=1000)
+
+    threads = [threading.Thread(target=finish_one, args=(r,)) for r in runs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wait_until(lambda: seen(arr.terminal, pids), timeout * 2, "terminal events of a round")
+    return [arr.terminal[p] - clock.at[r.dir] for p, r in zip(pids, runs, strict=True)]
+
+
+def add_pin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the daemon share every core with the writer and the fake Compass",
+    )
 
 
 def run_benchmark(
@@ -171,6 +220,7 @@ def run_benchmark(
         f"samples_c{conc}": f"{rounds_cn}x{conc}",
         "runs": runs,
         "rate_limit": "off",
+        "daemon_core": "own" if getattr(args, "pin", True) and split_cpus() else "shared",
     }
     for i in range(runs):
         with temp_dir(args, bench.lower()) as tmp:
@@ -183,6 +233,7 @@ def run_benchmark(
                 samples_c1=samples_c1,
                 rounds_cn=rounds_cn,
                 conc=conc,
+                pin=getattr(args, "pin", True),
             )
         report.runs.append(
             {k: (round(v * 1000, 2) if k[-3:] in ("p50", "p99", "max") else v) for k, v in r.items()}
@@ -203,6 +254,7 @@ def run_benchmark(
 
 def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[0] if __doc__ else "B1")
+    add_pin_option(p)
     args = p.parse_args(argv)
     samples, rounds = (10, 1) if args.quick else (200, 10)
     report = run_benchmark(

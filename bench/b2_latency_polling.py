@@ -15,13 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.b1_latency import run_benchmark
+from bench.b1_latency import add_pin_option, run_benchmark
 from bench.common import base_parser, finish
 
 
 def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[0] if __doc__ else "B2")
     p.add_argument("--poll-interval", type=float, default=None, help="seconds (full: 1.0, quick: 0.5)")
+    add_pin_option(p)
     args = p.parse_args(argv)
     interval = args.poll_interval or (0.5 if args.quick else 1.0)
     samples, rounds = (5, 1) if args.quick else (40, 3)

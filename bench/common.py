@@ -172,8 +172,10 @@ class Daemon:
         *,
         name: str = "daemon",
         python_args: Sequence[str] = ("-m", "daemon"),
+        cpus: set[int] | None = None,
     ) -> None:
         self.workdir = workdir
+        self.cpus = cpus
         self.name = name
         self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -200,6 +202,8 @@ class Daemon:
         self._out = open(self.out_path, "ab")  # noqa: SIM115 - open for the child's lifetime
         self.spawned_at = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=CODE, env=env, stdout=self._out, stderr=subprocess.PIPE)
+        if self.cpus:  # before the interpreter has started any thread; later threads inherit it
+            pin_threads(self.proc.pid, self.cpus)
         self._reader = threading.Thread(target=self._read, name=f"{self.name}-stderr", daemon=True)
         self._reader.start()
         return self
@@ -398,8 +402,26 @@ def code_version() -> str:
     return rev + (" + uncommitted changes in daemon/ or parsers/" if dirty else "")
 
 
-def fake_compass() -> FakeCompass:
-    return FakeCompass(token=TOKEN)
+def fake_compass(*, defer_validation: bool = False) -> FakeCompass:
+    return FakeCompass(token=TOKEN, defer_validation=defer_validation)
+
+
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` restricted to ``cpus`` (threads started later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """(harness CPUs, daemon CPUs): the daemon gets a core of its own, so the harness' own work
+    (the Jenkins writer's threads, the fake Compass) does not queue in front of it. None with one core."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return set(cpus[:-1]), {cpus[-1]}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.005) -> None:

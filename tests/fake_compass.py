@@ -221,13 +221,18 @@ class FakeCompass:
         token: str = "test-token",
         cloud_id: str = "cloud-123",
         require_event_source: bool = False,
+        defer_validation: bool = False,
     ) -> None:
+        """``defer_validation``: bodies are accepted and checked later by ``validate_deferred`` (the
+        latency benchmarks, where the schema check would otherwise delay the next request's arrival)."""
         self.email = email
         self.token = token
         self.cloud_id = cloud_id
         self.require_event_source = require_event_source
         self.expected_authorization = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode("ascii")
         self._validators = _load_validators()
+        self.defer_validation = defer_validation
+        self._deferred: list[dict[str, Any]] = []
         self._state = _State()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -542,8 +547,23 @@ class FakeCompass:
 
     # -- request handling ----------------------------------------------------------------------------
 
+    def validate_deferred(self) -> int:
+        """Checks the bodies accepted unchecked so far; the failures land in ``invalid``. Returns how
+        many were checked."""
+        with self._state.lock:
+            pending, self._deferred = self._deferred, []
+        for body in pending:
+            problem = _schema_problem(self._validators, body)
+            if problem is not None:
+                with self._state.lock:
+                    self._state.invalid.append((body, problem))
+        return len(pending)
+
     def _validate(self, body: dict[str, Any]) -> str | None:
-        if (problem := _schema_problem(self._validators, body)) is not None:
+        if self.defer_validation:
+            with self._state.lock:
+                self._deferred.append(body)
+        elif (problem := _schema_problem(self._validators, body)) is not None:
             return problem
         if body.get("cloudId") != self.cloud_id:
             return f"cloudId {body.get('cloudId')!r} does not match this site ({self.cloud_id!r})"
