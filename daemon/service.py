@@ -29,7 +29,7 @@ from .metrics import Metrics, MetricsServer
 from .notify import Notifier
 from .sender import Sender
 from .store import OutboxItem, Store
-from .watch import Hint, InotifyWatcher
+from .watch import Accept, Hint, InotifyWatcher
 
 __all__ = ["Service"]
 
@@ -39,6 +39,7 @@ WATERMARK_SLACK_MS = 5000
 STORE_RETRY_S = 5.0
 CATCH_UP_BATCH = 200  # runs recorded per transaction while catching up
 SHUTDOWN_GRACE_S = 10.0
+LOG_CLOSED_LOOK_S = 2.0  # a closed log without a final build.xml after this long is looked at again
 
 
 _EXIT = Hint(None, "exit")
@@ -385,7 +386,8 @@ class Service:
         by_source = {s.name: s for s in self.sources}
         for key in due:
             del self.retries[key]
-            self._process(by_source[key[0]], key[1])
+        if due:
+            self._process_many([(key, by_source[key[0]]) for key in due])
         for source in self.sources:
             if source.name in self._rediscover:
                 self._rediscover.discard(source.name)
@@ -400,8 +402,8 @@ class Service:
                 )
                 if jobs_changed:
                     await self._refresh_jobs(source)
-                for run_dir in dict.fromkeys(candidates):
-                    self._process(source, run_dir)
+                if candidates:
+                    self._process_many([((source.name, d), source) for d in dict.fromkeys(candidates)])
 
     # --- catching up ---------------------------------------------------------------------------
 
@@ -547,6 +549,11 @@ class Service:
             if hint.gone and not hint.name:
                 self._forget(source, d)
                 return None
+            if hint.name == "log" and hint.closed:
+                # Jenkins closes the log just before it renames the final build.xml into place, which
+                # brings the run here anyway; a look later covers a build.xml that never comes
+                self.retries.setdefault((source.name, d), time.monotonic() + LOG_CLOSED_LOOK_S)
+                return None
             if hint.name in RUN_FILES or not hint.name:
                 return d
         return None
@@ -576,7 +583,7 @@ class Service:
                 log.warning("%s: %s unreadable after %d tries: %s", source.name, run_dir, tries, seen.reason)
             self.retries[(source.name, run_dir)] = time.monotonic() + delay
             if self.watcher is not None and source.cfg.watch == "inotify":
-                self.watcher.add(run_dir)
+                self.watcher.add(run_dir, accept=_run_entry)
             return
         if seen is None:
             if run_dir.is_dir():
@@ -633,7 +640,9 @@ class Service:
 
     def _watch_run(self, source: JenkinsSource, run_dir: Path) -> None:
         """Watches a run directory; a new watch missed what happened before it, so look once more."""
-        if self.watcher is not None and source.cfg.watch == "inotify" and self.watcher.add(run_dir):
+        if self.watcher is None or source.cfg.watch != "inotify":
+            return
+        if self.watcher.add(run_dir, accept=_run_entry):
             self.retries.setdefault((source.name, run_dir), time.monotonic())
 
     def _forget(self, source: JenkinsSource, run_dir: Path) -> None:
@@ -645,14 +654,24 @@ class Service:
     def _sync_watches(self) -> set[Path]:
         if self.watcher is None:
             return set()
-        wanted: set[Path] = set()
+        wanted: dict[Path, Accept | None] = {}
         for source in self.sources:
             if source.cfg.watch != "inotify":
                 continue
             layout = source.layout
-            wanted |= layout.containers | layout.pending
-            wanted |= {b for b in layout.jobs if b.is_dir()}
-            wanted |= self.open_dirs[source.name]
-            wanted |= {p for (name, p) in self.retries if name == source.name}
+            wanted.update(dict.fromkeys(layout.containers | layout.pending))
+            wanted.update({b: _builds_entry for b in layout.jobs if b.is_dir()})
+            wanted.update(dict.fromkeys(self.open_dirs[source.name], _run_entry))
+            wanted.update({p: _run_entry for (name, p) in self.retries if name == source.name})
         appended = self.files.watched_dirs() if self.files is not None else set()
         return self.watcher.sync(wanted, appended)
+
+
+def _builds_entry(name: str, closed: bool) -> bool:
+    """In a job's builds directory only run directories come and go in ways that matter."""
+    return is_run_dir_name(name)
+
+
+def _run_entry(name: str, closed: bool) -> bool:
+    """In a run directory: build.xml and the log; not the temporary files of Jenkins' atomic writes."""
+    return name in RUN_FILES

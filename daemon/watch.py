@@ -1,7 +1,9 @@
 """File-system hints for the event loop: "something changed in this directory".
 
 The producer is watchdog's inotify reader thread (one inotify descriptor for all watches); the
-consumer is the event loop, fed through ``call_soon_threadsafe``. Hints are only hints: the source
+consumer is the event loop. The reader thread drops the events a directory's ``accept`` rule says
+cannot matter (a Jenkins build finishing writes about ten entries, of which one or two count), and
+hints that arrive together wake the loop once, not once each. Hints are only hints: the source
 re-reads the files, and a periodic reconcile scan repairs whatever inotify missed or dropped
 (an overflowed queue is reported as a hint of its own).
 """
@@ -12,14 +14,16 @@ import asyncio
 import errno
 import itertools
 import logging
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, Mask, WatchDescriptor
 from watchdog.observers.inotify_c import InotifyConstants as C
 
-__all__ = ["Hint", "InotifyWatcher"]
+__all__ = ["Accept", "Hint", "InotifyWatcher"]
 
 log = logging.getLogger("buildtail.watch")
 
@@ -38,27 +42,38 @@ MASK = Mask(
 
 MODIFY_MASK = Mask(MASK | C.IN_MODIFY)  # for tailed log files: appends matter there
 
+Accept = Callable[[str, bool], bool]
+"""Called in the reader thread with an entry's name and whether the event is only a close after
+writing; False drops the event. Events about the watched directory itself always pass."""
+
 
 @dataclass(frozen=True, slots=True)
 class Hint:
     directory: Path | None  # None: the kernel queue overflowed, anything may have changed
     name: str
     gone: bool = False  # the entry (or, with an empty name, the directory itself) went away
+    closed: bool = False  # the entry was only closed after writing (not created, moved or deleted)
 
 
 class _DirCallback:
     """Receives the reader thread's events for one directory and forwards them to the loop."""
 
-    def __init__(self, watcher: InotifyWatcher, directory: Path) -> None:
+    def __init__(self, watcher: InotifyWatcher, directory: Path, accept: Accept | None) -> None:
         self.watcher = watcher
         self.directory = directory
+        self.accept = accept
 
     def on_event(self, event: InotifyEvent) -> None:
+        mask = event.mask
+        gone = bool(mask & (C.IN_DELETE | C.IN_MOVED_FROM | C.IN_DELETE_SELF | C.IN_MOVE_SELF))
+        if mask & (C.IN_DELETE_SELF | C.IN_MOVE_SELF):
+            self.watcher.post(Hint(self.directory, "", gone))
+            return
         name = event.name.decode("utf-8", "surrogateescape")
-        gone = bool(event.mask & (C.IN_DELETE | C.IN_MOVED_FROM | C.IN_DELETE_SELF | C.IN_MOVE_SELF))
-        if event.mask & (C.IN_DELETE_SELF | C.IN_MOVE_SELF):
-            name = ""
-        self.watcher.post(Hint(self.directory, name, gone))
+        closed = not gone and not mask & (C.IN_CREATE | C.IN_MOVED_TO)
+        if self.accept is not None and not self.accept(name, closed):
+            return
+        self.watcher.post(Hint(self.directory, name, gone, closed))
 
     def on_watch_deleted(self, wd: WatchDescriptor) -> None:
         self.watcher.forget(self.directory)
@@ -78,12 +93,28 @@ class InotifyWatcher:
         self._watches: dict[Path, tuple[WatchDescriptor, CallbackId]] = {}
         self._ids = itertools.count(1)
         self._limit_warned = False
+        self._pending: list[Hint] = []
+        self._pending_lock = threading.Lock()
+        self._scheduled = False
 
     def post(self, hint: Hint) -> None:
+        """Called from the reader thread; one wake-up of the loop carries every hint posted before it runs."""
+        with self._pending_lock:
+            self._pending.append(hint)
+            if self._scheduled:
+                return
+            self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, hint)
+            self._loop.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the loop is closed: shutting down
             pass
+
+    def _hand_over(self) -> None:
+        with self._pending_lock:
+            hints, self._pending = self._pending, []
+            self._scheduled = False
+        for hint in hints:
+            self._queue.put_nowait(hint)
 
     def forget(self, path: Path) -> None:
         """The kernel dropped this watch (directory deleted): only the bookkeeping remains to clear."""
@@ -112,24 +143,27 @@ class InotifyWatcher:
     def count(self) -> int:
         return len(self._watches)
 
-    def sync(self, wanted: set[Path], appended: set[Path] | None = None) -> set[Path]:
-        """Watches exactly ``wanted`` plus ``appended`` (whose file appends matter too); returns the newly
-        watched directories."""
+    def sync(self, wanted: dict[Path, Accept | None], appended: set[Path] | None = None) -> set[Path]:
+        """Watches exactly ``wanted`` (each with its accept rule) plus ``appended`` (whose file appends
+        matter too); returns the newly watched directories."""
         assert self._fd is not None, "start() first"
         appended = appended or set()
         for p in [p for p in self._watches if p not in wanted and p not in appended]:
             self.discard(p)
         fresh = {path for path in appended if path not in self._watches and self.add(path, MODIFY_MASK)}
-        return fresh | {path for path in wanted if path not in self._watches and self.add(path)}
+        for path, accept in wanted.items():
+            if path not in self._watches and self.add(path, accept=accept):
+                fresh.add(path)
+        return fresh
 
-    def add(self, path: Path, mask: Mask = MASK) -> bool:
+    def add(self, path: Path, mask: Mask = MASK, accept: Accept | None = None) -> bool:
         """Watches ``path``; True only when the watch is new (events before it were not seen)."""
         assert self._fd is not None, "start() first"
         if path in self._watches:
             return False
         try:
             cid = CallbackId(next(self._ids))
-            wd = self._fd.add_callback(bytes(path), mask, _DirCallback(self, path), cid)
+            wd = self._fd.add_callback(bytes(path), mask, _DirCallback(self, path, accept), cid)
         except OSError as exc:
             if exc.errno == errno.ENOSPC and not self._limit_warned:
                 self._limit_warned = True

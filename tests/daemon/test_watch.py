@@ -95,11 +95,11 @@ async def test_sync_adds_new_and_removes_others(
     a, b, c = (tmp_path / n for n in "abc")
     for d in (a, b, c):
         d.mkdir()
-    assert watcher.sync({a, b}) == {a, b}
+    assert watcher.sync(dict.fromkeys([a, b])) == {a, b}
     assert watcher.count == 2
-    assert watcher.sync({b, c, tmp_path / "missing"}) == {c}
+    assert watcher.sync(dict.fromkeys([b, c, tmp_path / "missing"])) == {c}
     assert watcher.count == 2
-    assert watcher.sync({b, c}) == set()
+    assert watcher.sync(dict.fromkeys([b, c])) == set()
     # a is no longer watched: changes there give no hint, changes in c do
     (a / "x").write_text("x")
     (c / "y").write_text("y")
@@ -120,3 +120,54 @@ async def test_file_watch_is_refused(tmp_path: Path, watcher: InotifyWatcher) ->
     f.write_text("")
     assert watcher.add(f) is False  # IN_ONLYDIR
     assert watcher.count == 0
+
+
+async def test_accept_rule_drops_events_in_the_reader_thread(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    run = tmp_path / "7"
+    run.mkdir()
+    seen_by_rule: list[tuple[str, bool]] = []
+
+    def only_build_xml(name: str, closed: bool) -> bool:
+        seen_by_rule.append((name, closed))
+        return name == "build.xml"
+
+    assert watcher.add(run, accept=only_build_xml)
+    tmp = run / "build.xml-atomic5tmp"
+    tmp.write_text("<build/>")  # created, then closed after writing
+    os.replace(tmp, run / "build.xml")
+    with open(run / "build.xml", "a") as fh:  # closed after writing only
+        fh.write("\n")
+    await hints.until(lambda h: h.name == "build.xml" and h.closed)
+    assert ("build.xml-atomic5tmp", False) in seen_by_rule
+    assert ("build.xml-atomic5tmp", True) in seen_by_rule
+    assert ("build.xml", False) in seen_by_rule
+    assert [h for h in hints.seen if h.name != "build.xml"] == []
+    assert Hint(run, "build.xml", False, False) in hints.seen  # the rename: not a mere close
+    # the directory's own removal passes whatever the rule says
+    shutil.rmtree(run)
+    await hints.until(lambda h: h.directory == run and h.name == "" and h.gone)
+
+
+async def test_hints_arriving_together_wake_the_loop_once(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    assert watcher.add(tmp_path)
+    handed_over = 0
+    original = watcher._hand_over
+
+    def counting() -> None:
+        nonlocal handed_over
+        handed_over += 1
+        original()
+
+    watcher._hand_over = counting  # type: ignore[method-assign]
+    names = [str(n) for n in range(1, 201)]
+    for name in names:  # written while the loop is not running: they pile up in the reader thread
+        (tmp_path / name).mkdir()
+    created = set(names)
+    while created:
+        h = await asyncio.wait_for(hints.queue.get(), 5)
+        created.discard(h.name)
+    assert handed_over < 50, f"{handed_over} wake-ups for 200 directories"
