@@ -33,6 +33,7 @@ AUTH_LOG_EVERY_S = 300.0
 RATE_LIMIT_WINDOW_S = 60.0
 STORE_RETRY_S = 5.0
 BUDGET_PUBLISH_S = 5.0
+SETTLE_BATCH = 64  # accepted answers acknowledged at the latest together
 
 MissingSourceHook = Callable[[OutboxItem], Awaitable[bool]]
 
@@ -127,18 +128,27 @@ class Sender:
             await self._settle_done()
 
     async def _step(self) -> None:
+        """Sending comes before acknowledging: while events wait to go out, answers that were
+        accepted are kept (up to SETTLE_BATCH) and acknowledged together once nothing else is to
+        be done. Any other answer is settled at once, since it can hold every event back."""
         self._wake.clear()
-        await self._settle_done()
+        if len(self._done) >= SETTLE_BATCH or any(r.outcome != "accepted" for _, r in self._done):
+            await self._settle_done()
         hold = self._hold_until - time.monotonic()
         if hold > 0:  # Compass asked for a pause (Retry-After, 429, 5xx): it applies to every event
+            await self._settle_done()
             await self._sleep(hold)
             return
-        if len(self._in_flight) >= self.max_in_flight:
+        if len(self._in_flight) - len(self._done) >= self.max_in_flight:
+            await self._settle_done()
             await self._sleep(None)  # a completion wakes us
             return
         busy = {item.pipeline_id for item in self._flying.values()}
         item, due_ms = self._store.next_due(exclude_ids=set(self._in_flight), exclude_pipelines=busy)
         if item is None:
+            if self._done:  # acknowledging may free a run's next event: look again after it
+                await self._settle_done()
+                return
             await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
             return
         await self.bucket.acquire()
@@ -170,7 +180,9 @@ class Sender:
         done, self._done = self._done, []
         accepted = [(i, r) for i, r in done if r.outcome == "accepted"]
         try:
-            with self._store.batch():
+            # a lost acknowledgement only means the event is sent again with the same sequence
+            # number, which Compass ignores: no need to wait for the disk here
+            with self._store.batch(durable=False):
                 for item, result in accepted:
                     await self._settle(item, result)
         except sqlite3.Error:

@@ -155,10 +155,21 @@ class Store:
         self._db.close()
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Several writes (a chunk's events and its file checkpoint) committed as one transaction."""
-        with self._tx():
-            yield
+    def batch(self, *, durable: bool = True) -> Iterator[None]:
+        """Several writes (a chunk's events and its file checkpoint) committed as one transaction.
+
+        ``durable=False`` commits without waiting for the disk (the next durable commit, or a
+        checkpoint, carries it there): for writes whose loss in a power cut is harmless."""
+        if durable or self._db.in_transaction:
+            with self._tx():
+                yield
+            return
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._tx():
+                yield
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

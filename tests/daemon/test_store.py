@@ -201,6 +201,26 @@ def test_ack_removes_and_sets_acked_state(store: Store) -> None:
     assert row.terminal is True
 
 
+def test_acks_batched_without_waiting_for_the_disk_then_full_again(store: Store, tmp_path: Path) -> None:
+    record(store, run_row("app", 5, state="SUCCESSFUL", terminal=True))
+    item, _ = store.next_due()
+    assert item is not None
+    seen: list[int] = []
+    with store.batch(durable=False):
+        seen.append(store._db.execute("PRAGMA synchronous").fetchone()[0])
+        store.ack(item)
+    assert seen == [1]  # NORMAL inside
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for what follows
+    other = Store(tmp_path / "state", readonly=True)
+    try:
+        assert other.outbox_depth() == 0  # committed, visible to another connection
+    finally:
+        other.close()
+    # inside an open transaction the outer one decides: no PRAGMA change mid-transaction
+    with store.batch(), store.batch(durable=False):
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
 def test_dead_letter_keeps_status_and_error(store: Store) -> None:
     seq = record(store, run_row("app", 4, state="FAILED", terminal=True))
     item, _ = store.next_due()
