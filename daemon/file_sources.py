@@ -132,7 +132,8 @@ class LogSource:
             mtime_ms = int(os.stat(chunk.path).st_mtime * 1000)
         except OSError:
             mtime_ms = int(time.time() * 1000)
-        return [self._one(ev, path_fields, chunk.path, mtime_ms) for ev in self.rules.scan(chunk.data)]
+        events = self.rules.scan(chunk.buffer, chunk.length)  # the lines where they were read, not a copy
+        return [self._one(ev, path_fields, chunk.path, mtime_ms) for ev in events]
 
     def _one(self, ev: LineEvent, path_fields: dict[str, str], path: str, mtime_ms: int) -> RunFacts:
         fields = {**path_fields, **ev.fields}

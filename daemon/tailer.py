@@ -17,6 +17,9 @@ is read to its end once and is then never opened again.
 
 Everything is synchronous: the daemon runs ``poll()`` in a worker thread. Reads are ``read_bytes``
 large and cut at the last newline, so the cost per byte does not depend on how many lines there are.
+Every read asks for the same size, and a chunk keeps the read itself (its lines are a prefix of it):
+the allocator hands back the same block each time, and the bytes are not copied again after the
+kernel wrote them.
 """
 
 from __future__ import annotations
@@ -58,14 +61,26 @@ class Chunk:
     mark a .gz done. The last line of a file that can no longer grow (a .gz, or a deleted or rotated
     away file idle for a poll) gets a newline appended when it has none; ``end`` stays the content
     offset, so there ``len(data) == end - start + 1``.
+
+    The lines are the first ``length`` bytes of ``buffer``, the read they came from. A read almost
+    never ends at a newline, and copying its lines out into a new object of a slightly different size
+    every time costs more than the read itself (a fresh multi-megabyte allocation, page faults
+    included), so a scanner that takes bounds should be given ``buffer`` and ``length``; ``data``
+    makes that copy, and only when it is asked for.
     """
 
     key: str
     path: str
-    data: bytes
+    buffer: bytes
+    length: int
     start: int
     end: int
     checkpoint: Checkpoint
+
+    @property
+    def data(self) -> bytes:
+        buffer = self.buffer
+        return buffer if len(buffer) == self.length else buffer[: self.length]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,23 +188,24 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _long_line(body: bytes, limit: int) -> tuple[int, int] | None:
-    """The first line of ``body`` (complete lines) longer than ``limit``, as ``(start, end)``.
+def _long_line(body: bytes, limit: int, size: int | None = None) -> tuple[int, int] | None:
+    """The first line of ``body[:size]`` (complete lines) longer than ``limit``, as ``(start, end)``.
 
     A line longer than ``limit`` holds a newline-free run of at least ``limit`` bytes, which covers a
     whole window of ``limit // 2`` bytes: probing one window at a time finds it in O(len) work without
     looking at every line.
     """
-    if len(body) <= limit:
+    n = len(body) if size is None else size
+    if n <= limit:
         return None
     step = max(1, limit // 2)
-    i, n = 0, len(body)
+    i = 0
     while i < n:
-        if body.find(b"\n", i, i + step) >= 0:
+        if body.find(b"\n", i, min(i + step, n)) >= 0:
             i += step
             continue
         start = body.rfind(b"\n", 0, i) + 1
-        end = body.find(b"\n", i) + 1
+        end = body.find(b"\n", i, n) + 1
         if end - start > limit:
             return start, end
         i = end
@@ -539,9 +555,9 @@ class Tailer:
         pos = rec.offset
         moved = False  # pos is past a skipped line that no chunk has covered yet
         line_start, scanned = rec.scan if rec.scan is not None and rec.scan[0] == pos else (-1, -1)
-        data = body = buf = b""
+        data = buf = b""
         while True:
-            data = body = buf = b""  # drop the last read before the next: one read_bytes buffer at a time
+            data = buf = b""  # drop the last read before the next: one read_bytes buffer at a time
             if line_start >= 0:  # inside an over-long line: look for its end, keep nothing of it
                 buf = src.read(scanned, size)
                 nl = buf.find(b"\n")
@@ -571,18 +587,18 @@ class Tailer:
                     yield self._chunk(rec, data + b"\n", pos, pos + len(data), src.gz)
                     return
                 break
-            body = data if cut + 1 == len(data) else data[: cut + 1]
-            long = _long_line(body, limit)
+            body = cut + 1  # the complete lines: data[:body], never copied out
+            long = _long_line(data, limit, body)
             if long is None:
-                done = src.gz and eof and len(body) == len(data)
-                yield self._chunk(rec, body, pos, pos + len(body), done)
+                done = src.gz and eof and body == len(data)
+                yield self._chunk(rec, data, pos, pos + body, done, body)
                 if done:
                     return
-                pos, moved = pos + len(body), False
+                pos, moved = pos + body, False
                 continue
             start, end = long
             if start:
-                yield self._chunk(rec, body[:start], pos, pos + start, False)
+                yield self._chunk(rec, data, pos, pos + start, False, start)
             problem = self._long_problem(rec, pos + start, pos + end)
             if problem is not None:
                 yield problem
@@ -592,9 +608,12 @@ class Tailer:
         elif moved:
             yield self._chunk(rec, b"", pos, pos, False)
 
-    def _chunk(self, rec: _File, data: bytes, start: int, end: int, done: bool) -> Chunk:
+    def _chunk(
+        self, rec: _File, data: bytes, start: int, end: int, done: bool, length: int | None = None
+    ) -> Chunk:
+        """A chunk of the first ``length`` bytes of ``data`` (all of it by default)."""
         cp = Checkpoint(rec.key, rec.path, rec.dev, rec.ino, end, done)
-        return Chunk(rec.key, rec.path, data, start, end, cp)
+        return Chunk(rec.key, rec.path, data, len(data) if length is None else length, start, end, cp)
 
     def _long_problem(self, rec: _File, start: int, end: int) -> Problem | None:
         if start in rec.long_reported:

@@ -38,6 +38,7 @@ def poll(t: Tailer, *, commit: bool = True) -> tuple[list[bytes], list[Problem],
             problems.append(item)
             continue
         assert item.data == b"" or item.data.endswith(b"\n")
+        assert item.data == item.buffer[: item.length] and item.length == len(item.data)
         assert item.checkpoint.offset == item.end and item.checkpoint.key == item.key
         chunks.append(item)
         lines.extend(item.data.split(b"\n")[:-1])
@@ -90,6 +91,21 @@ def test_chunks_hold_whole_lines_and_at_most_read_bytes(tmp_path: Path) -> None:
     assert lines == expected
     assert len(chunks) > 10 and all(len(c.data) <= 4096 for c in chunks)
     assert all(a.end == b.start for a, b in itertools.pairwise(chunks))
+
+
+def test_a_chunk_is_the_front_of_the_read_it_came_from_not_a_copy(tmp_path: Path) -> None:
+    content = b"".join(line + b"\n" for line in write(tmp_path / "a.log", "a", 500))
+    (tmp_path / "b.log.gz").write_bytes(gzip.compress(b"x" * 100 + b"\n" + content.replace(b"a-", b"g-")))
+    t = tailer(tmp_path, "a.log", "b.log.gz", read_bytes=4096, max_line_bytes=1024)
+    chunks = [c for c in t.poll() if isinstance(c, Chunk) and c.data]
+    for chunk in chunks:
+        # every read asks for read_bytes; the lines end at its last newline, the rest is read again
+        assert chunk.length == chunk.buffer.rfind(b"\n") + 1
+        assert (chunk.data is chunk.buffer) == (chunk.length == len(chunk.buffer))  # copied only if cut
+        assert len(chunk.buffer) == 4096 or chunk.end == chunk.start + len(chunk.buffer)
+    plain = [c for c in chunks if c.path.endswith("a.log")]
+    assert 3 < len(plain) < len(chunks) - 3  # both files took several reads
+    assert all(len(c.buffer) == 4096 for c in plain[:-1]) and b"".join(c.data for c in plain) == content
 
 
 def test_binary_garbage_and_invalid_utf8_are_just_bytes(tmp_path: Path) -> None:
