@@ -255,6 +255,8 @@ class Service:
 
     async def main_loop(self) -> None:
         while not self.should_exit.is_set():
+            if self.watcher is not None and self.hints.empty():
+                self.watcher.flush_retired()  # nothing waiting: a moment for the bookkeeping
             timeout = self._next_deadline() - time.monotonic()
             batch: list[Hint] = []
             if timeout > 0:
@@ -649,7 +651,7 @@ class Service:
         self.open_dirs[source.name].discard(run_dir)
         self.retries.pop((source.name, run_dir), None)
         if self.watcher is not None:
-            self.watcher.discard(run_dir)
+            self.watcher.retire(run_dir)
 
     def _sync_watches(self) -> set[Path]:
         if self.watcher is None:

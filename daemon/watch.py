@@ -93,6 +93,7 @@ class InotifyWatcher:
         self._watches: dict[Path, tuple[WatchDescriptor, CallbackId]] = {}
         self._ids = itertools.count(1)
         self._limit_warned = False
+        self._retired: set[Path] = set()
         self._pending: list[Hint] = []
         self._pending_lock = threading.Lock()
         self._scheduled = False
@@ -148,6 +149,7 @@ class InotifyWatcher:
         matter too); returns the newly watched directories."""
         assert self._fd is not None, "start() first"
         appended = appended or set()
+        self._retired -= wanted.keys()
         for p in [p for p in self._watches if p not in wanted and p not in appended]:
             self.discard(p)
         fresh = {path for path in appended if path not in self._watches and self.add(path, MODIFY_MASK)}
@@ -159,6 +161,7 @@ class InotifyWatcher:
     def add(self, path: Path, mask: Mask = MASK, accept: Accept | None = None) -> bool:
         """Watches ``path``; True only when the watch is new (events before it were not seen)."""
         assert self._fd is not None, "start() first"
+        self._retired.discard(path)
         if path in self._watches:
             return False
         try:
@@ -176,7 +179,19 @@ class InotifyWatcher:
         self._watches[path] = (wd, cid)
         return True
 
+    def retire(self, path: Path) -> None:
+        """Stops watching ``path`` at the next ``flush_retired``: removing a watch costs a system call
+        that a finishing build should not wait for. Until then its events still arrive."""
+        if path in self._watches:
+            self._retired.add(path)
+
+    def flush_retired(self) -> None:
+        retired, self._retired = self._retired, set()
+        for path in retired:
+            self.discard(path)
+
     def discard(self, path: Path) -> None:
+        self._retired.discard(path)
         entry = self._watches.pop(path, None)
         if entry is not None and self._fd is not None:
             with warnings.catch_warnings():  # a watch the kernel already dropped only warns

@@ -122,6 +122,11 @@ async def test_file_watch_is_refused(tmp_path: Path, watcher: InotifyWatcher) ->
     assert watcher.count == 0
 
 
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text)
+
+
 async def test_accept_rule_drops_events_in_the_reader_thread(
     tmp_path: Path, watcher: InotifyWatcher, hints: Hints
 ) -> None:
@@ -137,8 +142,7 @@ async def test_accept_rule_drops_events_in_the_reader_thread(
     tmp = run / "build.xml-atomic5tmp"
     tmp.write_text("<build/>")  # created, then closed after writing
     os.replace(tmp, run / "build.xml")
-    with open(run / "build.xml", "a") as fh:  # closed after writing only
-        fh.write("\n")
+    _append(run / "build.xml", "\n")  # closed after writing only
     await hints.until(lambda h: h.name == "build.xml" and h.closed)
     assert ("build.xml-atomic5tmp", False) in seen_by_rule
     assert ("build.xml-atomic5tmp", True) in seen_by_rule
@@ -171,3 +175,25 @@ async def test_hints_arriving_together_wake_the_loop_once(
         h = await asyncio.wait_for(hints.queue.get(), 5)
         created.discard(h.name)
     assert handed_over < 50, f"{handed_over} wake-ups for 200 directories"
+
+
+async def test_retired_watch_stays_until_flushed_and_revives_on_add(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    assert watcher.add(a) and watcher.add(b)
+    watcher.retire(a)
+    watcher.retire(b)
+    assert watcher.count == 2  # still watched: nothing is missed before the flush
+    (a / "x").write_text("x")
+    await hints.until(lambda h: h.directory == a and h.name == "x")
+    assert watcher.add(b) is False  # wanted again before the flush: kept, and nothing was missed
+    watcher.flush_retired()
+    assert watcher.count == 1
+    (a / "y").write_text("y")
+    (b / "z").write_text("z")
+    await hints.until(lambda h: h.directory == b and h.name == "z")
+    await asyncio.sleep(0.05)
+    assert not any(h.directory == a and h.name == "y" for h in hints.seen)
