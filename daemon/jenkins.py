@@ -123,7 +123,8 @@ class JenkinsSource:
         layout: _Layout,
     ) -> None:
         branches = container.name == "branches"
-        try:
+        try:  # the mtime before the listing: a job made while listing still counts as a change
+            self._builds_mtime[container] = os.stat(container).st_mtime_ns
             entries = sorted(os.scandir(container), key=lambda e: e.name)
         except OSError as exc:
             log.warning("%s: cannot list %s: %s", self.name, container, exc.strerror)
@@ -263,8 +264,16 @@ class JenkinsSource:
                 out.extend(Path(e.path) for e in names.values() if _dir_mtime_ms(e) >= since)
             self._builds_names[job.builds_dir] = set(names)
         out.extend(open_dirs)
+        return out, self._changed(self.layout.containers | self.layout.pending)
+
+    def containers_changed(self) -> bool:
+        """Whether a job was created or removed since the last discovery: a container's mtime moves
+        then. One ``stat`` per container, which is why the containers need no inotify watch."""
+        return self._changed(self.layout.containers)
+
+    def _changed(self, dirs: set[Path]) -> bool:
         changed = False
-        for d in list(self.layout.containers) + list(self.layout.pending):
+        for d in dirs:
             try:
                 mtime = os.stat(d).st_mtime_ns
             except OSError:
@@ -273,7 +282,7 @@ class JenkinsSource:
             if self._builds_mtime.setdefault(d, mtime) != mtime:
                 self._builds_mtime[d] = mtime
                 changed = True
-        return out, changed
+        return changed
 
     def job_of(self, run_dir: Path) -> Job | None:
         return self.layout.jobs.get(run_dir.parent)

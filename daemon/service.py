@@ -39,6 +39,7 @@ WATERMARK_SLACK_MS = 5000
 STORE_RETRY_S = 5.0
 CATCH_UP_BATCH = 200  # runs recorded per transaction while catching up
 SHUTDOWN_GRACE_S = 10.0
+CONTAINER_CHECK_S = 2.0  # how soon a new job is noticed (its container's mtime; no watch needed)
 LOG_CLOSED_LOOK_S = 2.0  # a closed log without a final build.xml after this long is looked at again
 
 
@@ -97,6 +98,7 @@ class Service:
         self._history_cutoff_ms = 0
         self._next_poll: dict[str, float] = {}
         self._next_reconcile: dict[str, float] = {}
+        self._next_container_check = 0.0
         self._rediscover: set[str] = set()
         self._reload_requested = False
         self._store_trouble_logged = 0.0
@@ -376,6 +378,8 @@ class Service:
         if self.files is not None:
             deadlines.append(self.files.deadline())
         deadlines += [self._next_poll[s.name] for s in self.sources if s.cfg.watch == "polling"]
+        if any(s.cfg.watch == "inotify" for s in self.sources):
+            deadlines.append(self._next_container_check)
         if self._rediscover:
             deadlines.append(time.monotonic() + 0.2)
         return min(deadlines, default=time.monotonic() + 60)
@@ -390,6 +394,11 @@ class Service:
             del self.retries[key]
         if due:
             self._process_many([(key, by_source[key[0]]) for key in due])
+        if now >= self._next_container_check:
+            self._next_container_check = now + CONTAINER_CHECK_S
+            for source in self.sources:
+                if source.cfg.watch == "inotify" and source.containers_changed():
+                    self._rediscover.add(source.name)
         for source in self.sources:
             if source.name in self._rediscover:
                 self._rediscover.discard(source.name)
@@ -661,7 +670,7 @@ class Service:
             if source.cfg.watch != "inotify":
                 continue
             layout = source.layout
-            wanted.update(dict.fromkeys(layout.containers | layout.pending))
+            wanted.update(dict.fromkeys(layout.pending))  # containers: a stat now and then instead
             wanted.update({b: _builds_entry for b in layout.jobs if b.is_dir()})
             wanted.update(dict.fromkeys(self.open_dirs[source.name], _run_entry))
             wanted.update({p: _run_entry for (name, p) in self.retries if name == source.name})

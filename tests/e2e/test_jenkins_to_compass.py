@@ -257,6 +257,28 @@ def test_polling_mode(
     assert _props(_terminal(compass, "nfs/new-job#1"))["state"] == "FAILED"
 
 
+def test_new_jobs_are_noticed_without_watching_their_containers(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    home.job("app").start().finish("SUCCESS")
+    home.job("team/api").start().finish("SUCCESS")
+    running = home.job("team/web").start()
+    # no reconcile scan to fall back on: only the containers' stat can find the new jobs
+    daemon = daemon_factory(make_config(tmp_path, home, compass, reconcile_interval="1h"))
+    ready = next(line for line in daemon.stderr.splitlines() if "ready:" in line)
+    assert "3 job(s)" in ready and "1 run(s) in progress" in ready
+    assert "4 watch(es)" in ready, "one per job and one per running build, nothing for jobs/ or team/jobs/"
+    started = time.monotonic()
+    home.job("fresh").start().finish("FAILURE")  # in jobs/
+    home.job("team/new").start().finish("SUCCESS")  # in a folder's jobs/
+    assert _props(_terminal(compass, "fresh#1"))["state"] == "FAILED"
+    assert _props(_terminal(compass, "team/new#1"))["state"] == "SUCCESSFUL"
+    assert time.monotonic() - started < 8
+    running.finish("SUCCESS")
+    assert _props(_terminal(compass, "team/web#1"))["state"] == "SUCCESSFUL"
+    assert daemon.stop() == 0
+
+
 def test_custom_builds_dir(tmp_path: Path, compass: FakeCompass, daemon_factory: DaemonFactory) -> None:
     home = JenkinsHome(tmp_path / "jenkins", builds_dir="${JENKINS_HOME}/builds/${ITEM_FULL_NAME}")
     job = home.job("folder/app")
