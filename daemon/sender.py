@@ -122,6 +122,8 @@ class Sender:
                     )
                     await self._sleep(STORE_RETRY_S, fresh=True)
         finally:
+            # answers kept for acknowledging first: the wait below may be cut short by the service
+            await self._settle_done()
             # requests already on the wire are given their answer (the service bounds the wait)
             if self._in_flight:
                 await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
@@ -143,7 +145,10 @@ class Sender:
             await self._settle_done()
             await self._sleep(None)  # a completion wakes us
             return
-        busy = {item.pipeline_id for item in self._flying.values()}
+        # a run with a request still unanswered waits; one whose answer was accepted and is only
+        # waiting to be acknowledged does not (acknowledgements keep the order of the answers)
+        answered = {item.id for item, _ in self._done}
+        busy = {item.pipeline_id for item in self._flying.values() if item.id not in answered}
         item, due_ms = self._store.next_due(exclude_ids=set(self._in_flight), exclude_pipelines=busy)
         if item is None:
             if self._done:  # acknowledging may free a run's next event: look again after it

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from daemon.budget import TokenBucket
-from daemon.compass import CompassTransport, StdoutTransport, Transport
+from daemon.compass import CompassTransport, SendResult, StdoutTransport, Transport
 from daemon.config import CompassSettings
 from daemon.events import RunFacts, next_update
 from daemon.sender import Sender
@@ -292,3 +292,47 @@ async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
         await asyncio.wait_for(task, 5)
         await transport.close()
     assert len(fake.events) == 6
+
+
+class _Recording:
+    """Accepts everything at once and remembers (pipelineId, state) in sending order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, body: dict[str, Any]) -> SendResult:
+        props = body["event"]["build"]["buildProperties"]
+        self.sent.append((props["pipeline"]["pipelineId"], props["state"]))
+        return SendResult("accepted", 202, "")
+
+    async def close(self) -> None:
+        return None
+
+
+class _OneTokenAtATime(TokenBucket):
+    async def acquire(self) -> None:
+        await asyncio.sleep(0.005)  # a paced budget: the queue stays long while answers come back
+
+
+async def test_a_terminal_event_is_not_held_behind_the_queue_by_its_unacknowledged_in_progress(
+    tmp_path: Path, store: Store
+) -> None:
+    queue(store, tmp_path, facts(number=1))  # first in line: answered early, acknowledged later
+    for n in range(2, 150):  # a backlog of other runs' IN_PROGRESS events
+        queue(store, tmp_path, facts(job="other", number=n))
+    transport = _Recording()
+    sender = Sender(store, transport, "cloud", _OneTokenAtATime(0, 1), max_in_flight=4)
+    task = asyncio.create_task(sender.run())
+    try:
+        await wait_until(lambda: len(transport.sent) >= 3)
+        sent_before = len(transport.sent)
+        queue(store, tmp_path, finished("SUCCESS", number=1))  # terminal events go first
+        sender.wake()
+        await wait_until(lambda: any(state != "IN_PROGRESS" for _, state in transport.sent))
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 5)
+    position = next(i for i, (_, state) in enumerate(transport.sent) if state != "IN_PROGRESS")
+    assert position - sent_before <= 4, f"{position - sent_before} other events went first"
+    row = store.latest_run("jenkins", "team/app", 1)
+    assert row is not None and row.acked_state == "SUCCESSFUL"  # acknowledged in the order answered
