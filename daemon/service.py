@@ -498,8 +498,9 @@ class Service:
             return
         watermark = self.store.get_meta_int(f"watermark:{source.name}")
         since = None if watermark is None else watermark - WATERMARK_SLACK_MS
-        for run_dir in source.scan(first_start=False, since_ms=since, open_dirs=set(), jobs=jobs):
-            self._process(source, run_dir)
+        found = source.scan(first_start=False, since_ms=since, open_dirs=set(), jobs=jobs)
+        for i in range(0, len(found), CATCH_UP_BATCH):
+            self._process_many([((source.name, d), source) for d in found[i : i + CATCH_UP_BATCH]])
         self._sync_watches()
 
     # --- hints ---------------------------------------------------------------------------------
@@ -524,12 +525,15 @@ class Service:
             self._process_many(list(candidates.items()))
 
     def _process_many(self, runs: list[tuple[tuple[str, Path], JenkinsSource]]) -> None:
-        """Runs that changed together are recorded in one transaction: one disk sync, not one each."""
+        """Runs that changed together are all read first, then recorded in one transaction: one disk
+        sync, not one each, and the write lock (which a backfill beside the daemon waits for) is
+        never held while files are read."""
         assert self.store is not None
+        seen = [(source, run_dir, self._look(source, run_dir)) for (_, run_dir), source in runs]
         try:
             with self.store.batch():
-                for (_, run_dir), source in runs:
-                    self._process(source, run_dir)
+                for source, run_dir, facts in seen:
+                    self._settle(source, run_dir, facts)
         except sqlite3.Error as exc:  # the commit failed: nothing of the batch is kept, look again
             log.error(
                 "cannot write the state database (%s); %d run(s) retried in %.0fs",
@@ -571,15 +575,17 @@ class Service:
 
     # --- one run -------------------------------------------------------------------------------
 
-    def _process(self, source: JenkinsSource, run_dir: Path) -> None:
+    def _look(self, source: JenkinsSource, run_dir: Path) -> RunFacts | Retry | Gone | None:
+        try:
+            return source.observe(run_dir, known_open=run_dir in self.open_dirs[source.name])
+        except Exception as exc:  # a bug must not stop the daemon; looked at again later
+            log.exception("%s: could not read %s", source.name, run_dir)
+            return Retry(60.0, f"{type(exc).__name__}: {exc}")
+
+    def _settle(self, source: JenkinsSource, run_dir: Path, seen: RunFacts | Retry | Gone | None) -> None:
+        """What a look at a run found: recorded, retried later, watched, or forgotten."""
         assert self.store is not None and self.sender is not None
         open_set = self.open_dirs[source.name]
-        try:
-            seen = source.observe(run_dir, known_open=run_dir in open_set)
-        except Exception:  # a bug must not stop the daemon; the next scan retries
-            log.exception("%s: could not read %s", source.name, run_dir)
-            self.retries[(source.name, run_dir)] = time.monotonic() + 60
-            return
         if not isinstance(seen, Retry):
             self._tries.pop((source.name, run_dir), None)
         if isinstance(seen, Gone):
