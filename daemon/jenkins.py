@@ -43,6 +43,7 @@ log = logging.getLogger("buildtail.jenkins")
 LOG_WINDOW = 64 * 1024
 GZ_TAIL_LIMIT = 256 * 1024 * 1024
 FINISHED_WITHOUT_RECORD_S = 30.0
+FRESH_CONTAINER_NS = 2_000_000_000  # a container changed this recently is listed again at the next check
 RUN_FILES = frozenset({"build.xml", "log", "log.gz"})  # the files whose changes can change a run
 
 
@@ -88,6 +89,7 @@ class JenkinsSource:
         self._builds_mtime: dict[Path, int] = {}
         self._builds_names: dict[Path, set[str]] = {}
         self._unsafe: set[Path] = set()
+        self._fresh_containers: set[Path] = set()
 
     # --- discovery ------------------------------------------------------------------------------
 
@@ -124,7 +126,10 @@ class JenkinsSource:
     ) -> None:
         branches = container.name == "branches"
         try:  # the mtime before the listing: a job made while listing still counts as a change
-            self._builds_mtime[container] = os.stat(container).st_mtime_ns
+            mtime = self._builds_mtime[container] = os.stat(container).st_mtime_ns
+            if time.time_ns() - mtime < FRESH_CONTAINER_NS:
+                # a second job made within the same timestamp tick would leave the mtime as it is
+                self._fresh_containers.add(container)
             entries = sorted(os.scandir(container), key=lambda e: e.name)
         except OSError as exc:
             log.warning("%s: cannot list %s: %s", self.name, container, exc.strerror)
@@ -264,12 +269,20 @@ class JenkinsSource:
                 out.extend(Path(e.path) for e in names.values() if _dir_mtime_ms(e) >= since)
             self._builds_names[job.builds_dir] = set(names)
         out.extend(open_dirs)
-        return out, self._changed(self.layout.containers | self.layout.pending)
+        return out, self._changed(self.layout.containers | self.layout.pending) | self._take_fresh()
 
     def containers_changed(self) -> bool:
         """Whether a job was created or removed since the last discovery: a container's mtime moves
-        then. One ``stat`` per container, which is why the containers need no inotify watch."""
-        return self._changed(self.layout.containers)
+        then. One ``stat`` per container, which is why the containers need no inotify watch. A
+        container listed within FRESH_CONTAINER_NS of its last change counts as changed once more:
+        timestamps move in ticks (up to a second on some file systems), so a job made just after the
+        listing may not have moved it."""
+        return self._changed(self.layout.containers) | self._take_fresh()
+
+    def _take_fresh(self) -> bool:
+        fresh = bool(self._fresh_containers)
+        self._fresh_containers.clear()
+        return fresh
 
     def _changed(self, dirs: set[Path]) -> bool:
         changed = False

@@ -125,6 +125,27 @@ def test_job_without_builds_dir_is_pending(tmp_path: Path) -> None:
     assert tmp_path / "jobs" / "fresh" in src.layout.pending
 
 
+def test_containers_changed_by_mtime_and_once_more_when_listed_just_after_a_change(tmp_path: Path) -> None:
+    home = JenkinsHome(tmp_path)
+    home.job("app")
+    home.job("team/api")
+    jobs, team_jobs = tmp_path / "jobs", tmp_path / "jobs" / "team" / "jobs"
+    old = time.time() - 60
+    for d in (jobs, team_jobs):
+        os.utime(d, (old, old))
+    src = source(tmp_path)
+    assert src.layout.containers == {jobs, team_jobs}
+    assert src.containers_changed() is False  # listed long after their last change: nothing to do
+    home.job("team/new")
+    assert src.containers_changed() is True  # the folder's jobs/ moved
+    assert src.containers_changed() is False
+    # listed within a timestamp tick of a change: a job made right after might not move the mtime
+    home.job("other")
+    src.discover()
+    assert src.containers_changed() is True
+    assert src.containers_changed() is False
+
+
 # --- observing one run ------------------------------------------------------------------------------
 
 
@@ -331,6 +352,7 @@ def test_poll_reports_new_run_dirs(tmp_path: Path) -> None:
     job.start(start_ms=T0).finish("SUCCESS", duration_ms=1)
     src = source(tmp_path)
     src.scan(first_start=False, since_ms=None, open_dirs=set())
+    assert src.poll(set()) == ([], True)  # jobs/ was listed right after it changed: listed again once
     assert src.poll(set()) == ([], False)
     run = job.start()
     # a new directory changes the builds dir mtime, at file-system timestamp granularity
