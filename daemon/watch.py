@@ -71,7 +71,11 @@ class _DirCallback:
             return
         name = event.name.decode("utf-8", "surrogateescape")
         closed = not gone and not mask & (C.IN_CREATE | C.IN_MOVED_TO)
-        if self.accept is not None and not self.accept(name, closed):
+        try:
+            wanted = self.accept is None or self.accept(name, closed)
+        except Exception:  # a faulty rule must not kill the reader thread: pass the hint on
+            wanted = True
+        if not wanted:
             return
         self.watcher.post(Hint(self.directory, name, gone, closed))
 
@@ -108,7 +112,8 @@ class InotifyWatcher:
         try:
             self._loop.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the loop is closed: shutting down
-            pass
+            with self._pending_lock:
+                self._scheduled = False
 
     def _hand_over(self) -> None:
         with self._pending_lock:
@@ -135,6 +140,10 @@ class InotifyWatcher:
             self._fd.join(timeout=5)
             self._fd = None
         self._watches.clear()
+        self._retired.clear()
+        with self._pending_lock:
+            self._pending.clear()
+            self._scheduled = False
 
     @property
     def alive(self) -> bool:
