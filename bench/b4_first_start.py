@@ -54,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         report.machine = machine_info(tmp)
         home = home_for(args, tmp)
         report.params = {
-            "jobs": home.jobs,
-            "builds_per_job": home.builds,
-            "running": home.running,
-            "build_dirs": home.total_builds,
+            **home.params,
             "runs": runs,
             "cache": "cold" if args.cold else "warm",
         }

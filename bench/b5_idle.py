@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         report.machine = machine_info(tmp)
         home = home_for(args, tmp)
         report.params = {
-            "jobs": home.jobs,
-            "builds_per_job": home.builds,
-            "running": home.running,
+            **home.params,
             "idle_s": idle,
             "runs": runs,
             "reconcile_interval": "300s (default)",

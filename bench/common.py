@@ -627,6 +627,16 @@ class HomeInfo:
     def total_builds(self) -> int:
         return self.jobs * self.builds + self.running
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The home's size as the reports print it."""
+        return {
+            "jobs": self.jobs,
+            "builds_per_job": self.builds,
+            "running": self.running,
+            "build_dirs": self.total_builds,
+        }
+
 
 def job_name(i: int) -> str:
     return f"job-{i:05d}"
