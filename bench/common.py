@@ -16,20 +16,16 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # The daemon code measured: this checkout, or a snapshot given with $BUILDTAIL_BENCH_CODE (e.g.
@@ -42,6 +38,7 @@ for _p in (REPO, CODE):
 
 from tests.fake_compass import FakeCompass  # noqa: E402
 from tools import fake_jenkins  # noqa: E402
+from tools.daemon_process import SYSTEMD_ENV, DaemonProcess  # noqa: E402
 from tools.fake_jenkins import JenkinsHome  # noqa: E402
 
 __all__ = [
@@ -158,8 +155,9 @@ def count_inotify_watches(pid: int) -> int:
 # the daemon process
 
 
-class Daemon:
-    """The real ``python -m daemon run`` process, with its stderr read line by line and time-stamped.
+class Daemon(DaemonProcess):
+    """The real daemon process (``tools/daemon_process.py``) plus what the benchmarks read of it:
+    /proc figures, an optional core of its own, and py-spy sampling from ``ready`` on.
 
     ``ready_s`` is the time from just before the process is spawned to the moment its ``ready:`` log
     line reaches us (interpreter start and imports included: that is what an operator waits for).
@@ -174,65 +172,27 @@ class Daemon:
         python_args: Sequence[str] = ("-m", "daemon"),
         cpus: set[int] | None = None,
     ) -> None:
-        self.workdir = workdir
+        pin = (lambda pid: pin_threads(pid, cpus)) if cpus else None
+        super().__init__(
+            workdir,
+            config,
+            token=TOKEN,
+            name=name,
+            code=CODE,
+            python_args=python_args,
+            on_spawn=pin,
+            env_drop=SYSTEMD_ENV,
+        )
         self.cpus = cpus
-        self.name = name
-        self.config_path = workdir / f"{name}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.python_args = list(python_args)
-        self.log_path = workdir / f"{name}.stderr.log"
-        self.out_path = workdir / f"{name}.stdout.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.spawned_at = 0.0
-        self.ready_at: float | None = None
-        self.ready_line = ""
-        self._lines: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._reader: threading.Thread | None = None
-        self._out: Any = None
         self._pyspy: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Daemon:
-        env = dict(os.environ, COMPASS_API_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
-        env.pop("STATE_DIRECTORY", None)
-        for var in ("JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            env.pop(var, None)
-        cmd = [sys.executable, *self.python_args, "run", "--config", str(self.config_path)]
-        self.ready_at = None
-        self._out = open(self.out_path, "ab")  # noqa: SIM115 - open for the child's lifetime
-        self.spawned_at = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=CODE, env=env, stdout=self._out, stderr=subprocess.PIPE)
-        if self.cpus:  # before the interpreter has started any thread; later threads inherit it
-            pin_threads(self.proc.pid, self.cpus)
-        self._reader = threading.Thread(target=self._read, name=f"{self.name}-stderr", daemon=True)
-        self._reader.start()
-        return self
-
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        with open(self.log_path, "ab") as log:
-            for raw in self.proc.stderr:
-                now = time.monotonic()
-                line = raw.decode("utf-8", "replace")
-                if self.ready_at is None and "ready:" in line:
-                    self.ready_at = now
-                    self.ready_line = line.strip()
-                with self._lock:
-                    self._lines.append((now, line))
-                log.write(raw)
-
     def wait_ready(self, timeout: float = 120.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready_at is not None:
-                self._maybe_profile()
-                return self.ready_at - self.spawned_at
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            time.sleep(0.002)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+        try:
+            ready = super().wait_ready(timeout)
+        except AssertionError as exc:
+            raise RuntimeError(str(exc)) from None
+        self._maybe_profile()
+        return ready
 
     def _maybe_profile(self) -> None:
         """With $BUILDTAIL_BENCH_PYSPY=DIR, py-spy samples the daemon from ready until it exits
@@ -248,16 +208,6 @@ class Daemon:
         )
         time.sleep(0.3)  # let it attach
 
-    @property
-    def ready_s(self) -> float:
-        assert self.ready_at is not None
-        return self.ready_at - self.spawned_at
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
     def rss_mb(self) -> float:
         return proc_status_kb(self.pid, "VmRSS") / 1024
 
@@ -270,60 +220,25 @@ class Daemon:
     def inotify_watches(self) -> int:
         return count_inotify_watches(self.pid)
 
-    def lines(self) -> list[tuple[float, str]]:
-        with self._lock:
-            return list(self._lines)
-
-    def log_tail(self, n: int = 40) -> str:
-        return "".join(line for _, line in self.lines()[-n:])
-
-    def errors(self) -> list[str]:
-        return [line.strip() for _, line in self.lines() if " ERROR " in line or " CRITICAL " in line]
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, as systemd does; returns the exit status."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(timeout=timeout)
+            return super().stop(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self._finish()
-        return rc
+            assert self.proc is not None
+            return self.proc.returncode
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._finish()
-
-    def _finish(self) -> None:
+    def finish(self) -> None:
         if self._pyspy is not None:
             try:
                 self._pyspy.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self._pyspy.kill()
             self._pyspy = None
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-            self._reader = None
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        super().finish()
 
     def __enter__(self) -> Daemon:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.alive():
-            self.stop()
-        else:
-            self._finish()
+        self.start()
+        return self
 
 
 def make_config(
