@@ -45,7 +45,7 @@ SETTLE_S = 2.0
 def reconcile_cost(tmp: Path, home: Path) -> tuple[float, float, int]:
     """CPU and wall seconds of one reconcile scan (discover + scan since the last one), in-process."""
     from daemon.config import load_settings
-    from daemon.jenkins import JenkinsSource
+    from daemon.sources.jenkins.source import JenkinsSource
 
     path = tmp / "reconcile-probe.yaml"
     cfg = make_config(tmp, home, None)

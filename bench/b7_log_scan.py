@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Report, base_parser, finish, machine_info, median, runs_of, temp_dir
-from daemon.tailer import Chunk, Tailer
+from daemon.sources.files.tailer import Chunk, Tailer
 from parsers import RuleSet
 
 START = r"^\S+ START job=(?P<name>\S+) id=(?P<id>\d+)$"

@@ -57,7 +57,7 @@ def _print_stats(prof: cProfile.Profile, title: str, total_wall: float, top: int
 
 def profile_scan(home: Path, tmp: Path) -> None:
     from daemon.config import load_settings
-    from daemon.jenkins import JenkinsSource
+    from daemon.sources.jenkins.source import JenkinsSource
 
     cfg = make_config(tmp, home, None)
     cfg.pop("metrics", None)

@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from .budget import TokenBucket
-from .compass import CompassTransport, StdoutTransport, Transport
-from .config import Settings
-from .events import RunFacts, format_duration, iso_ms, next_update
-from .jenkins import JenkinsSource
-from .lock import DeliveryLock
-from .sender import Sender
-from .store import PRIORITY_BACKFILL, Store
+from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
+from daemon.delivery.lock import DeliveryLock
+from daemon.delivery.sender import Sender
+from daemon.delivery.transport import CompassTransport, StdoutTransport, Transport
+from daemon.events import RunFacts, format_duration, iso_ms, next_update
+from daemon.sources.jenkins.source import JenkinsSource
+from daemon.store import PRIORITY_BACKFILL, Store
 
 __all__ = ["Backfill", "find_history"]
 

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .config import ConfigError, Settings, config_json_schema, load_settings, parse_duration
-from .logs import setup_logging
+from daemon import __version__
+from daemon.config import ConfigError, Settings, config_json_schema, load_settings, parse_duration
+from daemon.ops.logs import setup_logging
 
 __all__ = ["main"]
 
@@ -119,7 +119,7 @@ def _run(path: Path, dry_run: bool) -> int:
     if settings is None:
         return 2
     setup_logging(settings.log_level, settings.log_format)
-    from .service import Service
+    from daemon.service import Service
 
     service = Service(settings, dry_run=dry_run, config_path=path)
     try:
@@ -135,7 +135,7 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
     if settings is None:
         return 2
     setup_logging(settings.log_level, settings.log_format)
-    from .backfill import Backfill
+    from daemon.backfill import Backfill
 
     try:
         return asyncio.run(Backfill(settings, since_s=since_s, dry_run=dry_run).run())
@@ -151,7 +151,7 @@ def _status(path: Path) -> int:
     settings = _load(path, need_secrets=False)
     if settings is None:
         return 2
-    from .status import status_report
+    from daemon.ops.status import status_report
 
     try:
         lines, attention = status_report(settings)
@@ -166,7 +166,7 @@ def _status(path: Path) -> int:
 
 
 def _job_names(settings: Settings) -> list[str]:
-    from .jenkins import JenkinsSource
+    from daemon.sources.jenkins.source import JenkinsSource
 
     names: list[str] = []
     for cfg in settings.jenkins_sources:
@@ -182,7 +182,7 @@ def _compass_command(path: Path, command: str) -> int:
     if settings.compass is None:
         print(f"{path}: there is no compass section to check or set up", file=sys.stderr)
         return 2
-    from .event_sources import CompassGraphQL, GraphQLError, doctor, setup, targets
+    from daemon.delivery.compass_admin import CompassGraphQL, GraphQLError, doctor, setup, targets
 
     compass = settings.compass
     wanted = targets(settings, _job_names(settings))

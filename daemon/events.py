@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from .config import Settings
-from .store import RunRow
+from daemon.config import Settings
+from daemon.store import RunRow
 
 __all__ = ["RunFacts", "Update", "format_duration", "iso_ms", "job_matches", "next_update"]
 

@@ -16,20 +16,20 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .budget import TokenBucket
-from .compass import CompassTransport, StdoutTransport, Transport
-from .config import ConfigError, Settings, load_settings
-from .event_sources import CompassGraphQL, GraphQLError, Target
-from .event_sources import setup as setup_sources
-from .events import RunFacts, next_update
-from .file_runner import FileSourceRunner
-from .jenkins import RUN_FILES, Gone, JenkinsSource, Retry, is_run_dir_name
-from .lock import DeliveryLock
-from .metrics import Metrics, MetricsServer
-from .notify import Notifier
-from .sender import Sender
-from .store import OutboxItem, Store
-from .watch import Accept, Hint, InotifyWatcher
+from daemon.config import ConfigError, Settings, load_settings
+from daemon.delivery.budget import TokenBucket
+from daemon.delivery.compass_admin import CompassGraphQL, GraphQLError, Target
+from daemon.delivery.compass_admin import setup as setup_sources
+from daemon.delivery.lock import DeliveryLock
+from daemon.delivery.sender import Sender
+from daemon.delivery.transport import CompassTransport, StdoutTransport, Transport
+from daemon.events import RunFacts, next_update
+from daemon.ops.metrics import Metrics, MetricsServer
+from daemon.ops.notify import Notifier
+from daemon.sources.files.runner import FileSourceRunner
+from daemon.sources.jenkins.source import RUN_FILES, Gone, JenkinsSource, Retry, is_run_dir_name
+from daemon.sources.watch import Accept, Hint, InotifyWatcher
+from daemon.store import OutboxItem, Store
 
 __all__ = ["Service"]
 

@@ -84,7 +84,7 @@ def test_check_config_warns_about_a_readable_token_file_and_plain_http(tmp_path:
 
 LOGGING = """
 import logging, sys
-from daemon.logs import setup_logging
+from daemon.ops.logs import setup_logging
 setup_logging("info", sys.argv[1])
 logging.getLogger("buildtail").warning("disk %s", "full")
 """

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from daemon.compass import CompassTransport, parse_retry_after
 from daemon.config import CompassSettings
-from daemon.sender import BACKOFF_CAP_S, backoff_delay
+from daemon.delivery.sender import BACKOFF_CAP_S, backoff_delay
+from daemon.delivery.transport import CompassTransport, parse_retry_after
 from tests.fake_compass import FakeCompass, Fault
 
 

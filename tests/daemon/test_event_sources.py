@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from daemon.budget import TokenBucket
 from daemon.config import Settings
-from daemon.event_sources import CompassGraphQL, GraphQLError, Target, doctor, setup, targets
+from daemon.delivery.budget import TokenBucket
+from daemon.delivery.compass_admin import CompassGraphQL, GraphQLError, Target, doctor, setup, targets
 from tests.fake_compass import FakeCompass
 
 HOST = "build01.example.com"

@@ -14,7 +14,7 @@ import pytest
 
 from daemon.config import JenkinsSourceSettings
 from daemon.events import RunFacts
-from daemon.jenkins import Gone, JenkinsSource, Retry
+from daemon.sources.jenkins.source import Gone, JenkinsSource, Retry
 from tests.parsers.samples import BILLION_LAUGHS
 from tools.fake_jenkins import JenkinsHome
 

@@ -14,7 +14,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import __version__
-from daemon.metrics import Metrics, MetricsServer, parse_listen
+from daemon.config import parse_listen
+from daemon.ops.metrics import Metrics, MetricsServer
 
 
 @dataclass

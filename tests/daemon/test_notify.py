@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.notify import Notifier
+from daemon.ops.notify import Notifier
 
 
 @pytest.fixture

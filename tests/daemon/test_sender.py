@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from daemon.budget import TokenBucket
-from daemon.compass import CompassTransport, SendResult, StdoutTransport, Transport
 from daemon.config import CompassSettings
+from daemon.delivery.budget import TokenBucket
+from daemon.delivery.sender import Sender
+from daemon.delivery.transport import CompassTransport, SendResult, StdoutTransport, Transport
 from daemon.events import RunFacts, next_update
-from daemon.sender import Sender
 from daemon.store import Store
 from tests.fake_compass import FakeCompass, Fault
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.tailer import Checkpoint, Chunk, Problem, Tailer, _long_line
+from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer, _long_line
 
 
 def write(path: Path, prefix: str, count: int, start: int = 0) -> list[bytes]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.watch import Hint, InotifyWatcher
+from daemon.sources.watch import Hint, InotifyWatcher
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux-only")
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
+from daemon.config.sources import JenkinsSourceSettings
+from daemon.events import RunFacts
 from parsers import (
     BuildXml,
     LogFacts,
@@ -32,9 +34,6 @@ from parsers import (
     parse_builds_dir_setting,
     parse_log,
 )
-
-from .events import RunFacts
-from .source_settings import JenkinsSourceSettings
 
 __all__ = ["Gone", "JenkinsSource", "Job", "Retry"]
 

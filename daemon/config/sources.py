@@ -9,9 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from daemon.config.types import COMPASS_STATES, Duration, Strict, resolve_path
 from parsers import RuleError, RuleSet, check_template
-
-from .config_types import COMPASS_STATES, Duration, Strict, resolve_path
 
 __all__ = [
     "JenkinsSourceSettings",

@@ -1,7 +1,9 @@
-"""Value types shared by the configuration models: durations, strict frozen models, paths."""
+"""Value types shared by the configuration models: durations, listen addresses, strict frozen models,
+paths."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -16,6 +18,7 @@ __all__ = [
     "Duration",
     "Strict",
     "parse_duration",
+    "parse_listen",
     "resolve_path",
 ]
 
@@ -30,6 +33,7 @@ DEFAULT_STATE_MAP: dict[str, str] = {
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -73,3 +77,32 @@ def resolve_path(path: Path, info: ValidationInfo) -> Path:
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
     return Path(os.path.normpath(path))
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port), accepting loopback hosts only.
+
+    The endpoints carry no authentication, so a typo such as ``0.0.0.0`` must be refused rather than
+    expose the daemon's state to the network.
+    """
+    m = _LISTEN.match(value.strip())
+    if m is None:
+        raise ValueError(
+            f"listen {value!r}: expected host:port, such as 127.0.0.1:9464, [::1]:9464 or localhost:9464"
+        )
+    host = m.group("v6") or m.group("host")
+    port = int(m.group("port"))
+    if port > 65535:
+        raise ValueError(f"listen {value!r}: port {port} is out of range (0-65535)")
+    if host.lower() == "localhost":
+        return "localhost", port
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        addr = None
+    if addr is None or not addr.is_loopback or (m.group("v6") is None) != (addr.version == 4):
+        raise ValueError(
+            f"listen {value!r}: only loopback addresses are accepted (127.0.0.1, [::1], localhost); "
+            "buildtail opens no listening socket beyond this host"
+        )
+    return str(addr), port

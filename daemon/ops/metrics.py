@@ -12,9 +12,7 @@ a port to the network. A scraper on another host goes through a local agent or a
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -24,9 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
-from . import __version__
+from daemon import __version__
+from daemon.config.types import parse_listen
 
-__all__ = ["Metrics", "MetricsServer", "StateProbe", "parse_listen"]
+__all__ = ["Metrics", "MetricsServer", "StateProbe"]
 
 log = logging.getLogger("buildtail.metrics")
 
@@ -34,8 +33,6 @@ log = logging.getLogger("buildtail.metrics")
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A reconcile scan walks the Jenkins home: milliseconds for a few jobs, minutes for a large one.
 SCAN_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 
 
 class StateProbe(Protocol):
@@ -149,35 +146,6 @@ class Metrics:
 
     def bind(self, probe: StateProbe) -> None:
         self._probe.probe = probe
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` -> (host, port), accepting loopback hosts only.
-
-    The endpoints carry no authentication, so a typo such as ``0.0.0.0`` must be refused rather than
-    expose the daemon's state to the network.
-    """
-    m = _LISTEN.match(value.strip())
-    if m is None:
-        raise ValueError(
-            f"listen {value!r}: expected host:port, such as 127.0.0.1:9464, [::1]:9464 or localhost:9464"
-        )
-    host = m.group("v6") or m.group("host")
-    port = int(m.group("port"))
-    if port > 65535:
-        raise ValueError(f"listen {value!r}: port {port} is out of range (0-65535)")
-    if host.lower() == "localhost":
-        return "localhost", port
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        addr = None
-    if addr is None or not addr.is_loopback or (m.group("v6") is None) != (addr.version == 4):
-        raise ValueError(
-            f"listen {value!r}: only loopback addresses are accepted (127.0.0.1, [::1], localhost); "
-            "buildtail opens no listening socket beyond this host"
-        )
-    return str(addr), port
 
 
 class MetricsServer:

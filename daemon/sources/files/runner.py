@@ -15,11 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .events import RunFacts
-from .file_sources import STARTED_MARK, FileBatch, LogSource, ResultFileSource, checkpoint_value
-from .source_settings import LogSourceSettings, ResultFileSourceSettings
-from .store import Store
-from .tailer import Problem
+from daemon.config.sources import LogSourceSettings, ResultFileSourceSettings
+from daemon.events import RunFacts
+from daemon.sources.files.sources import (
+    STARTED_MARK,
+    FileBatch,
+    LogSource,
+    ResultFileSource,
+    checkpoint_value,
+)
+from daemon.sources.files.tailer import Problem
+from daemon.store import Store
 
 __all__ = ["FileSourceRunner"]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from . import __version__
-from .budget import TokenBucket
-from .config import CompassSettings, Settings
-from .events import job_matches
+from daemon import __version__
+from daemon.config import CompassSettings, Settings
+from daemon.delivery.budget import TokenBucket
+from daemon.events import job_matches
 
 __all__ = [
     "EVENT_TYPES",

@@ -16,11 +16,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from .budget import TokenBucket
-from .compass import SendResult, Transport
-from .lock import DeliveryLock
-from .metrics import Metrics
-from .store import OutboxItem, Store
+from daemon.delivery.budget import TokenBucket
+from daemon.delivery.lock import DeliveryLock
+from daemon.delivery.transport import SendResult, Transport
+from daemon.ops.metrics import Metrics
+from daemon.store import OutboxItem, Store
 
 __all__ = ["Sender", "backoff_delay"]
 

@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol, TextIO
 
 import aiohttp
 
-from . import __version__
-from .config import CompassSettings
+from daemon import __version__
+from daemon.config import CompassSettings
 
 __all__ = ["CompassTransport", "Outcome", "SendResult", "StdoutTransport", "Transport", "parse_retry_after"]
 

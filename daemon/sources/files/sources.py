@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from daemon.config.sources import LogSourceSettings, ResultFileSourceSettings
+from daemon.events import RunFacts
+from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
 from parsers import (
     LineEvent,
     ParseError,
@@ -34,10 +37,6 @@ from parsers import (
     parse_result_file,
     render_pipeline,
 )
-
-from .events import RunFacts
-from .source_settings import LogSourceSettings, ResultFileSourceSettings
-from .tailer import Checkpoint, Chunk, Problem, Tailer
 
 __all__ = ["STARTED_MARK", "FileBatch", "LogSource", "ResultFileSource", "checkpoint_value", "state_for_word"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from .config import Settings
-from .store import Store
+from daemon.config import Settings
+from daemon.store import Store
 
 __all__ = ["status_report"]
 

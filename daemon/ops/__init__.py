@@ -1,0 +1,1 @@
+"""What operators see and systemd asks: logs, metrics and health, the notify protocol, ``status``."""
