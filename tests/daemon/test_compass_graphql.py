@@ -9,29 +9,37 @@ function (as ``find_operation`` does), and add one call of that function to ``RE
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from graphql import GraphQLEnumType, GraphQLSchema
 
+from daemon.config import Settings
 from daemon.event_sources import (
     EVENT_TYPES,
+    CompassGraphQL,
     EventSource,
     GraphQLError,
     Operation,
     attach_operation,
     component_operation,
     create_operation,
+    doctor,
     documents,
     find_operation,
     read_attach,
     read_component,
     read_create,
     read_find,
+    setup,
+    targets,
 )
+from tests import fake_compass
 from tests.compass_graphql import allowed_answer, problems
+from tests.fake_compass import FakeCompass
 
 CLOUD = "a436116f-02ce-4520-8fbb-7301462a1674"
 HOST = "build01.example.com"
@@ -63,7 +71,7 @@ def test_request_is_valid_against_the_schema(
 def test_event_types_are_the_schemas(compass_schema: GraphQLSchema) -> None:
     enum = compass_schema.type_map["CompassEventType"]
     assert isinstance(enum, GraphQLEnumType)
-    assert set(EVENT_TYPES) == set(enum.values)
+    assert set(EVENT_TYPES) == set(enum.values) == set(fake_compass.EVENT_TYPES)
     assert len(EVENT_TYPES) == len(set(EVENT_TYPES)) and EVENT_TYPES[0] == "BUILD"
 
 
@@ -100,6 +108,58 @@ def test_the_schema_check_rejects_broken_requests(
 ) -> None:
     found = problems(compass_schema, document, variables)
     assert any(expected in p for p in found), found
+
+
+# --- what buildtail sends in practice -------------------------------------------------------------
+
+
+@pytest.fixture
+def compass(graphql_schema: bool) -> Iterator[FakeCompass]:
+    with FakeCompass(cloud_id=CLOUD, graphql_schema=graphql_schema) as fake:
+        yield fake
+
+
+def _settings(tmp_path: Path, compass: FakeCompass) -> Settings:
+    (tmp_path / "jenkins").mkdir()
+    return Settings.model_validate(
+        {
+            "host": HOST,
+            "state_dir": str(tmp_path / "state"),
+            "sources": [{"type": "jenkins", "home": str(tmp_path / "jenkins")}],
+            "compass": {
+                "base_url": compass.base_url,
+                "cloud_id": compass.cloud_id,
+                "email": compass.email,
+                "api_token": compass.token,
+                "components": [{"match": "**", "component_id": COMPONENT}],
+                "timeout": "10s",
+            },
+        }
+    )
+
+
+async def test_every_request_sent_is_declared_and_valid(
+    tmp_path: Path, compass: FakeCompass, compass_schema: GraphQLSchema
+) -> None:
+    """doctor, setup and doctor again on the grey-icon case: every request that reached Compass."""
+    compass.attach(compass.add_component(COMPONENT), compass.add_event_source(HOST, "CUSTOM"))
+    settings = _settings(tmp_path, compass)
+    assert settings.compass is not None
+    client = CompassGraphQL(settings.compass)
+    try:
+        wanted = targets(settings, [])
+        assert (await doctor(client, settings.compass, wanted))[1] == 1
+        await setup(client, compass.cloud_id, wanted)
+        assert (await doctor(client, settings.compass, wanted))[1] == 0
+    finally:
+        await client.close()
+    sent = compass.graphql_requests
+    assert {r.field for r in sent} == {"eventSource", "component", "createEventSource", "attachEventSource"}
+    for request in sent:
+        assert request.query in documents(), request.query
+        assert request.query is not None
+        assert problems(compass_schema, request.query, request.variables) == []
+        assert request.answer is not None and "errors" not in request.answer, request.answer
 
 
 # --- reading answers ------------------------------------------------------------------------------
