@@ -18,7 +18,13 @@ but not stored (see ``stored`` and ``dropped``).
 The same app also fakes what ``buildtail compass setup`` / ``buildtail doctor`` use:
 ``GET /_edge/tenant_info`` (no auth) and ``POST /gateway/api/graphql`` with an in-memory registry of
 event sources (``add_event_source``, ``event_sources()``) and components (``add_component``,
-``attach``, ``components()``). GraphQL requests are recorded in ``graphql_requests``, never in
+``attach``, ``components()``). When Atlassian's published schema sits next to the checkout
+(``tests/compass_graphql.py``), each GraphQL request is validated and executed against it, so a
+document Compass would refuse is refused here too and answers have the schema's shapes by
+construction (``QueryError.extensions`` a list, ``__typename`` only where asked for); without it, or
+with ``graphql_schema=False``, the same resolvers answer by hand in the same shapes.
+``fail_graphql(field, message)`` makes a field answer null beside a top-level error, as Compass does
+for a missing permission. GraphQL requests are recorded in ``graphql_requests``, never in
 ``requests``, and scripted faults do not apply to them. With ``require_event_source=True`` an event
 without ``componentId`` whose ``externalEventSourceId`` has no event source of type BUILD is answered
 404 ``CREATE_EVENT_SOURCE_NOT_FOUND``, as in Compass's older flow (a CUSTOM source does not count).
@@ -40,8 +46,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import graphql
 import jsonschema  # type: ignore[import-untyped]
 from aiohttp import web
+from graphql.language import FieldNode, OperationDefinitionNode
+from graphql.utilities import value_from_ast_untyped
+
+from tests import compass_graphql
 
 __all__ = [
     "EVENTS_PATH",
@@ -68,11 +79,9 @@ EVENT_TYPES = (
     "CUSTOM",
     "PUSH",
     "PULL_REQUEST",
+    "VULNERABILITY",
 )
-MUTATION_FIELDS = ("createEventSource", "attachEventSource")
-# Dispatch order matters: "createEventSource(" also contains "EventSource(".
-_GRAPHQL_FIELDS = ("createEventSource", "attachEventSource", "component", "eventSource")
-_OPERATION_RE = re.compile(r"^\s*(query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
+GRAPHQL_FIELDS = ("eventSource", "component", "createEventSource", "attachEventSource")
 SCHEMA_PATH = Path(__file__).resolve().parent / "compass_schema.json"
 SHARED_SCHEMA_PATH = (
     Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
@@ -128,16 +137,18 @@ class GraphQLRequest:
     """One GraphQL request as the fake saw it (recorded apart from the events endpoint's requests)."""
 
     at: float  # time.monotonic() on arrival
-    field: str | None  # createEventSource, attachEventSource, eventSource, component; None if unknown
+    field: str | None  # the first field under ``compass`` (eventSource, ...); None if it does not parse
     operation: str | None  # the operation name in the query text, e.g. buildtailCreateEventSource
     variables: dict[str, Any]
     status: int
     authorized: bool
     answer: dict[str, Any] | None = None
+    query: str | None = None
+    operation_type: str | None = None  # "query" or "mutation"
 
     @property
     def mutation(self) -> bool:
-        return self.field in MUTATION_FIELDS
+        return self.operation_type == "mutation"
 
 
 @dataclass
@@ -154,6 +165,7 @@ class _State:
     sources: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> event source
     components: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {name, sources}
     next_source: int = 1
+    graphql_failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> error
 
 
 def _load_validators() -> list[tuple[str, Any]]:
@@ -204,11 +216,102 @@ def _errors(kind: str, message: str) -> dict[str, Any]:
 
 
 def _mutation_error(message: str, status: int, kind: str) -> dict[str, Any]:
+    """A ``MutationError``: its ``extensions`` is one object."""
     return {"message": message, "extensions": {"statusCode": status, "errorType": kind}}
 
 
 def _query_error(message: str, status: int, kind: str) -> dict[str, Any]:
-    return {"__typename": "QueryError", **_mutation_error(message, status, kind)}
+    """A ``QueryError`` in place of the object asked for: its ``extensions`` is a list."""
+    return {
+        "__typename": "QueryError",
+        "message": message,
+        "extensions": [{"statusCode": status, "errorType": kind}],
+    }
+
+
+def _read_operation(query: object) -> tuple[OperationDefinitionNode | None, list[FieldNode]]:
+    """The request's operation and the fields it selects under ``compass`` (None, [] if it does not parse)."""
+    if not isinstance(query, str):
+        return None, []
+    try:
+        document = graphql.parse(query)
+    except graphql.GraphQLError:
+        return None, []
+    operation = next((d for d in document.definitions if isinstance(d, OperationDefinitionNode)), None)
+    if operation is None:
+        return None, []
+    fields = [
+        inner
+        for outer in operation.selection_set.selections
+        if isinstance(outer, FieldNode) and outer.name.value == "compass" and outer.selection_set
+        for inner in outer.selection_set.selections
+        if isinstance(inner, FieldNode)
+    ]
+    return operation, fields
+
+
+class _CompassApi:
+    """Resolvers of the Compass fields the fake knows, over its registry (called with the lock held).
+
+    The same methods serve execution against the real schema and the hand-made answers, so the two
+    cannot drift apart. Each returns the fields buildtail's documents select, ``__typename`` naming
+    the member of a union; a failure scripted with ``fail_graphql`` is raised as a field error."""
+
+    def __init__(self, fake: FakeCompass) -> None:
+        self._fake = fake
+
+    def _scripted_failure(self, field_name: str) -> None:
+        failure = self._fake._state.graphql_failures.get(field_name)
+        if failure is not None:
+            raise graphql.GraphQLError(failure["message"], extensions=failure["extensions"])
+
+    def eventSource(
+        self,
+        _info: Any,
+        cloudId: str,
+        eventType: str,
+        externalEventSourceId: str,
+    ) -> dict[str, Any]:
+        self._scripted_failure("eventSource")
+        found = None
+        if cloudId == self._fake.cloud_id:
+            found = self._fake._lookup_source(str(externalEventSourceId), str(eventType))
+        if found is None:
+            return _query_error("not found", 404, "NOT_FOUND")
+        return {"__typename": "EventSource", **found}
+
+    def component(self, _info: Any, id: str) -> dict[str, Any]:
+        self._scripted_failure("component")
+        component = self._fake._state.components.get(str(id))
+        if component is None:
+            return _query_error("not found", 404, "NOT_FOUND")
+        return {
+            "__typename": "CompassComponent",
+            "id": id,
+            "name": component["name"],
+            "eventSources": [dict(self._fake._state.sources[s]) for s in component["sources"]],
+        }
+
+    def createEventSource(self, _info: Any, input: Any) -> dict[str, Any]:
+        self._scripted_failure("createEventSource")
+        input = input if isinstance(input, dict) else {}  # by hand, nothing has checked it
+        if input.get("cloudId") != self._fake.cloud_id:
+            error = _mutation_error(f"cloudId {input.get('cloudId')!r} is not this site", 403, "FORBIDDEN")
+            return {"success": False, "eventSource": None, "errors": [error]}
+        source, error = self._fake._create_source(
+            input.get("externalEventSourceId", ""), input.get("eventType", "")
+        )
+        if source is None:
+            return {"success": False, "eventSource": None, "errors": [error]}
+        return {"success": True, "eventSource": dict(source), "errors": None}
+
+    def attachEventSource(self, _info: Any, input: Any) -> dict[str, Any]:
+        self._scripted_failure("attachEventSource")
+        input = input if isinstance(input, dict) else {}
+        error = self._fake._attach_source(str(input.get("componentId")), str(input.get("eventSourceId")))
+        if error is not None:
+            return {"success": False, "errors": [error]}
+        return {"success": True, "errors": None}
 
 
 class FakeCompass:
@@ -222,9 +325,15 @@ class FakeCompass:
         cloud_id: str = "cloud-123",
         require_event_source: bool = False,
         defer_validation: bool = False,
+        graphql_schema: bool | None = None,
     ) -> None:
         """``defer_validation``: bodies are accepted and checked later by ``validate_deferred`` (the
-        latency benchmarks, where the schema check would otherwise delay the next request's arrival)."""
+        latency benchmarks, where the schema check would otherwise delay the next request's arrival).
+        ``graphql_schema``: execute GraphQL requests against Atlassian's schema (True: it must be
+        there; None: when it is there) or answer them by hand (False)."""
+        if graphql_schema and not compass_graphql.SDL_PATH.exists():
+            raise ValueError(f"graphql_schema=True but {compass_graphql.SDL_PATH} does not exist")
+        self.graphql_schema = compass_graphql.SDL_PATH.exists() if graphql_schema is None else graphql_schema
         self.email = email
         self.token = token
         self.cloud_id = cloud_id
@@ -474,6 +583,19 @@ class FakeCompass:
         component["sources"].append(source_id)
         return None
 
+    def fail_graphql(
+        self, field_name: str, message: str, *, status: int = 403, error_type: str = "FORBIDDEN"
+    ) -> None:
+        """From now on ``field_name`` (one of ``GRAPHQL_FIELDS``) answers null with a top-level error
+        beside the rest of the data, as Compass answers a token that lacks a permission."""
+        if field_name not in GRAPHQL_FIELDS:
+            raise ValueError(f"unknown field {field_name!r}; one of {GRAPHQL_FIELDS}")
+        with self._state.lock:
+            self._state.graphql_failures[field_name] = {
+                "message": message,
+                "extensions": {"statusCode": status, "errorType": error_type},
+            }
+
     def script(self, *responses: Fault) -> None:
         """Queue scripted responses, consumed one per request before normal handling.
 
@@ -680,29 +802,30 @@ class FakeCompass:
         variables = parsed.get("variables") if isinstance(parsed, dict) else None
         if not isinstance(variables, dict):
             variables = {}
-        field_name = next((f for f in _GRAPHQL_FIELDS if isinstance(query, str) and f + "(" in query), None)
-        operation = m[2] if isinstance(query, str) and (m := _OPERATION_RE.match(query)) else None
+        operation, fields = _read_operation(query)
         authorized = request.headers.get("Authorization") == self.expected_authorization
         record = GraphQLRequest(
             at=time.monotonic(),
-            field=field_name,
-            operation=operation,
+            field=fields[0].name.value if fields else None,
+            operation=operation.name.value if operation is not None and operation.name else None,
             variables=variables,
             status=0,
             authorized=authorized,
+            query=query if isinstance(query, str) else None,
+            operation_type=operation.operation.value if operation is not None else None,
         )
         with self._state.lock:
             self._state.graphql_requests.append(record)
-        status, answer = self._graphql(request, query, variables, field_name, authorized)
+        status, answer = await self._graphql(request, query, variables, fields, authorized)
         record.status, record.answer = status, answer
         return web.json_response(answer, status=status)
 
-    def _graphql(
+    async def _graphql(
         self,
         request: web.Request,
-        query: Any,
+        query: object,
         variables: dict[str, Any],
-        field_name: str | None,
+        fields: list[FieldNode],
         authorized: bool,
     ) -> tuple[int, dict[str, Any]]:
         if request.method != "POST":
@@ -721,53 +844,42 @@ class FakeCompass:
             }
         if not isinstance(query, str):
             return 400, {"errors": [{"message": "the body must be JSON with a query string"}]}
-        if field_name is None:
-            return 200, {"data": None, "errors": [{"message": "unknown field (this fake knows only four)"}]}
+        schema = await asyncio.to_thread(compass_graphql.schema) if self.graphql_schema else None
+        api = _CompassApi(self)
         with self._state.lock:
-            if field_name == "createEventSource":
-                result = self._gql_create(variables)
-            elif field_name == "attachEventSource":
-                result = self._gql_attach(variables)
-            elif field_name == "eventSource":
-                result = self._gql_event_source(variables)
-            else:
-                result = self._gql_component(variables)
-        return 200, {"data": {"compass": {field_name: result}}}
+            if schema is not None:
+                return 200, compass_graphql.execute_request(schema, query, variables, {"compass": api})
+            return 200, _answer_by_hand(api, query, fields, variables)
 
-    def _gql_create(self, variables: dict[str, Any]) -> dict[str, Any]:
-        data = variables.get("input") or {}
-        if data.get("cloudId") != self.cloud_id:
-            error = _mutation_error(f"cloudId {data.get('cloudId')!r} is not this site", 403, "FORBIDDEN")
-            return {"success": False, "eventSource": None, "errors": [error]}
-        source, error = self._create_source(data.get("externalEventSourceId", ""), data.get("eventType", ""))
-        if source is None:
-            return {"success": False, "eventSource": None, "errors": [error]}
-        return {"success": True, "eventSource": dict(source), "errors": None}
 
-    def _gql_attach(self, variables: dict[str, Any]) -> dict[str, Any]:
-        data = variables.get("input") or {}
-        error = self._attach_source(str(data.get("componentId")), str(data.get("eventSourceId")))
-        if error is not None:
-            return {"success": False, "errors": [error]}
-        return {"success": True, "errors": None}
-
-    def _gql_event_source(self, variables: dict[str, Any]) -> dict[str, Any]:
-        found = None
-        if variables.get("cloudId") == self.cloud_id:
-            external = variables.get("external", variables.get("externalEventSourceId"))
-            found = self._lookup_source(str(external), str(variables.get("eventType")))
-        if found is None:
-            return _query_error("not found", 404, "NOT_FOUND")
-        return {"__typename": "EventSource", **found}
-
-    def _gql_component(self, variables: dict[str, Any]) -> dict[str, Any]:
-        component_id = str(variables.get("id"))
-        component = self._state.components.get(component_id)
-        if component is None:
-            return _query_error("not found", 404, "NOT_FOUND")
-        return {
-            "__typename": "CompassComponent",
-            "id": component_id,
-            "name": component["name"],
-            "eventSources": [dict(self._state.sources[s]) for s in component["sources"]],
-        }
+def _answer_by_hand(
+    api: _CompassApi, query: str, fields: list[FieldNode], variables: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer without the schema: the same resolvers, arguments read from the document."""
+    if not fields:
+        try:
+            graphql.parse(query)
+        except graphql.GraphQLError as exc:
+            return {"errors": [exc.formatted]}
+        return {"errors": [{"message": "the query selects no field under compass"}]}
+    data: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for node in fields:
+        name, key = node.name.value, (node.alias or node.name).value
+        resolver = getattr(api, name) if name in GRAPHQL_FIELDS else None
+        if resolver is None:
+            return {
+                "errors": [{"message": f"Cannot query field {name!r} (this fake knows {GRAPHQL_FIELDS})"}]
+            }
+        arguments = {a.name.value: value_from_ast_untyped(a.value, variables) for a in node.arguments}
+        try:
+            data[key] = resolver(None, **arguments)
+        except TypeError as exc:
+            return {"errors": [{"message": f"{name}: wrong arguments: {exc}"}]}
+        except graphql.GraphQLError as exc:
+            data[key] = None
+            error = graphql.GraphQLError(
+                exc.message, nodes=[node], path=["compass", key], extensions=exc.extensions
+            )
+            errors.append(dict(error.formatted))
+    return {"data": {"compass": data}, **({"errors": errors} if errors else {})}

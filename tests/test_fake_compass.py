@@ -14,6 +14,13 @@ import aiohttp
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from daemon.event_sources import (
+    Operation,
+    attach_operation,
+    component_operation,
+    create_operation,
+    find_operation,
+)
 from tests.fake_compass import SCHEMA_PATH, FakeCompass, Fault
 
 
@@ -333,29 +340,33 @@ def gql_headers(token: str = "test-token", beta: bool = True) -> dict[str, str]:
     return hdrs
 
 
-CREATE = (
-    "mutation m($input: CreateEventSourceInput!) { compass { createEventSource(input: $input) { success } } }"
-)
-ATTACH = (
-    "mutation a($input: AttachEventSourceInput!) { compass { attachEventSource(input: $input) { success } } }"
-)
-FIND = "query f($cloudId: ID!, $external: ID!, $eventType: CompassEventType!) { compass { eventSource(cloudId: $cloudId) { __typename } } }"  # noqa: E501
-COMPONENT = "query c($id: ID!) { compass { component(id: $id) { __typename } } }"
-
-
 async def gql(
     session: aiohttp.ClientSession,
     compass: FakeCompass,
-    query: str,
-    variables: dict[str, Any],
+    query: str | Operation,
+    variables: dict[str, Any] | None = None,
     hdrs: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
+    """One GraphQL request; an ``Operation`` is one of buildtail's own (its document and variables)."""
+    if isinstance(query, Operation):
+        query, variables = query.document, query.variables
     async with session.post(
         compass.graphql_url,
-        data=json.dumps({"query": query, "variables": variables}),
+        data=json.dumps({"query": query, "variables": variables or {}}),
         headers=hdrs or gql_headers(),
     ) as resp:
         return resp.status, await resp.json(content_type=None)
+
+
+def compass_field(answer: Any, name: str) -> Any:
+    assert "errors" not in answer, answer
+    return answer["data"]["compass"][name]
+
+
+@pytest.fixture
+def gql_compass(graphql_schema: bool) -> Iterator[FakeCompass]:
+    with FakeCompass(graphql_schema=graphql_schema) as fake:
+        yield fake
 
 
 async def test_tenant_info_needs_no_auth(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
@@ -365,74 +376,145 @@ async def test_tenant_info_needs_no_auth(compass: FakeCompass, session: aiohttp.
     assert compass.requests == [] and compass.tenant_info_requests == 1
 
 
-async def test_graphql_auth_and_beta_header(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
-    variables = {"cloudId": "cloud-123", "external": "x", "eventType": "BUILD"}
-    status, answer = await gql(session, compass, FIND, variables, gql_headers(token="wrong"))
+async def test_graphql_auth_and_beta_header(gql_compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    find = find_operation("cloud-123", "x", "BUILD")
+    status, answer = await gql(session, gql_compass, find, hdrs=gql_headers(token="wrong"))
     assert (status, answer) == (401, {"code": 401, "message": "Unauthorized"})
-    status, answer = await gql(session, compass, FIND, variables, gql_headers(beta=False))
+    status, answer = await gql(session, gql_compass, find, hdrs=gql_headers(beta=False))
     assert status == 200 and answer["data"] is None and "compass-beta" in answer["errors"][0]["message"]
-    assert compass.requests == [], "GraphQL requests are not event requests"
-    assert [(r.field, r.status, r.authorized) for r in compass.graphql_requests] == [
+    assert gql_compass.requests == [], "GraphQL requests are not event requests"
+    assert [(r.field, r.status, r.authorized) for r in gql_compass.graphql_requests] == [
         ("eventSource", 401, False),
         ("eventSource", 200, True),
     ]
 
 
 async def test_graphql_create_find_attach_component(
-    compass: FakeCompass, session: aiohttp.ClientSession
+    gql_compass: FakeCompass, session: aiohttp.ClientSession
 ) -> None:
+    """buildtail's own documents, answered in the schema's shapes (the same in both modes)."""
+    compass = gql_compass
     compass.add_component("comp-1", name="API")
-    create = {
-        "input": {"cloudId": "cloud-123", "externalEventSourceId": "h.example.com", "eventType": "BUILD"}
-    }
-    status, answer = await gql(session, compass, CREATE, create)
-    payload = answer["data"]["compass"]["createEventSource"]
-    assert status == 200 and payload["success"] is True
+    status, answer = await gql(session, compass, create_operation("cloud-123", "h.example.com"))
+    payload = compass_field(answer, "createEventSource")
+    assert status == 200 and payload["success"] is True and payload["errors"] is None
     source = payload["eventSource"]
     assert source["externalEventSourceId"] == "h.example.com" and source["eventType"] == "BUILD"
     assert compass.event_sources() == [source]
 
-    _, answer = await gql(session, compass, CREATE, create)
-    payload = answer["data"]["compass"]["createEventSource"]
-    assert payload["success"] is False
-    assert payload["errors"][0]["extensions"] == {"statusCode": 409, "errorType": "ALREADY_EXISTS"}
-    custom = {"input": {**create["input"], "eventType": "CUSTOM"}}
-    _, answer = await gql(session, compass, CREATE, custom)
-    assert answer["data"]["compass"]["createEventSource"]["success"] is True, "same id, other type"
-    wrong_cloud = {"input": {**create["input"], "cloudId": "other", "externalEventSourceId": "new"}}
-    _, answer = await gql(session, compass, CREATE, wrong_cloud)
-    assert answer["data"]["compass"]["createEventSource"]["success"] is False
-    assert len(compass.event_sources()) == 2
+    _, answer = await gql(session, compass, create_operation("cloud-123", "h.example.com"))
+    assert compass_field(answer, "createEventSource") == {
+        "success": False,
+        "eventSource": None,
+        "errors": [
+            {
+                "message": "an event source 'h.example.com' of type BUILD already exists",
+                "extensions": {"statusCode": 409, "errorType": "ALREADY_EXISTS"},  # one object
+            }
+        ],
+    }
+    _, answer = await gql(session, compass, create_operation("other", "new"))
+    assert compass_field(answer, "createEventSource")["success"] is False
+    assert len(compass.event_sources()) == 1
 
-    find = {"cloudId": "cloud-123", "external": "h.example.com", "eventType": "BUILD"}
-    _, answer = await gql(session, compass, FIND, find)
-    assert answer == {"data": {"compass": {"eventSource": {"__typename": "EventSource", **source}}}}
-    _, answer = await gql(session, compass, FIND, {**find, "eventType": "DEPLOYMENT"})
-    assert answer["data"]["compass"]["eventSource"]["__typename"] == "QueryError"
-    assert answer["data"]["compass"]["eventSource"]["extensions"]["statusCode"] == 404
+    _, answer = await gql(session, compass, find_operation("cloud-123", "h.example.com", "BUILD"))
+    assert compass_field(answer, "eventSource") == {"__typename": "EventSource", **source}
+    _, answer = await gql(session, compass, find_operation("cloud-123", "h.example.com", "VULNERABILITY"))
+    assert compass_field(answer, "eventSource") == {
+        "__typename": "QueryError",
+        "message": "not found",
+        "extensions": [{"statusCode": 404, "errorType": "NOT_FOUND"}],  # a list
+    }
 
-    attach = {"input": {"componentId": "comp-1", "eventSourceId": source["id"]}}
-    _, answer = await gql(session, compass, ATTACH, attach)
-    assert answer["data"]["compass"]["attachEventSource"]["success"] is True
-    _, answer = await gql(session, compass, ATTACH, attach)
-    payload = answer["data"]["compass"]["attachEventSource"]
+    attach = attach_operation("comp-1", source["id"])
+    _, answer = await gql(session, compass, attach)
+    assert compass_field(answer, "attachEventSource") == {"success": True, "errors": None}
+    _, answer = await gql(session, compass, attach)
+    payload = compass_field(answer, "attachEventSource")
     assert payload["success"] is False and "already attached" in payload["errors"][0]["message"]
-    _, answer = await gql(session, compass, ATTACH, {"input": {**attach["input"], "componentId": "nope"}})
-    assert answer["data"]["compass"]["attachEventSource"]["success"] is False
+    assert payload["errors"][0]["extensions"] == {"statusCode": 409, "errorType": "ALREADY_EXISTS"}
+    _, answer = await gql(session, compass, attach_operation("nope", source["id"]))
+    assert compass_field(answer, "attachEventSource")["success"] is False
     assert compass.components() == {"comp-1": [source["id"]]}
 
-    _, answer = await gql(session, compass, COMPONENT, {"id": "comp-1"})
-    assert answer["data"]["compass"]["component"] == {
+    _, answer = await gql(session, compass, component_operation("comp-1"))
+    assert compass_field(answer, "component") == {
         "__typename": "CompassComponent",
         "id": "comp-1",
         "name": "API",
         "eventSources": [source],
     }
-    _, answer = await gql(session, compass, COMPONENT, {"id": "nope"})
-    assert answer["data"]["compass"]["component"]["__typename"] == "QueryError"
+    _, answer = await gql(session, compass, component_operation("nope"))
+    assert compass_field(answer, "component")["extensions"] == [{"statusCode": 404, "errorType": "NOT_FOUND"}]
     fields = [r.field for r in compass.mutations()]
-    assert fields == ["createEventSource"] * 4 + ["attachEventSource"] * 3
-    assert compass.graphql_requests[0].operation == "m"
+    assert fields == ["createEventSource"] * 3 + ["attachEventSource"] * 3
+    assert compass.graphql_requests[0].operation == "buildtailCreateEventSource"
+
+
+async def test_graphql_answers_select_what_the_document_asks_for(
+    compass_schema: Any, session: aiohttp.ClientSession
+) -> None:
+    """Executed against the schema, an answer holds the selected fields only, and refuses what the
+    schema does not have, as a GraphQL server does."""
+    with FakeCompass(graphql_schema=True) as compass:
+        sid = compass.add_event_source("h", "CUSTOM")
+        query = """query q($c: ID!, $x: ID!) { compass {
+            eventSource(cloudId: $c, externalEventSourceId: $x, eventType: CUSTOM) {
+              ... on EventSource { id } ... on QueryError { identifier extensions { __typename } } } } }"""
+        _, answer = await gql(session, compass, query, {"c": "cloud-123", "x": "h"})
+        assert answer == {"data": {"compass": {"eventSource": {"id": sid}}}}
+        _, answer = await gql(session, compass, query, {"c": "cloud-123", "x": "nope"})
+        assert answer == {
+            "data": {
+                "compass": {
+                    "eventSource": {
+                        "identifier": None,
+                        "extensions": [{"__typename": "GenericQueryErrorExtension"}],
+                    }
+                }
+            }
+        }
+        for broken in (
+            query.replace("externalEventSourceId:", "externalId:"),  # no such argument
+            query.replace("{ id }", "{ id name }"),  # no such field on EventSource
+            query.replace("eventType: CUSTOM", "eventType: GREY"),  # not a CompassEventType
+            query.replace("... on EventSource { id }", "id"),  # a union has no fields of its own
+        ):
+            status, answer = await gql(session, compass, broken, {"c": "cloud-123", "x": "h"})
+            assert status == 200 and "data" not in answer and answer["errors"], broken
+        _, answer = await gql(session, compass, find_operation("cloud-123", "h", "GREY"))
+        assert answer["data"] is None and "GREY" in answer["errors"][0]["message"]
+        _, answer = await gql(session, compass, create_operation("cloud-123", "h").document, {"input": {}})
+        assert answer["data"] is None and "cloudId" in answer["errors"][0]["message"]
+        assert compass.event_sources() == [{"id": sid, "externalEventSourceId": "h", "eventType": "CUSTOM"}]
+
+
+async def test_fail_graphql_answers_null_beside_a_top_level_error(
+    gql_compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    gql_compass.add_event_source("h", "BUILD")
+    gql_compass.fail_graphql("eventSource", "the API token lacks the scope read:event:compass")
+    _, answer = await gql(session, gql_compass, find_operation("cloud-123", "h", "BUILD"))
+    assert answer == {
+        "data": {"compass": {"eventSource": None}},
+        "errors": [
+            {
+                "message": "the API token lacks the scope read:event:compass",
+                "locations": [{"line": 3, "column": 5}],
+                "path": ["compass", "eventSource"],
+                "extensions": {"statusCode": 403, "errorType": "FORBIDDEN"},
+            }
+        ],
+    }
+    _, answer = await gql(session, gql_compass, create_operation("cloud-123", "new"))
+    assert compass_field(answer, "createEventSource")["success"] is True, "only eventSource fails"
+    with pytest.raises(ValueError, match="unknown field"):
+        gql_compass.fail_graphql("eventSources", "typo")
+
+
+def test_graphql_modes(compass_schema: Any) -> None:
+    assert FakeCompass().graphql_schema is True, "the schema is used when it is there"
+    assert FakeCompass(graphql_schema=False).graphql_schema is False
 
 
 def test_registry_helpers() -> None:
@@ -457,8 +539,7 @@ def test_registry_helpers() -> None:
 
 async def test_faults_do_not_touch_graphql(compass: FakeCompass, session: aiohttp.ClientSession) -> None:
     compass.script(Fault(status=503))
-    variables = {"cloudId": "cloud-123", "external": "x", "eventType": "BUILD"}
-    assert (await gql(session, compass, FIND, variables))[0] == 200
+    assert (await gql(session, compass, find_operation("cloud-123", "x", "BUILD")))[0] == 200
     async with session.get(compass.site_url + "/_edge/tenant_info") as resp:
         assert resp.status == 200
     assert (await post(session, compass, make_body()))[0] == 503, "the fault waited for the events endpoint"

@@ -1,6 +1,7 @@
 """Event sources in process: which sources a configuration sends to, ``setup`` and ``doctor``.
 
-Every test talks to the local fake Compass (its GraphQL registry) over real HTTP.
+Every test talks to the local fake Compass (its GraphQL registry) over real HTTP, once with the fake
+executing requests against Atlassian's published schema (when it is there) and once answering by hand.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ COMP_WEB = "ari:cloud:compass:cloud-123:component/web"
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass() as fake:
+def compass(graphql_schema: bool) -> Iterator[FakeCompass]:
+    with FakeCompass(graphql_schema=graphql_schema) as fake:
         yield fake
 
 
@@ -218,6 +219,32 @@ async def test_bad_token_is_an_error_with_the_status(
     assert "not-the-token" not in str(caught.value)
 
 
+async def test_setup_stops_on_an_error_beside_partial_data(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    """``eventSource: null`` beside "lacks scope" is not "not found": nothing may be created."""
+    compass.add_component(COMP_API)
+    compass.fail_graphql("eventSource", "the API token lacks the scope read:event:compass")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    with pytest.raises(GraphQLError, match="lacks the scope read:event:compass") as caught:
+        await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert caught.value.status == 403
+    assert compass.mutations() == [] and compass.event_sources() == []
+    [request] = compass.graphql_requests
+    assert request.answer is not None and request.answer["data"]["compass"]["eventSource"] is None
+
+
+async def test_setup_stops_when_the_component_cannot_be_read(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    compass.fail_graphql("component", "the API token lacks the scope read:component:compass")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    with pytest.raises(GraphQLError, match="read:component:compass"):
+        await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert mutation_count(compass) == {"createEventSource": 1, "attachEventSource": 0}
+
+
 async def test_every_graphql_call_spends_the_budget(tmp_path: Path, compass: FakeCompass) -> None:
     compass.add_component(COMP_API)
     settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
@@ -272,18 +299,34 @@ async def test_doctor_bad_token(tmp_path: Path, compass: FakeCompass, client_for
     assert compass.mutations() == []
 
 
+@pytest.mark.parametrize("other", ["CUSTOM", "VULNERABILITY"])
 async def test_doctor_custom_source_only_explains_the_grey_icon(
-    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory, other: str
 ) -> None:
-    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "CUSTOM"))
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, other))
     settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
     assert settings.compass is not None
     lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
     assert problems == 1, lines
     [problem] = problems_of(lines)
-    assert "CUSTOM" in problem and "grey" in problem and "buildtail compass setup" in problem
+    assert f"only with type {other}, not BUILD" in problem
+    assert "grey" in problem and "buildtail compass setup" in problem
     assert compass.mutations() == []
     assert compass.find_event_source(HOST) is None
+
+
+async def test_doctor_reports_an_error_beside_partial_data(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "BUILD"))
+    compass.fail_graphql("eventSource", "the API token lacks the scope read:event:compass")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    [problem] = problems_of(lines)
+    assert "lacks the scope read:event:compass" in problem and "API token" in problem
+    assert not any("exists" in line or "does not exist" in line for line in lines), lines
 
 
 async def test_doctor_missing_source(tmp_path: Path, compass: FakeCompass, client_for: ClientFactory) -> None:

@@ -3,7 +3,8 @@
 The real ``buildtail`` process against the local fake Compass and its GraphQL registry. A 404 from
 the events endpoint means the BUILD event source is missing: with ``compass.auto_setup`` the daemon
 creates it and re-sends the same event; without it, delivery pauses until ``buildtail compass setup``
-and a SIGHUP.
+and a SIGHUP. The fake executes each GraphQL request against Atlassian's published schema when it is
+next to the checkout, so the commands meet Compass's real answer shapes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests import compass_graphql
 from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
 from tests.fake_compass import EVENTS_PATH, FakeCompass, Fault, RecordedRequest
 from tools.fake_jenkins import JenkinsHome
@@ -27,6 +31,15 @@ DaemonFactory = Callable[..., Daemon]
 HOST = "build01.example.com"
 COMPONENT = "ari:cloud:compass:cloud-123:component/api"
 NOT_FOUND = {"errors": [{"type": "CREATE_EVENT_SOURCE_NOT_FOUND", "message": "event source not found"}]}
+LACKS_SCOPE = "The API token lacks the scope read:event:compass"
+
+
+@pytest.fixture
+def compass() -> Iterator[FakeCompass]:
+    """As in conftest, with the schema built before the first request (the commands wait 3 s at most)."""
+    compass_graphql.schema()
+    with FakeCompass(token=TOKEN) as fake:
+        yield fake
 
 
 def buildtail(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
@@ -80,6 +93,11 @@ def _mutations(compass: FakeCompass) -> list[str]:
     return [str(r.field) for r in compass.mutations()]
 
 
+def _refused_requests(compass: FakeCompass) -> list[Any]:
+    """GraphQL requests answered with top-level errors (a document the schema refuses shows here)."""
+    return [r.answer for r in compass.graphql_requests if r.answer is None or "errors" in r.answer]
+
+
 # --- buildtail compass setup / buildtail doctor --------------------------------------------------------
 
 
@@ -114,22 +132,68 @@ def test_setup_creates_and_attaches_once_then_doctor_is_happy(
     assert len(compass.mutations()) == 2, "doctor is read-only"
 
 
-def test_doctor_with_only_a_custom_source_explains_the_grey_events(
+def test_grey_icon_case_doctor_explains_setup_fixes_it_doctor_passes(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:
-    compass.attach(compass.add_component(COMPONENT), compass.add_event_source(HOST, "CUSTOM"))
+    """Only a CUSTOM source with the host's id (the copied example): Compass answers the BUILD lookup
+    with a QueryError whose extensions are a list."""
+    custom = compass.add_event_source(HOST, "CUSTOM")
+    compass.attach(compass.add_component(COMPONENT), custom)
     cfg = make_config(tmp_path, home, compass)
     cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
     config = daemon_factory(cfg, start=False).config_path
 
     doctor = buildtail("doctor", config=config)
-    assert doctor.returncode != 0, doctor.stdout
-    out = doctor.stdout + doctor.stderr
-    assert "CUSTOM" in out and "grey" in out and '"other"' in out
-    assert "buildtail compass setup" in out
-    assert "1 problem(s) found" in out
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert "Traceback" not in doctor.stderr
+    assert "exists only with type CUSTOM, not BUILD" in doctor.stdout
+    assert "grey" in doctor.stdout and '"other"' in doctor.stdout
+    assert "buildtail compass setup" in doctor.stdout and "1 problem(s) found" in doctor.stdout
     assert compass.mutations() == []
-    assert compass.find_event_source(HOST, "BUILD") is None
+
+    setup = buildtail("compass", "setup", config=config)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    build = compass.find_event_source(HOST, "BUILD")
+    assert build is not None and build["id"] != custom
+    assert compass.components() == {COMPONENT: [custom, build["id"]]}
+    assert _mutations(compass) == ["createEventSource", "attachEventSource"]
+    assert "created event source" in setup.stdout and "attached event source" in setup.stdout
+
+    again = buildtail("compass", "setup", config=config)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _mutations(compass) == ["createEventSource", "attachEventSource"], (
+        "the second setup changed things"
+    )
+    assert "exists" in again.stdout and "is attached to" in again.stdout
+
+    after = buildtail("doctor", config=config)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "no problems found" in after.stdout and "PROBLEM" not in after.stdout
+    assert _refused_requests(compass) == []
+
+
+def test_a_permission_error_beside_partial_data_stops_setup(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    """``eventSource: null`` beside a top-level error is a failure, not "not found": setup must not
+    create a second source it could not look for."""
+    compass.add_component(COMPONENT)
+    compass.fail_graphql("eventSource", LACKS_SCOPE)
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
+    config = daemon_factory(cfg, start=False).config_path
+
+    setup = buildtail("compass", "setup", config=config)
+    assert setup.returncode == 1, setup.stdout + setup.stderr
+    assert LACKS_SCOPE in setup.stderr and "Traceback" not in setup.stderr
+    assert [r.field for r in compass.graphql_requests] == ["eventSource"], "it stopped at the error"
+    assert compass.mutations() == [] and compass.event_sources() == []
+
+    doctor = buildtail("doctor", config=config)
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert LACKS_SCOPE in doctor.stdout and "Traceback" not in doctor.stderr
+    assert "does not exist" not in doctor.stdout
+    assert compass.mutations() == []
 
 
 def test_setup_with_an_unknown_component_fails_clearly(
@@ -177,6 +241,11 @@ def test_auto_setup_creates_the_build_source_and_resends_the_same_event(
     assert _usn(accepted) == _usn(refused.body)
     assert compass.find_event_source(HOST, "BUILD") is not None
     assert _mutations(compass) == ["createEventSource"], "no component to attach to"
+    lookup = compass.graphql_requests[0]
+    assert lookup.answer is not None and lookup.variables["eventType"] == "BUILD"
+    assert lookup.answer["data"]["compass"]["eventSource"]["extensions"] == [
+        {"statusCode": 404, "errorType": "NOT_FOUND"}
+    ], "the daemon met the QueryError shape"
 
     run.finish("SUCCESS")
     wait_until(lambda: bool(_accepted(compass, "app#1", "SUCCESSFUL")), what="SUCCESSFUL accepted")
@@ -273,3 +342,22 @@ def test_auto_setup_does_not_hammer_when_the_404_persists(
     sent = len(_event_requests(compass))
     assert sent <= 3, f"{sent} event requests in 3s against a persistent 404 (and no backoff)"
     assert "paused" in daemon.stderr
+
+
+def test_auto_setup_stops_at_a_permission_error_and_pauses(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    compass.require_event_source = True
+    compass.add_event_source(HOST, "CUSTOM")
+    compass.fail_graphql("eventSource", LACKS_SCOPE)
+    job = home.job("app")
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["auto_setup"] = True
+    daemon = daemon_factory(cfg)
+    job.start()
+    wait_until(lambda: LACKS_SCOPE in daemon.stderr, what="the error in the log")
+    wait_until(lambda: "paused" in daemon.stderr, what="delivery to pause")
+    assert "could not create the event source" in daemon.stderr and "Traceback" not in daemon.stderr
+    assert compass.mutations() == [] and compass.find_event_source(HOST, "BUILD") is None
+    assert compass.events == []
+    assert daemon.stop() == 0
