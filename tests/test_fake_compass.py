@@ -14,7 +14,7 @@ import aiohttp
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from daemon.event_sources import (
+from daemon.delivery.compass_admin import (
     Operation,
     attach_operation,
     component_operation,

@@ -1,6 +1,6 @@
 """buildtail's GraphQL requests against Atlassian's published Compass schema, and how it reads answers.
 
-The requests come from the code that sends them (``daemon.event_sources``), never from copies here.
+The requests come from the code that sends them (``daemon.delivery.compass_admin``), never from copies here.
 To add a document: declare it with ``graphql_document()`` beside the code, build its request in a
 function (as ``find_operation`` does), and add one call of that function to ``REQUESTS`` below;
 ``test_every_declared_document_has_a_request`` fails until it is there.
@@ -18,7 +18,7 @@ import pytest
 from graphql import GraphQLEnumType, GraphQLSchema
 
 from daemon.config import Settings
-from daemon.event_sources import (
+from daemon.delivery.compass_admin import (
     EVENT_TYPES,
     CompassGraphQL,
     EventSource,
