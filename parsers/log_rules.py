@@ -159,33 +159,110 @@ class _Rule:
     names: tuple[tuple[str, str], ...]  # (internal name, user name)
 
 
+_QUANTIFIER = re.compile(r"\{(\d*)(?:,(\d*))?\}")
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+_ESCAPE_LENGTH = {"x": 4, "u": 6, "U": 10}
+
+
+def _skip_class(pattern: str, i: int) -> int:
+    """The index just past the character class that starts at ``pattern[i] == "["``."""
+    i += 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":  # a leading ] is a member, not the end
+        i += 1
+    while i < len(pattern) and pattern[i] != "]":
+        i += 2 if pattern[i] == "\\" else 1
+    return i + 1
+
+
+def _skip_group(pattern: str, i: int) -> int:
+    """The index just past the group that starts at ``pattern[i] == "("``."""
+    depth = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _skip_class(pattern, i)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
+
+
+def _skip_escape(pattern: str, i: int) -> tuple[str | None, int]:
+    """The literal character an escape at ``pattern[i] == "\\"`` stands for (None for a class, an
+    anchor or a reference), and the index just past it."""
+    nxt = pattern[i + 1 : i + 2]
+    if not nxt:
+        return None, i + 1
+    if not nxt.isalnum():
+        return nxt, i + 2  # escaped punctuation or space: itself
+    if nxt in _ESCAPE_LENGTH:
+        return None, i + _ESCAPE_LENGTH[nxt]
+    if nxt == "N":
+        end = pattern.find("}", i)
+        return None, (end + 1) if end >= 0 else len(pattern)
+    if nxt.isdigit():  # a reference or an octal escape
+        end = i + 1
+        while end < len(pattern) and end < i + 4 and pattern[end].isdigit():
+            end += 1
+        return None, end
+    return None, i + 2  # \d, \w, \s, \b, \A, \Z ...
+
+
 def _required_literal(pattern: str) -> bytes | None:
     """The longest run of plain characters that every match of ``pattern`` must contain, if any.
 
-    Only the top level of the pattern is read (an alternation at the top, a case-insensitive flag
-    or anything unusual gives None: the scan then simply runs the regex over everything).
+    Only the top level of the pattern is read: a group, a class, an escape that is not a plain
+    character, or a quantified character ends a run (a quantified one is dropped from it, since it
+    may be absent or repeated). An alternation at the top, a case-insensitive or verbose flag, or a
+    pattern that spans lines gives None: the scan then simply runs the regex over everything.
     """
     if "\\n" in pattern or "\n" in pattern or "(?s" in pattern:
         return None  # a rule that says it spans lines is searched over the whole chunk
-    try:
-        parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
-    except (re.error, AttributeError, TypeError):
+    if any(set(m.group(1)) & {"i", "x"} for m in _GLOBAL_FLAGS.finditer(pattern)):
         return None
-    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
-        return None
-    literal_op = re._constants.LITERAL  # type: ignore[attr-defined]
-    best: list[int] = []
-    run: list[int] = []
-    for op, arg in parsed.data:
-        if op == literal_op:
-            run.append(arg)
-            if len(run) > len(best):
-                best = list(run)
+    best = ""
+    run = ""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        literal: str | None = None
+        if c == "\\":
+            literal, i = _skip_escape(pattern, i)
+        elif c == "[":
+            i = _skip_class(pattern, i)
+        elif c == "(":
+            i = _skip_group(pattern, i)
+        elif c == "|":
+            return None
+        elif c in "*+?" or (c == "{" and _QUANTIFIER.match(pattern, i)):
+            run = run[:-1]  # the quantified character may be absent or repeated
+            quantifier = _QUANTIFIER.match(pattern, i) if c == "{" else None
+            i = quantifier.end() if quantifier else i + 1
+            if i < len(pattern) and pattern[i] in "?+":  # lazy or possessive
+                i += 1
+        elif c in ".^$":
+            i += 1
         else:
-            run = []
-    if len(best) < 3 or any(c > 0x7F for c in best) or 0x0A in best:
+            literal, i = c, i + 1
+        if literal is None:
+            best = max(best, run, key=len)
+            run = ""
+        else:
+            run += literal
+    best = max(best, run, key=len)
+    if len(best) < 3 or not best.isascii() or "\n" in best:
         return None
-    return bytes(best)
+    return best.encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -395,6 +395,16 @@ def test_pattern_is_one_compiled_multiline_regex() -> None:
         (r"start (?P<id>\d+)|begin (?P<x>\d+)", None),  # an alternation at the top
         (r"^result of (?P<id>\d+):\n(?P<result>\w+)$", None),  # spans lines
         (r"(?P<id>\d+)ok", None),  # too short
+        (r"ab*cdef", b"cdef"),  # a quantified character may be absent: it ends the run
+        (r"xyz{2}wvu", b"wvu"),
+        (r"abc+?defg", b"defg"),  # lazy
+        (r"\x41BCD", b"BCD"),  # an escape that is not plain punctuation ends the run
+        (r"[a-z]+ done\.", b" done."),
+        (r"(?i:abc)defg", b"defg"),  # a scoped flag applies inside its group only
+        (r"a\dbcd", b"bcd"),
+        (r"job {name} ok", b"job {name} ok"),  # a brace that is no quantifier is itself
+        (r"(?x) a b c d", None),  # verbose: spaces are not literal
+        (r"[]x]yzw", b"yzw"),  # a leading ] belongs to the class
     ],
 )
 def test_required_literal(pattern: str, literal: bytes | None) -> None:
