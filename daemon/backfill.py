@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import TextIO
 
 from daemon.config import Settings
-from daemon.delivery.budget import TokenBucket
+from daemon.delivery.delivery import Delivery
 from daemon.delivery.lock import DeliveryLock
-from daemon.delivery.sender import Sender
-from daemon.delivery.transport import CompassTransport, StdoutTransport, Transport
-from daemon.events import RunFacts, format_duration, iso_ms, next_update
+from daemon.events import RunFacts, format_duration, iso_ms
+from daemon.recorder import Recorder
 from daemon.sources.jenkins.source import JenkinsSource
 from daemon.store import PRIORITY_BACKFILL, Store
 
 __all__ = ["Backfill", "find_history"]
+
+SHUTDOWN_GRACE_S = 10.0  # an answer on its way when the backfill is interrupted is still recorded
 
 
 def find_history(settings: Settings, store: Store, since_ms: int) -> list[RunFacts]:
@@ -95,14 +96,11 @@ class Backfill:
             for facts in history:
                 self.say(f"  {facts.job} #{facts.number}  {facts.result}  started {iso_ms(facts.start_ms)}")
             return 0
-        queued = 0
-        for facts in history:
-            update = next_update(facts, None, s, taken=store.pipeline_id_taken)
-            if (
-                update is not None
-                and store.record(update.run, update.event, prior=None, priority=PRIORITY_BACKFILL) is not None
-            ):
-                queued += 1
+        recorder = Recorder(store, s, history_cutoff_ms=0)
+        queued = sum(
+            recorder.record(facts, history_cutoff=False, priority=PRIORITY_BACKFILL) is not None
+            for facts in history
+        )
         self.say(f"Queued {queued} event(s).")
         lock = DeliveryLock(s.state_dir)
         if not lock.try_acquire():
@@ -115,23 +113,17 @@ class Backfill:
         self.say(
             "The daemon is not running: delivering them from here (Ctrl-C stops; the rest stays queued)."
         )
-        transport: Transport = CompassTransport(s.compass) if s.compass else StdoutTransport(sys.stdout)
-        bucket = TokenBucket(limit, s.compass.burst) if s.compass else TokenBucket(0, 1)
-        cloud_id = s.compass.cloud_id if s.compass else "dry-run"
-        sender = Sender(store, transport, cloud_id, bucket)  # the lock is held here, for its whole run
-        task = asyncio.create_task(sender.run())
+        delivery = Delivery(s, store)  # the lock is held here, for the whole delivery
+        delivery.start()
         try:
-            await self._progress(store, pending, limit, task)
+            await self._progress(store, pending, limit, delivery)
         finally:
-            sender.stop()
-            await asyncio.gather(task, return_exceptions=True)
-            await transport.close()
+            await delivery.stop(grace=SHUTDOWN_GRACE_S)
+            await delivery.close()
             lock.release()
         return 0 if not store.outbox_depth(PRIORITY_BACKFILL) else 1
 
-    async def _progress(
-        self, store: Store, total: int, limit: int, task: asyncio.Task[None] | None = None
-    ) -> None:
+    async def _progress(self, store: Store, total: int, limit: int, delivery: Delivery | None = None) -> None:
         started = time.monotonic()
         last_line = 0.0
         while True:
@@ -145,7 +137,7 @@ class Backfill:
                     print(file=self.out)
                 self.say(f"Done: {total} event(s) delivered in {_since(started)}.")
                 return
-            if task is not None and task.done():
+            if delivery is not None and not delivery.alive:
                 self.say("Delivery stopped; the rest stays queued.")
                 return
             await asyncio.sleep(1.0)

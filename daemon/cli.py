@@ -1,4 +1,9 @@
-"""The ``buildtail`` command: run, check-config, --version."""
+"""The ``buildtail`` command: ``run``, ``check-config``, ``status``, ``doctor``, ``compass setup``,
+``backfill``, ``config-schema`` and ``--version``.
+
+The daemon's own rooms (the service, backfill, status, the Compass administration) are imported by
+the subcommand that needs them, when it runs.
+"""
 
 from __future__ import annotations
 
@@ -182,7 +187,8 @@ def _compass_command(path: Path, command: str) -> int:
     if settings.compass is None:
         print(f"{path}: there is no compass section to check or set up", file=sys.stderr)
         return 2
-    from daemon.delivery.compass_admin import CompassGraphQL, GraphQLError, doctor, setup, targets
+    from daemon.delivery.compass_admin import doctor, setup, targets
+    from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 
     compass = settings.compass
     wanted = targets(settings, _job_names(settings))

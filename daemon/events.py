@@ -8,12 +8,13 @@ display texts and their 255-character cap. Sources only report facts; the store 
 from __future__ import annotations
 
 import re
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from daemon.clock import now_ms
 from daemon.config import Settings
 from daemon.store import RunRow
 
@@ -150,7 +151,9 @@ def _pipeline_id(facts: RunFacts, generation: int) -> str:
     return base if generation == 1 else f"{base}.{generation}"
 
 
-def next_update(facts: RunFacts, prior: RunRow | None, settings: Settings, *, taken: Any) -> Update | None:
+def next_update(
+    facts: RunFacts, prior: RunRow | None, settings: Settings, *, taken: Callable[[str], bool]
+) -> Update | None:
     """The event to queue for ``facts`` given the run's stored state, or None when Compass is current.
 
     ``taken(pipeline_id) -> bool`` tells whether a pipelineId already belongs to another run, so a
@@ -198,7 +201,7 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
     name = f"{facts.job} {facts.display_name}" if facts.display_name else f"{facts.job} #{facts.number}"
     build: dict[str, Any] = {
         "displayName": _cap(name),
-        "lastUpdated": iso_ms(_now_ms()),
+        "lastUpdated": iso_ms(now_ms()),
         "updateSequenceNumber": 0,
         "description": _description(facts, run.state, run.started_at_ms),
         "url": facts.run_url,
@@ -217,7 +220,3 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
                 body["componentId"] = rule.component_id
                 break
     return body
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.clock import now_ms
+
 __all__ = [
     "PRIORITY_BACKFILL",
     "PRIORITY_IN_PROGRESS",
     "PRIORITY_TERMINAL",
+    "STORE_RETRY_S",
     "DeadLetter",
     "OutboxItem",
     "RunRow",
     "Store",
 ]
 
+STORE_RETRY_S = 5.0  # a write that failed (disk full, database locked) is tried again this much later
 PRIORITY_TERMINAL = 2
 PRIORITY_IN_PROGRESS = 1
 PRIORITY_BACKFILL = 0
@@ -80,10 +83,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_ms INTEGER NOT NULL
 );
 """
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +147,7 @@ class Store:
                 self._db.execute(stmt)
             self.created = self._get_meta("created_ms") is None
             if self.created:
-                self._set_meta("created_ms", str(_now_ms()))
+                self._set_meta("created_ms", str(now_ms()))
                 self._set_meta("schema", "1")
 
     def close(self) -> None:
@@ -271,7 +270,7 @@ class Store:
         A terminal event drops the run's queued IN_PROGRESS: it would be overwritten anyway and
         costs a request of the rate budget.
         """
-        now = _now_ms()
+        now = now_ms()
         if priority is None:
             priority = PRIORITY_TERMINAL if run.terminal else PRIORITY_IN_PROGRESS
         with self._tx() as db:
@@ -325,7 +324,7 @@ class Store:
 
     def next_due(
         self,
-        now_ms: int | None = None,
+        at_ms: int | None = None,
         *,
         exclude_ids: set[int] | None = None,
         exclude_pipelines: set[str] | None = None,
@@ -340,7 +339,7 @@ class Store:
         waits with it: a Compass that fails one request is not flooded with the rest. Events in flight,
         and every event of a run with one in flight, are excluded: a run's updates never overtake.
         """
-        now_ms = _now_ms() if now_ms is None else now_ms
+        at_ms = now_ms() if at_ms is None else at_ms
         ids = sorted(exclude_ids or ())
         pipelines = sorted(exclude_pipelines or ())
         where = " AND ".join(
@@ -356,14 +355,14 @@ class Store:
         if row is None:
             return None, None
         item = _item(row)
-        if item.next_attempt_ms > now_ms:
+        if item.next_attempt_ms > at_ms:
             return None, item.next_attempt_ms
         return item, None
 
     def ack(self, item: OutboxItem) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            self._set_meta("last_delivery_ms", str(_now_ms()))
+            self._set_meta("last_delivery_ms", str(now_ms()))
             db.execute(
                 "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
                 (item.state, item.pipeline_id),
@@ -383,7 +382,7 @@ class Store:
 
     def set_delivery_state(self, paused_reason: str | None) -> None:
         with self._tx():
-            self._set_meta("delivery_paused", json.dumps({"reason": paused_reason, "since_ms": _now_ms()}))
+            self._set_meta("delivery_paused", json.dumps({"reason": paused_reason, "since_ms": now_ms()}))
 
     def delivery_state(self) -> tuple[str | None, int | None]:
         raw = self._get_meta("delivery_paused")
@@ -419,7 +418,7 @@ class Store:
                     status,
                     error[:4000],
                     item.created_ms,
-                    _now_ms(),
+                    now_ms(),
                 ),
             )
 

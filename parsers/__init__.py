@@ -1,4 +1,9 @@
-"""Pure parsers for Jenkins' on-disk records: bytes and strings in, frozen records out."""
+"""Pure parsers for what CI servers write to disk: bytes and strings in, frozen records out.
+
+Jenkins' ``build.xml``, console logs and path names; line rules for any CI's log; result files (the
+documented JSON/YAML shape, JUnit XML summaries); CruiseControl build logs. No I/O of their own, no
+asyncio, nothing from ``daemon``: each is a function of its input, tested on real and hostile bytes.
+"""
 
 from parsers.cruisecontrol import (
     CruiseControlBuild,

@@ -14,7 +14,7 @@ import aiohttp
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from daemon.delivery.compass_admin import (
+from daemon.delivery.compass_graphql import (
     Operation,
     attach_operation,
     component_operation,

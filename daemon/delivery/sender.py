@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.transport import SendResult, Transport
+from daemon.ops.logs import LogOnce
 from daemon.ops.metrics import Metrics
-from daemon.store import OutboxItem, Store
+from daemon.store import STORE_RETRY_S, OutboxItem, Store
 
 __all__ = ["Sender", "backoff_delay"]
 
@@ -29,9 +30,8 @@ log = logging.getLogger("buildtail.sender")
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 AUTH_RECHECK_S = 60.0
-AUTH_LOG_EVERY_S = 300.0
+PROBLEM_LOG_EVERY_S = 300.0  # a persistent problem (paused delivery, a broken database) is said this often
 RATE_LIMIT_WINDOW_S = 60.0
-STORE_RETRY_S = 5.0
 BUDGET_PUBLISH_S = 5.0
 SETTLE_BATCH = 64  # accepted answers acknowledged at the latest together
 
@@ -48,6 +48,7 @@ class Sender:
         self,
         store: Store,
         transport: Transport,
+        *,
         cloud_id: str,
         bucket: TokenBucket,
         on_missing_source: MissingSourceHook | None = None,
@@ -64,7 +65,7 @@ class Sender:
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = False
-        self._problem_logged_at: dict[str, float] = {}
+        self._log_once = LogOnce(log, every=PROBLEM_LOG_EVERY_S)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._flying: dict[int, OutboxItem] = {}
         self._done: list[tuple[OutboxItem, SendResult]] = []
@@ -82,6 +83,12 @@ class Sender:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+    def reconfigure(self, *, transport: Transport, cloud_id: str, bucket: TokenBucket) -> None:
+        """New Compass settings (a reload): requests from now on use them; those in flight finish."""
+        self.transport = transport
+        self.cloud_id = cloud_id
+        self.bucket = bucket
 
     def resume(self) -> None:
         """Credentials or configuration changed: try the paused events again now."""
@@ -314,10 +321,3 @@ class Sender:
             return
         self.paused = reason
         self._store.set_delivery_state(reason)
-
-    def _log_once(self, key: str, level: int, msg: str, *args: object) -> None:
-        """A persistent problem is logged once every few minutes, not once per attempt."""
-        now = time.monotonic()
-        if now - self._problem_logged_at.get(key, -AUTH_LOG_EVERY_S) >= AUTH_LOG_EVERY_S:
-            self._problem_logged_at[key] = now
-            log.log(level, msg, *args)

@@ -1,5 +1,6 @@
 """Logging to stderr: plain lines on a terminal, ``<N>``-prefixed lines without a timestamp under
-journald, or one JSON object per line (``log_format: json``) for log shippers."""
+journald, or one JSON object per line (``log_format: json``) for log shippers; and ``LogOnce``, the
+one way a persistent problem is reported once rather than on every attempt."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import logging
 import os
 import sys
+import time
+from collections.abc import Hashable
 from datetime import UTC, datetime
 
-__all__ = ["setup_logging"]
+__all__ = ["LogOnce", "setup_logging"]
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -61,3 +64,31 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     root.setLevel(level.upper())
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(logging.WARNING)
+
+
+class LogOnce:
+    """Reports each problem once: again only after ``every`` seconds (never, when None) or once the
+    problem was ``clear``-ed because it went away. A daemon that retries every few seconds would
+    otherwise bury the one line that matters under thousands of copies."""
+
+    def __init__(self, logger: logging.Logger, every: float | None = None) -> None:
+        self._logger = logger
+        self._every = every
+        self._logged: dict[Hashable, float] = {}
+
+    def __call__(self, key: Hashable, level: int, msg: str, *args: object) -> bool:
+        """Logs unless ``key`` was logged recently; returns whether it did."""
+        now = time.monotonic()
+        at = self._logged.get(key)
+        if at is not None and (self._every is None or now - at < self._every):
+            return False
+        self._logged[key] = now
+        self._logger.log(level, msg, *args)
+        return True
+
+    def clear(self, key: Hashable) -> None:
+        self._logged.pop(key, None)
+
+    def active(self, key: Hashable) -> bool:
+        """Whether ``key`` was reported and has not been cleared since."""
+        return key in self._logged

@@ -1,7 +1,9 @@
 """File-system hints for the event loop: "something changed in this directory".
 
-The producer is watchdog's inotify reader thread (one inotify descriptor for all watches); the
-consumer is the event loop. The reader thread drops the events a directory's ``accept`` rule says
+The producer is watchdog's inotify reader thread (one inotify descriptor for all watches, shared by
+every source: ``InotifyReader``); the consumer is the event loop. Each source keeps its own set of
+watches on that descriptor (an ``InotifyWatcher``), and its hints carry its name, so they go back to
+the source that asked for them. The reader thread drops the events a directory's ``accept`` rule says
 cannot matter (a Jenkins build finishing writes about ten entries, of which one or two count), and
 hints that arrive together wake the loop once, not once each. Hints are only hints: the source
 re-reads the files, and a periodic reconcile scan repairs whatever inotify missed or dropped
@@ -23,7 +25,7 @@ from pathlib import Path
 from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, Mask, WatchDescriptor
 from watchdog.observers.inotify_c import InotifyConstants as C
 
-__all__ = ["Accept", "Hint", "InotifyWatcher"]
+__all__ = ["Accept", "Hint", "InotifyReader", "InotifyWatcher"]
 
 log = logging.getLogger("buildtail.watch")
 
@@ -53,6 +55,7 @@ class Hint:
     name: str
     gone: bool = False  # the entry (or, with an empty name, the directory itself) went away
     closed: bool = False  # the entry was only closed after writing (not created, moved or deleted)
+    owner: str = ""  # the watch set (a source's name) that asked for this directory
 
 
 class _DirCallback:
@@ -65,9 +68,10 @@ class _DirCallback:
 
     def on_event(self, event: InotifyEvent) -> None:
         mask = event.mask
+        owner = self.watcher.owner
         gone = bool(mask & (C.IN_DELETE | C.IN_MOVED_FROM | C.IN_DELETE_SELF | C.IN_MOVE_SELF))
         if mask & (C.IN_DELETE_SELF | C.IN_MOVE_SELF):
-            self.watcher.post(Hint(self.directory, "", gone))
+            self.watcher.reader.post(Hint(self.directory, "", gone, owner=owner))
             return
         name = event.name.decode("utf-8", "surrogateescape")
         closed = not gone and not mask & (C.IN_CREATE | C.IN_MOVED_TO)
@@ -77,30 +81,35 @@ class _DirCallback:
             wanted = True
         if not wanted:
             return
-        self.watcher.post(Hint(self.directory, name, gone, closed))
+        self.watcher.reader.post(Hint(self.directory, name, gone, closed, owner))
 
     def on_watch_deleted(self, wd: WatchDescriptor) -> None:
         self.watcher.forget(self.directory)
-        self.watcher.post(Hint(self.directory, "", True))
+        self.watcher.reader.post(Hint(self.directory, "", True, owner=self.watcher.owner))
 
     def on_queue_overflow(self) -> None:
-        self.watcher.post(Hint(None, ""))
+        self.watcher.reader.post(Hint(None, ""))
 
 
-class InotifyWatcher:
-    """Keeps exactly the requested set of directories under watch on one inotify descriptor."""
+class InotifyReader:
+    """The one inotify descriptor and its reader thread; hints reach the loop through ``queue``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Hint]) -> None:
-        self._loop = loop
+        self.loop = loop
         self._queue = queue
         self._fd: InotifyFD | None = None
-        self._watches: dict[Path, tuple[WatchDescriptor, CallbackId]] = {}
         self._ids = itertools.count(1)
         self._limit_warned = False
-        self._retired: set[Path] = set()
         self._pending: list[Hint] = []
         self._pending_lock = threading.Lock()
         self._scheduled = False
+        self._watchers: list[InotifyWatcher] = []
+
+    def watcher(self, owner: str = "") -> InotifyWatcher:
+        """A watch set of its own on this descriptor, for one source."""
+        w = InotifyWatcher(self, owner)
+        self._watchers.append(w)
+        return w
 
     def post(self, hint: Hint) -> None:
         """Called from the reader thread; one wake-up of the loop carries every hint posted before it runs."""
@@ -110,7 +119,7 @@ class InotifyWatcher:
                 return
             self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._hand_over)
+            self.loop.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the loop is closed: shutting down
             with self._pending_lock:
                 self._scheduled = False
@@ -122,13 +131,6 @@ class InotifyWatcher:
         for hint in hints:
             self._queue.put_nowait(hint)
 
-    def forget(self, path: Path) -> None:
-        """The kernel dropped this watch (directory deleted): only the bookkeeping remains to clear."""
-        try:
-            self._loop.call_soon_threadsafe(self._watches.pop, path, None)
-        except RuntimeError:
-            pass
-
     def start(self) -> None:
         self._fd = InotifyFD()
         self._fd.daemon = True
@@ -139,8 +141,8 @@ class InotifyWatcher:
             self._fd.stop()
             self._fd.join(timeout=5)
             self._fd = None
-        self._watches.clear()
-        self._retired.clear()
+        for w in self._watchers:
+            w.dropped()
         with self._pending_lock:
             self._pending.clear()
             self._scheduled = False
@@ -151,12 +153,67 @@ class InotifyWatcher:
 
     @property
     def count(self) -> int:
+        return sum(w.count for w in self._watchers)
+
+    def flush_retired(self) -> None:
+        for w in self._watchers:
+            w.flush_retired()
+
+    def add_watch(
+        self, path: Path, mask: Mask, callback: _DirCallback
+    ) -> tuple[WatchDescriptor, CallbackId] | None:
+        assert self._fd is not None, "start() first"
+        try:
+            cid = CallbackId(next(self._ids))
+            return self._fd.add_callback(bytes(path), mask, callback, cid), cid
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC and not self._limit_warned:
+                self._limit_warned = True
+                log.warning(
+                    "inotify watch limit reached at %d watches (fs.inotify.max_user_watches); "
+                    "the periodic reconcile scan covers the rest",
+                    self.count,
+                )
+            return None
+
+    def remove_watch(self, entry: tuple[WatchDescriptor, CallbackId]) -> None:
+        if self._fd is None:
+            return
+        with warnings.catch_warnings():  # a watch the kernel already dropped only warns
+            warnings.simplefilter("ignore")
+            try:
+                self._fd.remove_callbacks([entry])
+            except (OSError, KeyError):
+                pass
+
+    def release(self, watcher: InotifyWatcher) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+
+class InotifyWatcher:
+    """Keeps exactly the requested set of directories under watch for one source."""
+
+    def __init__(self, reader: InotifyReader, owner: str) -> None:
+        self.reader = reader
+        self.owner = owner
+        self._watches: dict[Path, tuple[WatchDescriptor, CallbackId]] = {}
+        self._retired: set[Path] = set()
+
+    def forget(self, path: Path) -> None:
+        """The kernel dropped this watch (directory deleted): only the bookkeeping remains to clear."""
+        try:
+            self.reader.loop.call_soon_threadsafe(self._watches.pop, path, None)
+        except RuntimeError:
+            pass
+
+    @property
+    def count(self) -> int:
         return len(self._watches)
 
     def sync(self, wanted: dict[Path, Accept | None], appended: set[Path] | None = None) -> set[Path]:
         """Watches exactly ``wanted`` (each with its accept rule) plus ``appended`` (whose file appends
         matter too); returns the newly watched directories."""
-        assert self._fd is not None, "start() first"
         appended = appended or set()
         self._retired -= wanted.keys()
         for p in [p for p in self._watches if p not in wanted and p not in appended]:
@@ -169,23 +226,13 @@ class InotifyWatcher:
 
     def add(self, path: Path, mask: Mask = MASK, accept: Accept | None = None) -> bool:
         """Watches ``path``; True only when the watch is new (events before it were not seen)."""
-        assert self._fd is not None, "start() first"
         self._retired.discard(path)
         if path in self._watches:
             return False
-        try:
-            cid = CallbackId(next(self._ids))
-            wd = self._fd.add_callback(bytes(path), mask, _DirCallback(self, path, accept), cid)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC and not self._limit_warned:
-                self._limit_warned = True
-                log.warning(
-                    "inotify watch limit reached at %d watches (fs.inotify.max_user_watches); "
-                    "the periodic reconcile scan covers the rest",
-                    len(self._watches),
-                )
+        entry = self.reader.add_watch(path, mask, _DirCallback(self, path, accept))
+        if entry is None:
             return False
-        self._watches[path] = (wd, cid)
+        self._watches[path] = entry
         return True
 
     def retire(self, path: Path) -> None:
@@ -202,10 +249,16 @@ class InotifyWatcher:
     def discard(self, path: Path) -> None:
         self._retired.discard(path)
         entry = self._watches.pop(path, None)
-        if entry is not None and self._fd is not None:
-            with warnings.catch_warnings():  # a watch the kernel already dropped only warns
-                warnings.simplefilter("ignore")
-                try:
-                    self._fd.remove_callbacks([entry])
-                except (OSError, KeyError):
-                    pass
+        if entry is not None:
+            self.reader.remove_watch(entry)
+
+    def close(self) -> None:
+        """Every watch of this set removed; the set is no longer the reader's."""
+        for path in list(self._watches):
+            self.discard(path)
+        self.reader.release(self)
+
+    def dropped(self) -> None:
+        """The descriptor was closed: the kernel removed every watch with it."""
+        self._watches.clear()
+        self._retired.clear()

@@ -1,6 +1,7 @@
 """buildtail's GraphQL requests against Atlassian's published Compass schema, and how it reads answers.
 
-The requests come from the code that sends them (``daemon.delivery.compass_admin``), never from copies here.
+The requests come from the code that sends them (``daemon.delivery.compass_graphql``), never from
+copies here.
 To add a document: declare it with ``graphql_document()`` beside the code, build its request in a
 function (as ``find_operation`` does), and add one call of that function to ``REQUESTS`` below;
 ``test_every_declared_document_has_a_request`` fails until it is there.
@@ -18,7 +19,8 @@ import pytest
 from graphql import GraphQLEnumType, GraphQLSchema
 
 from daemon.config import Settings
-from daemon.delivery.compass_admin import (
+from daemon.delivery.compass_admin import doctor, setup, targets
+from daemon.delivery.compass_graphql import (
     EVENT_TYPES,
     CompassGraphQL,
     EventSource,
@@ -27,15 +29,12 @@ from daemon.delivery.compass_admin import (
     attach_operation,
     component_operation,
     create_operation,
-    doctor,
     documents,
     find_operation,
     read_attach,
     read_component,
     read_create,
     read_find,
-    setup,
-    targets,
 )
 from tests import fake_compass
 from tests.compass_graphql import allowed_answer, problems

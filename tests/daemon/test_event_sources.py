@@ -14,7 +14,8 @@ import pytest
 
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.compass_admin import CompassGraphQL, GraphQLError, Target, doctor, setup, targets
+from daemon.delivery.compass_admin import Target, doctor, setup, targets
+from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 from tests.fake_compass import FakeCompass
 
 HOST = "build01.example.com"

@@ -73,7 +73,7 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  #
 class Running:
     def __init__(self, store: Store, transport: Transport, cloud_id: str) -> None:
         # a disabled budget (limit 0): these tests are about delivery, not pacing
-        self.sender = Sender(store, transport, cloud_id, TokenBucket(0, 1), max_in_flight=1)
+        self.sender = Sender(store, transport, cloud_id=cloud_id, bucket=TokenBucket(0, 1), max_in_flight=1)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Sender:
@@ -183,7 +183,7 @@ async def test_unauthorized_keeps_the_event_queued(tmp_path: Path, store: Store,
     assert reason is not None and "credentials" in reason
     _, due = store.next_due()
     assert due is not None and due > time.time_ns() // 1_000_000 + 30_000
-    held, _ = store.next_due(now_ms=due)
+    held, _ = store.next_due(at_ms=due)
     assert held is not None and held.attempts == 0  # a pause is not a failed attempt
 
 
@@ -224,7 +224,7 @@ async def test_budget_paces_requests(
     for n in range(6):
         queue(store, tmp_path, finished("SUCCESS", job="j", number=n + 1))
     bucket = TokenBucket(limit_per_minute=3 + 120, burst=3)  # 2 tokens a second after a burst of 3
-    sender = Sender(store, transport, fake.cloud_id, bucket)
+    sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=bucket)
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
@@ -244,7 +244,7 @@ async def test_concurrent_requests_never_overlap_for_one_run(
     for n in range(4):
         queue(store, tmp_path, facts(job=f"j{n}", number=1))
     in_progress_a = queue(store, tmp_path, facts(job="a", number=1))
-    sender = Sender(store, transport, fake.cloud_id, TokenBucket(0, 1), max_in_flight=4)
+    sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: len(fake.requests) >= 1)
@@ -279,7 +279,7 @@ async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
     transport = CompassTransport(cfg)
     for n in range(6):
         queue(store, tmp_path, finished("SUCCESS", job=f"j{n}", number=1))
-    sender = Sender(store, transport, fake.cloud_id, TokenBucket(0, 1), max_in_flight=4)
+    sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         await asyncio.sleep(0.3)  # the token file is missing: every attempt fails and must be released
@@ -321,7 +321,7 @@ async def test_a_terminal_event_is_not_held_behind_the_queue_by_its_unacknowledg
     for n in range(2, 150):  # a backlog of other runs' IN_PROGRESS events
         queue(store, tmp_path, facts(job="other", number=n))
     transport = _Recording()
-    sender = Sender(store, transport, "cloud", _OneTokenAtATime(0, 1), max_in_flight=4)
+    sender = Sender(store, transport, cloud_id="cloud", bucket=_OneTokenAtATime(0, 1), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: len(transport.sent) >= 3)

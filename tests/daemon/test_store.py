@@ -175,7 +175,7 @@ def test_next_due_is_fifo_and_honours_next_attempt(store: Store) -> None:
     item, due = store.next_due()
     assert item is None
     assert due == at
-    item, due = store.next_due(now_ms=at)
+    item, due = store.next_due(at_ms=at)
     assert item is not None and item.pipeline_id == "a#1" and due is None
     assert item.attempts == 1
     assert item.next_attempt_ms == at

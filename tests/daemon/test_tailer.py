@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer, _long_line
+from daemon.sources.files.tailed import long_line as _long_line
+from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
 
 
 def write(path: Path, prefix: str, count: int, start: int = 0) -> list[bytes]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sources.watch import Hint, InotifyWatcher
+from daemon.sources.watch import Hint, InotifyReader, InotifyWatcher
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux-only")
 
@@ -47,10 +47,10 @@ async def hints() -> Hints:
 
 @pytest.fixture
 async def watcher(hints: Hints) -> AsyncIterator[InotifyWatcher]:
-    w = InotifyWatcher(asyncio.get_running_loop(), hints.queue)
-    w.start()
-    yield w
-    w.stop()
+    reader = InotifyReader(asyncio.get_running_loop(), hints.queue)
+    reader.start()
+    yield reader.watcher()
+    reader.stop()
 
 
 async def test_file_renamed_into_a_watched_dir(tmp_path: Path, watcher: InotifyWatcher, hints: Hints) -> None:
@@ -159,14 +159,14 @@ async def test_hints_arriving_together_wake_the_loop_once(
 ) -> None:
     assert watcher.add(tmp_path)
     handed_over = 0
-    original = watcher._hand_over
+    original = watcher.reader._hand_over
 
     def counting() -> None:
         nonlocal handed_over
         handed_over += 1
         original()
 
-    watcher._hand_over = counting  # type: ignore[method-assign]
+    watcher.reader._hand_over = counting  # type: ignore[method-assign]
     names = [str(n) for n in range(1, 201)]
     for name in names:  # written while the loop is not running: they pile up in the reader thread
         (tmp_path / name).mkdir()
@@ -197,3 +197,26 @@ async def test_retired_watch_stays_until_flushed_and_revives_on_add(
     # one descriptor, events in order: had y been seen, its hint would have come before z's
     await hints.until(lambda h: h.directory == b and h.name == "z")
     assert not any(h.directory == a and h.name == "y" for h in hints.seen)
+
+
+async def test_watch_sets_share_one_descriptor_and_hints_name_their_owner(
+    tmp_path: Path, hints: Hints
+) -> None:
+    reader = InotifyReader(asyncio.get_running_loop(), hints.queue)
+    reader.start()
+    try:
+        jenkins, logs = reader.watcher("jenkins"), reader.watcher("logs")
+        a, b = tmp_path / "a", tmp_path / "b"
+        a.mkdir()
+        b.mkdir()
+        assert jenkins.add(a) and logs.add(b)
+        assert reader.count == 2
+        (a / "x").mkdir()
+        (b / "y").mkdir()
+        await hints.until(lambda h: h.name == "y")
+        owners = {h.name: h.owner for h in hints.seen if h.name in ("x", "y")}
+        assert owners == {"x": "jenkins", "y": "logs"}
+        jenkins.close()  # one source let go: the other's watches stay
+        assert (jenkins.count, logs.count, reader.count) == (0, 1, 1)
+    finally:
+        reader.stop()

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -296,3 +297,40 @@ def test_a_log_source_without_files_at_its_first_start_reads_later_files_from_th
     daemon.start()
     compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=10)
     assert daemon.stop() == 0
+
+
+def _open_descriptors(pid: int, path: Path) -> int:
+    """How many of the process's file descriptors point at ``path``."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def test_reload_that_changes_the_file_sources_releases_the_old_descriptors(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs = tmp_path / "logs"
+    cron = CronLog(logs / "cron.log")
+    cron.write(f"{_now()} boot")  # the file exists at the first start: its content is history
+    cfg = _config(tmp_path, home, compass, _log_source(logs, poll_interval="1s"))
+    daemon = daemon_factory(cfg)
+    cron.run("backup")
+    wait_until(lambda: "nightly-backup#1" in _terminal(compass), what="the first run")
+    assert daemon.proc is not None
+    assert _open_descriptors(daemon.proc.pid, cron.path) == 1
+    for reloads, interval in enumerate(("2s", "3s", "1s"), start=1):
+        cfg["sources"] = [_log_source(logs, poll_interval=interval)]
+        daemon.config_path.write_text(json.dumps(cfg))
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda n=reloads: daemon.stderr.count("configuration reloaded") == n, what="the reload")
+        cron.run("backup")
+        wait_until(
+            lambda n=reloads: f"nightly-backup#{n + 1}" in _terminal(compass), what="a run after the reload"
+        )
+        assert _open_descriptors(daemon.proc.pid, cron.path) == 1, "the replaced source's files stay open"
+    assert sorted(_terminal(compass)) == [f"nightly-backup#{n}" for n in range(1, 5)]

@@ -1,4 +1,4 @@
-"""Runs the log and result-file sources for the service: when to poll, and committing what they yield.
+"""Runs one log or result-file source for the service: when to poll, and committing what it yields.
 
 Polls happen off the event loop, one item at a time (a 1 GB log never sits in memory as a list);
 each item's events and its checkpoint are committed in one transaction on the loop, and only then
@@ -11,12 +11,12 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.config.sources import LogSourceSettings, ResultFileSourceSettings
-from daemon.events import RunFacts
+from daemon.clock import now_ms
+from daemon.config import LogSourceSettings, ResultFileSourceSettings
+from daemon.ops.logs import LogOnce
 from daemon.sources.files.sources import (
     STARTED_MARK,
     FileBatch,
@@ -25,106 +25,110 @@ from daemon.sources.files.sources import (
     checkpoint_value,
 )
 from daemon.sources.files.tailer import Problem
-from daemon.store import Store
+from daemon.sources.runner import RunnerContext, Summary
+from daemon.sources.watch import Accept, Hint
+from daemon.store import STORE_RETRY_S
 
 __all__ = ["FileSourceRunner"]
 
 log = logging.getLogger("buildtail.files")
 
 INOTIFY_SAFETY_POLL_S = 10.0  # with inotify hints, the periodic glob is only the safety net
-STORE_RETRY_S = 5.0
 
-Recorder = Callable[[RunFacts, bool], None]  # (facts, apply the history cutoff)
 FileSource = LogSource | ResultFileSource
 
 
 class FileSourceRunner:
-    def __init__(
-        self,
-        configs: list[LogSourceSettings | ResultFileSourceSettings],
-        *,
-        host: str,
-        store: Store,
-        record: Recorder,
-    ) -> None:
-        self.store = store
-        self.record = record
-        self.sources: list[FileSource] = []
-        self._saved: dict[str, dict[str, Any]] = {}  # per source: checkpoints as last written
-        for cfg in configs:
-            checkpoints = self._saved[cfg.name] = store.checkpoints(cfg.name)
-            if isinstance(cfg, LogSourceSettings):
-                self.sources.append(LogSource(cfg, host=host, checkpoints=checkpoints))
-            else:
-                self.sources.append(ResultFileSource(cfg, host=host, checkpoints=checkpoints))
-        self._next: dict[str, float] = {s.name: 0.0 for s in self.sources}
-        self._problems_logged: set[str] = set()
-        self._store_trouble = False
+    def __init__(self, cfg: LogSourceSettings | ResultFileSourceSettings, ctx: RunnerContext) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.store = ctx.store
+        self.recorder = ctx.recorder
+        self._saved: dict[str, Any] = ctx.store.checkpoints(cfg.name)  # checkpoints as last written
+        self.source: FileSource
+        if isinstance(cfg, LogSourceSettings):
+            self.source = LogSource(cfg, host=ctx.host, checkpoints=self._saved)
+        else:
+            self.source = ResultFileSource(cfg, host=ctx.host, checkpoints=self._saved)
+        inotify = cfg.watch == "inotify" and ctx.reader is not None
+        self.watch = ctx.reader.watcher(self.name) if inotify and ctx.reader is not None else None
+        self._next = 0.0
+        self._problems = LogOnce(log)
 
-    def interval(self, source: FileSource) -> float:
-        if source.cfg.watch == "inotify":
-            return max(source.cfg.poll_interval, INOTIFY_SAFETY_POLL_S)
-        return source.cfg.poll_interval
+    # --- the Runner protocol ---------------------------------------------------------------------
 
-    def watched_dirs(self) -> set[Path]:
-        dirs: set[Path] = set()
-        for source in self.sources:
-            if source.cfg.watch == "inotify":
-                dirs |= source.watched_dirs()
-        return dirs
+    async def start(self, *, first_start: bool) -> None:
+        """Everything due now, before READY; the source's own checkpoints say whether it is new."""
+        self._sync_watches()
+        await self.due()  # which watches what the first poll found
 
-    def hint(self, directory: Path) -> bool:
-        """Something changed in a directory: poll the sources that read from it now."""
-        hit = False
-        for source in self.sources:
-            if source.cfg.watch == "inotify" and directory in source.watched_dirs():
-                self._next[source.name] = 0.0
-                hit = True
-        return hit
+    def interval(self) -> float:
+        if self.watch is not None:
+            return max(self.cfg.poll_interval, INOTIFY_SAFETY_POLL_S)
+        return self.cfg.poll_interval
 
     def deadline(self) -> float:
-        return min(self._next.values(), default=time.monotonic() + 3600)
+        return self._next
+
+    def claim(self, hint: Hint) -> None:
+        """Something changed in a directory the source reads from: poll now."""
+        self._next = 0.0
+
+    def overflow(self) -> None:
+        self._next = 0.0
 
     async def due(self) -> None:
-        now = time.monotonic()
-        for source in self.sources:
-            if self._next[source.name] <= now:
-                self._next[source.name] = time.monotonic() + self.interval(source)
-                await self.poll(source)
+        if self._next > time.monotonic():
+            return
+        self._next = time.monotonic() + self.interval()
+        await self._poll()
+        self._sync_watches()
 
-    async def poll(self, source: FileSource) -> None:
+    def wanted(self) -> tuple[dict[Path, Accept | None], set[Path]]:
+        return {}, self.source.watched_dirs()
+
+    def summary(self) -> Summary:
+        return Summary(file_source=True)
+
+    async def close(self) -> None:
+        if isinstance(self.source, LogSource):
+            self.source.tailer.close()
+        if self.watch is not None:
+            self.watch.close()
+
+    # --- polling ---------------------------------------------------------------------------------
+
+    def _sync_watches(self) -> None:
+        if self.watch is not None:
+            self.watch.sync(*self.wanted())
+
+    async def _poll(self) -> None:
+        """Reads and commits what is new."""
+        source = self.source
         items = source.poll()
         while (item := await asyncio.to_thread(next, items, None)) is not None:
             if isinstance(item, Problem):
-                if item.message not in self._problems_logged:
-                    self._problems_logged.add(item.message)
-                    log.warning("%s: %s", source.name, item.message)
+                self._problems(item.message, logging.WARNING, "%s: %s", self.name, item.message)
                 continue
-            if not self._commit(source, item):
-                self._next[source.name] = time.monotonic() + STORE_RETRY_S
+            if not self._commit(item):
+                self._next = time.monotonic() + STORE_RETRY_S
                 return  # what was not committed is read again on the next poll
         if isinstance(source, LogSource):
             self._save_positions(source)
 
-    def _commit(self, source: FileSource, batch: FileBatch) -> bool:
+    def _commit(self, batch: FileBatch) -> bool:
         try:
             with self.store.batch():
                 for facts in batch.facts:
-                    self.record(facts, isinstance(source, ResultFileSource))
+                    self.recorder.record(facts, history_cutoff=isinstance(self.source, ResultFileSource))
                 if batch.checkpoint is not None:
-                    self.store.save_checkpoint(source.name, *batch.checkpoint)
+                    self.store.save_checkpoint(self.name, *batch.checkpoint)
         except sqlite3.Error as exc:
-            if not self._store_trouble:
-                self._store_trouble = True
-                log.error(
-                    "%s: cannot write the state database (%s); the input is read again later",
-                    source.name,
-                    exc,
-                )
+            self.recorder.store_failed(exc, f"{self.name}: the input is read again")
             return False
-        self._store_trouble = False
+        self.recorder.store_ok()
         if batch.checkpoint is not None:
-            self._saved[source.name][batch.checkpoint[0]] = batch.checkpoint[1]
+            self._saved[batch.checkpoint[0]] = batch.checkpoint[1]
         if batch.after_commit is not None:
             batch.after_commit()
         return True
@@ -134,17 +138,17 @@ class FileSourceRunner:
 
         Compared with what this runner last wrote, so a quiet poll writes nothing at all.
         """
-        saved = self._saved[source.name]
+        saved = self._saved
         changes = {cp.key: checkpoint_value(cp) for cp in source.tailer.checkpoints()}
         changes = {k: v for k, v in changes.items() if saved.get(k) != v}
         if STARTED_MARK not in saved:
-            changes[STARTED_MARK] = {"at_ms": time.time_ns() // 1_000_000}
+            changes[STARTED_MARK] = {"at_ms": now_ms()}
         if not changes:
             return
         try:
             with self.store.batch():
                 for key, value in changes.items():
-                    self.store.save_checkpoint(source.name, key, value)
+                    self.store.save_checkpoint(self.name, key, value)
         except sqlite3.Error:
             return  # kept in memory; written with the next chunk or the next poll
         saved.update(changes)

@@ -24,198 +24,34 @@ kernel wrote them.
 
 from __future__ import annotations
 
-import errno
-import fnmatch
 import gzip
-import hashlib
 import os
 import stat
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from daemon.sources.files.globbing import PatternWalker
+from daemon.sources.files.tailed import (
+    GZIP_MAGIC,
+    Candidate,
+    Checkpoint,
+    Chunk,
+    Problem,
+    Problems,
+    Source,
+    TailedFile,
+    digest,
+    gz_source,
+    identity_key,
+    long_line,
+    plain_source,
+)
 
 __all__ = ["Checkpoint", "Chunk", "Problem", "Tailer"]
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _MAX_FORGOTTEN = 4096  # identities without an open file kept for copies and .gz rotations to match
 _SHADOW_POLLS = 3  # a copy is normal for a poll or two (copytruncate, delaycompress); longer is reported
-_MAGIC = frozenset("*?[")
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    key: str
-    path: str
-    dev: int
-    ino: int
-    offset: int
-    done: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """Complete lines ``data`` at content offsets ``[start, end)``; store ``checkpoint`` with their effects.
-
-    ``data`` is empty when the chunk only moves the checkpoint: past a skipped over-long line, or to
-    mark a .gz done. The last line of a file that can no longer grow (a .gz, or a deleted or rotated
-    away file idle for a poll) gets a newline appended when it has none; ``end`` stays the content
-    offset, so there ``len(data) == end - start + 1``.
-
-    The lines are the first ``length`` bytes of ``buffer``, the read they came from. A read almost
-    never ends at a newline, and copying its lines out into a new object of a slightly different size
-    every time costs more than the read itself (a fresh multi-megabyte allocation, page faults
-    included), so a scanner that takes bounds should be given ``buffer`` and ``length``; ``data``
-    makes that copy, and only when it is asked for.
-    """
-
-    key: str
-    path: str
-    buffer: bytes
-    length: int
-    start: int
-    end: int
-    checkpoint: Checkpoint
-
-    @property
-    def data(self) -> bytes:
-        buffer = self.buffer
-        return buffer if len(buffer) == self.length else buffer[: self.length]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    path: str
-    message: str
-
-
-class _Plain:
-    gz = False
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def read(self, pos: int, size: int) -> bytes:
-        return os.pread(self.fd, size, pos)
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class _Gz:
-    """Decompressed reads at content offsets. A gzip stream cannot seek, so the last read is kept and
-    the stream is only rewound when asked for something before it (a poll after an uncommitted one)."""
-
-    gz = True
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._raw = open(fd, "rb", closefd=False)  # noqa: SIM115 - lives as long as the descriptor
-        self._stream: gzip.GzipFile | None = None
-        self._start = 0
-        self._buf = b""
-
-    def read(self, pos: int, size: int) -> bytes:
-        if self._stream is None or pos < self._start:
-            self._raw.seek(0)
-            self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")
-            self._start, self._buf = 0, b""
-        end = self._start + len(self._buf)
-        while end < pos:
-            dropped = self._stream.read(min(size, pos - end))
-            end += len(dropped)
-            self._start, self._buf = end, b""
-            if not dropped:
-                return b""
-        have = self._buf[pos - self._start :]
-        data = have + self._stream.read(size - len(have)) if len(have) < size else have
-        self._start, self._buf = pos, data
-        return data
-
-    def reset(self) -> None:
-        self._stream = None
-
-    def close(self) -> None:
-        self._stream = None
-        self._raw.close()
-        os.close(self.fd)
-
-
-_Source = _Plain | _Gz
-
-
-@dataclass(slots=True, eq=False)
-class _File:
-    """One identity: what the store remembers plus, while the file is tailed, its open descriptor."""
-
-    key: str
-    digest: str
-    fp_len: int
-    path: str
-    dev: int
-    ino: int
-    offset: int
-    done: bool
-    order: int  # older identities are read first, so a rotated file drains before its successor
-    src: _Source | None = None
-    seen: int = -1  # the poll whose glob last matched it
-    last_size: int = -1
-    gz_sig: tuple[int, int] | None = None  # (size, mtime_ns) of a finished .gz: recognised without opening
-    gz_stuck: int = -1  # compressed size at which the stream broke off; tried again once it changes
-    scan: tuple[int, int] | None = None  # (line start, scanned to) of an over-long line still being skipped
-    long_reported: set[int] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class _Candidate:
-    path: str
-    src: _Source
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    truncated: bool  # the descriptor of an identity that was just truncated in place
-
-
-def _key(digest: str, fp_len: int, fingerprint_bytes: int) -> str:
-    return digest if fp_len >= fingerprint_bytes else f"{digest}:{fp_len}"
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _long_line(body: bytes, limit: int, size: int | None = None) -> tuple[int, int] | None:
-    """The first line of ``body[:size]`` (complete lines) longer than ``limit``, as ``(start, end)``.
-
-    A line longer than ``limit`` holds a newline-free run of at least ``limit`` bytes, which covers a
-    whole window of ``limit // 2`` bytes: probing one window at a time finds it in O(len) work without
-    looking at every line.
-    """
-    n = len(body) if size is None else size
-    if n <= limit:
-        return None
-    step = max(1, limit // 2)
-    i = 0
-    while i < n:
-        if body.find(b"\n", i, min(i + step, n)) >= 0:
-            i += step
-            continue
-        start = body.rfind(b"\n", 0, i) + 1
-        end = body.find(b"\n", i, n) + 1
-        if end - start > limit:
-            return start, end
-        i = end
-    return None
-
-
-def _name_matches(name: str, pattern: str) -> bool:
-    if name.startswith(".") and not pattern.startswith("."):
-        return False  # as glob: hidden names only match a pattern that asks for them
-    return fnmatch.fnmatchcase(name, pattern)
 
 
 class Tailer:
@@ -244,15 +80,15 @@ class Tailer:
         # applies to the first poll only, and only when nothing was loaded: files that appear later were
         # born while we watched, so all of their content is new (OTel #12769 applied it despite offsets)
         self.start_at_end_for_new = start_at_end_for_new
-        self._files: dict[str, _File] = {}
+        self._files: dict[str, TailedFile] = {}
         self._aliases: dict[str, str] = {}  # keys renamed by the last poll (a short file grew)
         self._order = 0
         self._polls = 0
         self._fresh = True  # nothing loaded and not polled yet: the only time start_at_end applies
-        self._reported: dict[str, set[str]] = {}
+        self._problems = Problems()
         self._shadowed: dict[str, int] = {}
         self._broken: dict[str, tuple[int, int, int, int]] = {}  # path -> (dev, ino, size, mtime_ns)
-        self._dirs: set[Path] = set()
+        self._walker = PatternWalker(self._patterns, self._problems)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -267,7 +103,7 @@ class Tailer:
             current = self._files.get(cp.key)
             if current is not None and current.src is not None:
                 continue
-            self._files[cp.key] = _File(
+            self._files[cp.key] = TailedFile(
                 cp.key, digest, fp_len, cp.path, cp.dev, cp.ino, cp.offset, cp.done, self._next_order()
             )
             self._fresh = False
@@ -303,7 +139,7 @@ class Tailer:
                 rec.src = None
 
     def watched_dirs(self) -> set[Path]:
-        return set(self._dirs)
+        return set(self._walker.dirs)
 
     # --- polling ----------------------------------------------------------------------------------
 
@@ -312,29 +148,29 @@ class Tailer:
         self._aliases = {}
         fresh = self._fresh and self.start_at_end_for_new
         self._fresh = False
-        truncated: dict[tuple[int, int], _Source] = {}
+        truncated: dict[tuple[int, int], Source] = {}
         for rec in list(self._files.values()):
             if rec.src is not None and not rec.src.gz:
                 src = self._revalidate(rec)
                 if src is not None:
                     truncated[(rec.dev, rec.ino)] = src
-        found, problems = self._glob()
+        found, problems = self._walker.glob()
         yield from problems
         live = {(r.dev, r.ino): r for r in self._files.values() if r.src is not None}
         finished = {(r.dev, r.ino): r for r in self._files.values() if r.src is None and r.gz_sig is not None}
-        candidates: list[_Candidate] = []
+        candidates: list[Candidate] = []
         taken: set[tuple[int, int]] = set()
         for path in found:
             try:
                 st = os.stat(path)
             except OSError as exc:
-                problem = self._os_problem(str(path), exc, "vanished before it could be opened")
+                problem = self._problems.os_error(str(path), exc, "vanished before it could be opened")
                 if problem is not None:
                     yield problem
                 continue
             ident = (st.st_dev, st.st_ino)
             if not stat.S_ISREG(st.st_mode):
-                problem = self._problem(str(path), "type", "not a regular file")
+                problem = self._problems.report(str(path), "type", "not a regular file")
                 if problem is not None:
                     yield problem
                 continue
@@ -363,7 +199,7 @@ class Tailer:
                     continue
                 src, st = opened
             candidates.append(
-                _Candidate(str(path), src, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, was_truncated)
+                Candidate(str(path), src, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, was_truncated)
             )
         for src in truncated.values():
             src.close()  # truncated and no longer matched: nothing left to identify
@@ -372,7 +208,7 @@ class Tailer:
             yield from self._drain(rec)
         self._forget()
 
-    def _revalidate(self, rec: _File) -> _Source | None:
+    def _revalidate(self, rec: TailedFile) -> Source | None:
         """Checks a tailed file is still the content we identified; returns its descriptor if it was
         truncated or rewritten in place (the identity is kept, descriptor-less, for a copy to claim)."""
         assert rec.src is not None
@@ -381,7 +217,7 @@ class Tailer:
             head = os.pread(rec.src.fd, self._fp, 0) if size >= max(rec.offset, rec.fp_len) else b""
         except OSError:
             head, size = b"", -1
-        if size >= 0 and len(head) >= rec.fp_len and _digest(head[: rec.fp_len]) == rec.digest:
+        if size >= 0 and len(head) >= rec.fp_len and digest(head[: rec.fp_len]) == rec.digest:
             if len(head) > rec.fp_len:
                 self._rekey(rec, head)
             return None
@@ -391,10 +227,10 @@ class Tailer:
             return None
         return src
 
-    def _rekey(self, rec: _File, head: bytes) -> None:
+    def _rekey(self, rec: TailedFile, head: bytes) -> None:
         """A short file grew: the longer prefix becomes its key (unless another tailed file has it)."""
-        digest = _digest(head)
-        key = _key(digest, len(head), self._fp)
+        fp_digest = digest(head)
+        key = identity_key(fp_digest, len(head), self._fp)
         other = self._files.get(key)
         if other is not None and other is not rec:
             if other.src is not None:
@@ -402,26 +238,26 @@ class Tailer:
             del self._files[key]
         del self._files[rec.key]
         self._aliases[rec.key] = key
-        rec.key, rec.digest, rec.fp_len = key, digest, len(head)
+        rec.key, rec.digest, rec.fp_len = key, fp_digest, len(head)
         self._files[key] = rec
 
-    def _open(self, path: str) -> tuple[_Source, os.stat_result] | Problem | None:
+    def _open(self, path: str) -> tuple[Source, os.stat_result] | Problem | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:
-            return self._os_problem(path, exc, "vanished before it could be opened")
+            return self._problems.os_error(path, exc, "vanished before it could be opened")
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
-                return self._problem(path, "type", "not a regular file")
-            gz = os.pread(fd, 2, 0) == _GZIP_MAGIC
+                return self._problems.report(path, "type", "not a regular file")
+            gz = os.pread(fd, 2, 0) == GZIP_MAGIC
         except OSError as exc:
             os.close(fd)
-            return self._os_problem(path, exc, "vanished mid-read")
-        return (_Gz(fd) if gz else _Plain(fd)), st
+            return self._problems.os_error(path, exc, "vanished mid-read")
+        return (gz_source(fd) if gz else plain_source(fd)), st
 
-    def _identify(self, candidates: list[_Candidate], fresh: bool) -> Iterator[Problem]:
+    def _identify(self, candidates: list[Candidate], fresh: bool) -> Iterator[Problem]:
         """Gives each newly opened file its identity: one we already know (the same file reopened after a
         restart, a renamed or copied file, a rotated .gz) or a new one."""
         forgotten = {(r.dev, r.ino) for r in self._files.values() if r.src is None}
@@ -434,14 +270,14 @@ class Tailer:
             except (EOFError, OSError, zlib.error) as exc:
                 cand.src.close()
                 self._broken[cand.path] = (cand.dev, cand.ino, cand.size, cand.mtime_ns)
-                problem = self._read_problem(cand.path, exc)
+                problem = self._problems.read_error(cand.path, exc)
                 if problem is not None:
                     yield problem
                 continue
             if not head:
                 cand.src.close()  # nothing to identify it by yet
                 continue
-            self._reported.pop(cand.path, None)
+            self._problems.forget(cand.path)
             self._broken.pop(cand.path, None)
             rec = self._match(head, cand)
             if rec is None:
@@ -473,28 +309,30 @@ class Tailer:
                     self._rekey(rec, head)
             self._shadowed.pop(cand.path, None)
 
-    def _match(self, head: bytes, cand: _Candidate) -> _File | None:
+    def _match(self, head: bytes, cand: Candidate) -> TailedFile | None:
         """The known identity whose prefix ``head`` starts with: the same inode first, then the longest."""
         digests: dict[int, str] = {}
-        best: _File | None = None
+        best: TailedFile | None = None
         best_rank = (False, -1)
         for rec in self._files.values():
             if rec.fp_len > len(head):
                 continue
-            digest = digests.get(rec.fp_len)
-            if digest is None:
-                digest = digests[rec.fp_len] = _digest(head[: rec.fp_len])
-            if digest != rec.digest:
+            prefix = digests.get(rec.fp_len)
+            if prefix is None:
+                prefix = digests[rec.fp_len] = digest(head[: rec.fp_len])
+            if prefix != rec.digest:
                 continue
             rank = ((rec.dev, rec.ino) == (cand.dev, cand.ino), rec.fp_len)
             if rank > best_rank:
                 best, best_rank = rec, rank
         return best
 
-    def _new(self, cand: _Candidate, head: bytes, fresh: bool) -> None:
-        digest = _digest(head)
-        key = _key(digest, len(head), self._fp)
-        rec = _File(key, digest, len(head), cand.path, cand.dev, cand.ino, 0, False, self._next_order())
+    def _new(self, cand: Candidate, head: bytes, fresh: bool) -> None:
+        fp_digest = digest(head)
+        key = identity_key(fp_digest, len(head), self._fp)
+        rec = TailedFile(
+            key, fp_digest, len(head), cand.path, cand.dev, cand.ino, 0, False, self._next_order()
+        )
         rec.src, rec.seen = cand.src, self._polls
         if fresh:  # start_at_end: history is not read, a .gz not at all
             if cand.src.gz:
@@ -504,7 +342,7 @@ class Tailer:
                 rec.offset = self._after_last_newline(cand.src, cand.size)
         self._files[key] = rec
 
-    def _after_last_newline(self, src: _Source, size: int) -> int:
+    def _after_last_newline(self, src: Source, size: int) -> int:
         pos = size
         while pos > 0:
             start = max(0, pos - self._read)
@@ -514,7 +352,7 @@ class Tailer:
             pos = start
         return 0
 
-    def _drain(self, rec: _File) -> Iterator[Chunk | Problem]:
+    def _drain(self, rec: TailedFile) -> Iterator[Chunk | Problem]:
         src = rec.src
         assert src is not None
         try:
@@ -540,15 +378,15 @@ class Tailer:
             yield from self._lines(rec, src, final)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             rec.gz_stuck = size
-            problem = self._read_problem(rec.path, exc)
+            problem = self._problems.read_error(rec.path, exc)
             if problem is not None:
                 yield problem
         except OSError as exc:
-            problem = self._os_problem(rec.path, exc, "vanished mid-read")
+            problem = self._problems.os_error(rec.path, exc, "vanished mid-read")
             if problem is not None:
                 yield problem
 
-    def _lines(self, rec: _File, src: _Source, final: bool) -> Iterator[Chunk | Problem]:
+    def _lines(self, rec: TailedFile, src: Source, final: bool) -> Iterator[Chunk | Problem]:
         """Everything after the committed offset, as chunks of whole lines cut at the last newline of each
         large read. ``final``: the file cannot grow any more, so its end also ends the last line."""
         limit, size = self._max_line, self._read
@@ -588,7 +426,7 @@ class Tailer:
                     return
                 break
             body = cut + 1  # the complete lines: data[:body], never copied out
-            long = _long_line(data, limit, body)
+            long = long_line(data, limit, body)
             if long is None:
                 done = src.gz and eof and body == len(data)
                 yield self._chunk(rec, data, pos, pos + body, done, body)
@@ -609,13 +447,13 @@ class Tailer:
             yield self._chunk(rec, b"", pos, pos, False)
 
     def _chunk(
-        self, rec: _File, data: bytes, start: int, end: int, done: bool, length: int | None = None
+        self, rec: TailedFile, data: bytes, start: int, end: int, done: bool, length: int | None = None
     ) -> Chunk:
         """A chunk of the first ``length`` bytes of ``data`` (all of it by default)."""
         cp = Checkpoint(rec.key, rec.path, rec.dev, rec.ino, end, done)
         return Chunk(rec.key, rec.path, data, len(data) if length is None else length, start, end, cp)
 
-    def _long_problem(self, rec: _File, start: int, end: int) -> Problem | None:
+    def _long_problem(self, rec: TailedFile, start: int, end: int) -> Problem | None:
         if start in rec.long_reported:
             return None
         rec.long_reported.add(start)
@@ -635,123 +473,3 @@ class Tailer:
     def _next_order(self) -> int:
         self._order += 1
         return self._order
-
-    # --- problems ---------------------------------------------------------------------------------
-
-    def _problem(self, path: str, kind: str, message: str) -> Problem | None:
-        """A Problem the first time a path has it; None while it persists (reported once, not every poll)."""
-        kinds = self._reported.setdefault(path, set())
-        if kind in kinds:
-            return None
-        kinds.add(kind)
-        return Problem(path, message)
-
-    def _os_problem(self, path: str, exc: OSError, missing: str) -> Problem | None:
-        if isinstance(exc, PermissionError):
-            return self._problem(path, "denied", "permission denied")
-        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ESTALE:
-            return self._problem(path, "missing", missing)
-        if exc.errno == errno.ELOOP:
-            return self._problem(path, "loop", "symlink loop")
-        return self._problem(path, "error", f"cannot read: {exc.strerror or exc}")
-
-    def _read_problem(self, path: str, exc: BaseException) -> Problem | None:
-        if isinstance(exc, EOFError):
-            return self._problem(path, "gz", "gzip stream ends early (still being written, or cut short)")
-        if isinstance(exc, gzip.BadGzipFile | zlib.error):
-            return self._problem(path, "gz", f"gzip corrupt: {exc}")
-        if isinstance(exc, OSError):
-            return self._os_problem(path, exc, "vanished mid-read")
-        return self._problem(path, "gz", f"gzip unreadable: {exc}")
-
-    # --- discovery --------------------------------------------------------------------------------
-
-    def _glob(self) -> tuple[list[Path], list[Problem]]:
-        """Every path the patterns match, in pattern order then name order; symlinked directories are not
-        followed by wildcards (a loop is reported), symlinks to files are."""
-        found: dict[Path, None] = {}
-        problems: list[Problem] = []
-        dirs: set[Path] = set()
-        for pattern in self._patterns:
-            parts = pattern.parts
-            first = next((i for i, part in enumerate(parts) if _MAGIC & set(part)), len(parts))
-            matches: list[Path] = []
-            if first == len(parts):
-                if os.path.lexists(pattern):
-                    matches.append(pattern)
-                dirs.add(pattern.parent)
-            else:
-                root = Path(*parts[:first])
-                if root.is_dir():
-                    dirs.add(root)
-                self._walk(root, parts[first:], matches, problems)
-            for path in matches:
-                found.setdefault(path, None)
-                dirs.add(path.parent)
-        self._dirs = dirs
-        return list(found), problems
-
-    def _walk(self, directory: Path, rest: tuple[str, ...], out: list[Path], problems: list[Problem]) -> None:
-        head, tail = rest[0], rest[1:]
-        if not _MAGIC & set(head):
-            nxt = directory / head
-            if tail:
-                if nxt.is_dir():
-                    self._walk(nxt, tail, out, problems)
-            elif os.path.lexists(nxt):
-                out.append(nxt)
-            return
-        if head == "**":
-            if tail:
-                self._walk(directory, tail, out, problems)
-            for entry in self._scan(directory, problems):
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    self._walk(Path(entry.path), rest, out, problems)
-                elif entry.is_symlink() and self._dir_link(entry, problems):
-                    continue
-                elif not tail:
-                    out.append(Path(entry.path))
-            return
-        for entry in self._scan(directory, problems):
-            if not _name_matches(entry.name, head):
-                continue
-            if not tail:
-                out.append(Path(entry.path))
-            elif entry.is_dir(follow_symlinks=False):
-                self._walk(Path(entry.path), tail, out, problems)
-
-    def _scan(self, directory: Path, problems: list[Problem]) -> list[os.DirEntry[str]]:
-        try:
-            with os.scandir(directory) as it:
-                return sorted(it, key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            problem = self._os_problem(str(directory), exc, "vanished before it could be listed")
-            if problem is not None:
-                problems.append(problem)
-            return []
-
-    def _dir_link(self, entry: os.DirEntry[str], problems: list[Problem]) -> bool:
-        """True for a symlink that a recursive glob must not follow (to a directory, or a loop)."""
-        try:
-            st = os.stat(entry.path)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                return False  # dangling: the open reports it
-            problem = self._problem(entry.path, "loop", "symlink loop")
-        else:
-            if not stat.S_ISDIR(st.st_mode):
-                return False
-            target = os.path.realpath(entry.path)
-            here = os.path.realpath(os.path.dirname(entry.path))
-            if here != target and not here.startswith(target.rstrip(os.sep) + os.sep):
-                return True
-            problem = self._problem(
-                entry.path, "loop", "symlink loop (links to its own ancestor; not followed)"
-            )
-        if problem is not None:
-            problems.append(problem)
-        return True

@@ -1,0 +1,123 @@
+"""Liveness, readiness and the systemd watchdog: what /healthz, /readyz and ``WATCHDOG=1`` report.
+
+Liveness means the parts that can die on their own are alive: the inotify reader thread and the
+delivery task (the loop itself is alive if anyone gets an answer, since every check runs on it).
+Readiness adds what an operator waits for: caught up with the CI's files, a writable state
+database, and nothing queued for longer than ``metrics.ready_max_queue_age``. The same object is the
+metrics' ``StateProbe``, so a gauge is read from the daemon's state at scrape time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Protocol
+
+from daemon.config import Settings
+from daemon.delivery.delivery import Delivery
+from daemon.ops.notify import Notifier
+from daemon.recorder import Recorder
+from daemon.sources.watch import InotifyReader
+from daemon.store import Store
+
+__all__ = ["Health", "ServiceView"]
+
+log = logging.getLogger("buildtail")
+
+
+class ServiceView(Protocol):
+    """The parts of the running service that health is read from (None until started)."""
+
+    @property
+    def started(self) -> bool: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store | None: ...
+    @property
+    def recorder(self) -> Recorder | None: ...
+    @property
+    def delivery(self) -> Delivery | None: ...
+    @property
+    def reader(self) -> InotifyReader | None: ...
+    def summary(self) -> str: ...
+
+
+class Health:
+    def __init__(self, service: ServiceView) -> None:
+        self.service = service
+
+    def healthy(self) -> tuple[bool, str]:
+        s = self.service
+        if not s.started:
+            return True, "starting"
+        if s.reader is not None and not s.reader.alive:
+            return False, "the inotify reader thread stopped"
+        if s.delivery is None or not s.delivery.alive:
+            return False, "the delivery task is not running"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        s = self.service
+        if not s.started:
+            return False, "starting: catching up with the CI's files"
+        writable = s.recorder is None or s.recorder.store_writable
+        if not writable or not os.access(s.settings.state_dir, os.W_OK):
+            return False, "the state database is not writable"
+        age, limit = self.oldest_queued_age_seconds(), s.settings.metrics.ready_max_queue_age
+        if age > limit:
+            paused = f"; delivery paused: {s.delivery.paused}" if s.delivery and s.delivery.paused else ""
+            return False, f"the oldest queued event is {age:.0f}s old (limit {limit:.0f}s){paused}"
+        return True, "ok"
+
+    def status_line(self) -> str:
+        """systemd's STATUS=: what runs, and what waits."""
+        s = self.service
+        depth = s.store.outbox_depth() if s.store is not None else 0
+        paused = f"; delivery paused: {s.delivery.paused[:80]}" if s.delivery and s.delivery.paused else ""
+        return f"{s.summary()}; {depth} event(s) queued{paused}"
+
+    async def watchdog(self, notifier: Notifier, interval: float) -> None:
+        """WATCHDOG=1 from the event loop itself, and only while healthy: a stuck loop or a dead
+        watcher thread stops the pings and systemd restarts the service."""
+        last_status = ""
+        while True:
+            ok, reason = self.healthy()
+            if ok:
+                notifier.watchdog()
+            else:
+                log.error("unhealthy, not pinging the systemd watchdog: %s", reason)
+            status = self.status_line()
+            if status != last_status:
+                notifier.status(status)
+                last_status = status
+            await asyncio.sleep(interval)
+
+    # --- the metrics' StateProbe -----------------------------------------------------------------
+
+    def queue_depth(self) -> int:
+        store = self.service.store
+        return store.outbox_depth() if store else 0
+
+    def oldest_queued_age_seconds(self) -> float:
+        store = self.service.store
+        ms = store.oldest_queued_ms() if store else None
+        return 0.0 if ms is None else max(0.0, time.time() - ms / 1000)
+
+    def dead_letters(self) -> int:
+        store = self.service.store
+        return store.dead_letter_count() if store else 0
+
+    def budget_tokens(self) -> float:
+        delivery = self.service.delivery
+        return delivery.bucket.tokens if delivery else 0.0
+
+    def budget_limit(self) -> int:
+        delivery = self.service.delivery
+        return delivery.bucket.limit if delivery else 0
+
+    def watches(self) -> int:
+        reader = self.service.reader
+        return reader.count if reader else 0
