@@ -1,4 +1,4 @@
-"""Pure parsers for Jenkins' on-disk records: bytes and strings in, frozen records out."""
+"""Pure parsers for the CI servers' on-disk records: bytes and strings in, frozen records out."""
 
 from parsers.cruisecontrol import (
     CruiseControlBuild,
@@ -6,6 +6,7 @@ from parsers.cruisecontrol import (
     parse_cruisecontrol_log,
     parse_log_name,
 )
+from parsers.gocd import GoCDConsole, GoCDJob, GoCDPath, console_zone, parse_console_path, parse_gocd_console
 from parsers.jenkins_log import parse_log, strip_console_notes
 from parsers.jenkins_paths import (
     build_dir_number,
@@ -31,6 +32,9 @@ __all__ = [
     "JENKINS_RESULTS",
     "BuildXml",
     "CruiseControlBuild",
+    "GoCDConsole",
+    "GoCDJob",
+    "GoCDPath",
     "LineEvent",
     "LogFacts",
     "ParseError",
@@ -42,6 +46,7 @@ __all__ = [
     "UnsafeXmlError",
     "build_dir_number",
     "check_template",
+    "console_zone",
     "encode_item_name",
     "expand_builds_dir",
     "is_ignored_name",
@@ -51,8 +56,10 @@ __all__ = [
     "parse_build_time",
     "parse_build_xml",
     "parse_builds_dir_setting",
+    "parse_console_path",
     "parse_cruisecontrol_log",
     "parse_display_name",
+    "parse_gocd_console",
     "parse_junit",
     "parse_log",
     "parse_log_name",
