@@ -104,7 +104,7 @@ class FileSourceRunner:
         try:
             with self.store.batch():
                 for facts in batch.facts:
-                    self.record(facts, isinstance(source, ResultFileSource))
+                    self.record(facts, batch.history)
                 if batch.checkpoint is not None:
                     self.store.save_checkpoint(source.name, *batch.checkpoint)
         except sqlite3.Error as exc:
