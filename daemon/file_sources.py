@@ -17,23 +17,26 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from parsers import (
+    GoCDConsole,
     LineEvent,
     ParseError,
     ResultFileError,
     ResultRecord,
     RuleSet,
+    parse_console_path,
     parse_cruisecontrol_log,
     parse_junit,
     parse_result_file,
     render_pipeline,
 )
+from parsers.log_rules import LOCAL_ZONE
 
 from .events import RunFacts
 from .source_settings import LogSourceSettings, ResultFileSourceSettings
@@ -52,6 +55,7 @@ __all__ = [
 STARTED_MARK = "#started"  # a log source's checkpoint that says its first start is behind it
 FIRST_POLL_MARK = "#first_poll"  # a result-file source's: {"done": bool}, written before and after it
 SETTLE_S = 2.0  # an unreadable file written this recently is most likely still being written
+READ_PIECE = 4 << 20  # GoCD consoles are read in pieces of this size
 
 log = logging.getLogger("buildtail.files")
 
@@ -82,11 +86,8 @@ class FileBatch:
 
 
 def _zone(name: str | None) -> tzinfo:
-    if name:
-        return ZoneInfo(name)
-    local = datetime.now().astimezone().tzinfo
-    assert local is not None
-    return local
+    """The named zone, else this machine's (with its daylight-saving rules, not today's offset)."""
+    return ZoneInfo(name) if name else LOCAL_ZONE
 
 
 def _ms(when: datetime) -> int:
@@ -210,7 +211,7 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, ParseError, ResultFileError, Valu
 
 
 class ResultFileSource:
-    """``type: result_file``: one small file per run (JSON/YAML, or a CruiseControl build log).
+    """``type: result_file``: one small file per run (JSON/YAML, a CruiseControl log, a GoCD console).
 
     Files present at the source's very first poll are history (their batches say so, and the
     first-start cutoff decides); a file that appears later is news whatever its modification time,
@@ -221,6 +222,7 @@ class ResultFileSource:
         self.cfg = cfg
         self.name = cfg.name
         self.host = host
+        self.zone = _zone(cfg.timezone)
         self.seen: dict[str, _Seen] = {}
         for key, value in checkpoints.items():
             if (mark := _seen(value)) is not None:
@@ -293,6 +295,8 @@ class ResultFileSource:
 
     def _read(self, path: str, st: os.stat_result) -> list[RunFacts]:
         written = st.st_mtime_ns // 1_000_000
+        if self.cfg.format == "gocd":
+            return [self._gocd(path, written)]
         with open(path, "rb") as fh:
             data = fh.read(16 << 20)
         if data[:2] == b"\x1f\x8b":
@@ -346,7 +350,7 @@ class ResultFileSource:
     def _cruisecontrol(self, path: str, data: bytes, written: int) -> RunFacts:
         build = parse_cruisecontrol_log(data, name=os.path.basename(path))
         project = build.project or os.path.basename(os.path.dirname(path))
-        started = build.timestamp.astimezone()  # naive: the server's local time
+        started = build.timestamp.replace(tzinfo=self.zone)  # the server's local time
         ended = started + timedelta(seconds=build.duration_s or 0)
         fields = {"pipeline": project, "id": build.run_id}
         return RunFacts(
@@ -362,4 +366,39 @@ class ResultFileSource:
             written_ms=written,
             run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
             causes=(build.error,) if build.error else (),
+        )
+
+    def _gocd(self, path: str, written: int) -> RunFacts:
+        where = parse_console_path(path)
+        if where is None:
+            raise ParseError("not where GoCD keeps a console (pipelines/.../<job>/cruise-output/console.log)")
+        console = GoCDConsole(self.zone)
+        with open(path, "rb") as fh:
+            while piece := fh.read(READ_PIECE):
+                console.feed(piece)
+        job = console.close(datetime.fromtimestamp(written / 1000, tz=UTC))
+        end_ms = _ms(job.completed) if job.completed is not None else written
+        start_ms = _ms(job.started) if job.started is not None else end_ms
+        fields = {
+            "pipeline": where.job_name,
+            "id": where.run_id,
+            "pipeline_name": where.pipeline,
+            "pipeline_counter": where.counter,
+            "stage_name": where.stage,
+            "stage_counter": where.stage_counter,
+            "job_name": where.job,
+        }
+        return RunFacts(
+            source=self.name,
+            job=where.job_name,
+            number=where.run_id,
+            running=False,
+            start_ms=start_ms,
+            start_is_exact=job.started is not None,
+            result=job.result,
+            state=state_for_word(job.result, self.cfg.result_map),
+            end_ms=max(end_ms, start_ms),
+            written_ms=written,
+            run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
+            causes=(job.note,) if job.note else (),
         )

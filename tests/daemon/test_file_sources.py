@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
+from daemon.config import Settings
 from daemon.file_sources import (
     FIRST_POLL_MARK,
     STARTED_MARK,
@@ -20,6 +21,18 @@ from daemon.file_sources import (
 )
 from daemon.source_settings import LogSourceSettings, ResultFileSourceSettings, SourceSettings, expand_preset
 from daemon.tailer import Problem
+
+CONSOLE = (
+    b"17:45:07.452 [go] Job Started: 2016-03-21 17:45:07 UTC\n\n"
+    b"17:45:08.573 [go] Current job status: passed.\n\n"
+    b"17:45:09.000 [go] Current job status: failed.\n\n"
+    b"17:45:26.461 [go] Job completed shop/12/build/1/unit on agent [/w]\n"
+)
+# what the gocd preset's log source kept before it became a result-file source
+LOG_SOURCE_STATE: dict[str, Any] = {
+    STARTED_MARK: {"at_ms": 1_700_000_000_000},
+    "5f0c3e:1024": {"path": "/x/console.log", "dev": 1, "ino": 2, "offset": 300, "done": True},
+}
 
 
 def _source(settings: dict[str, Any], checkpoints: dict[str, Any] | None = None) -> ResultFileSource:
@@ -143,6 +156,36 @@ def test_a_file_caught_while_being_written_is_read_again_quietly(tmp_path: Path,
     assert [p.path for p in problems] == [str(broken)] and _files(batches) == {str(broken): False}
 
 
+def test_the_gocd_preset_reads_consoles_as_result_files(tmp_path: Path) -> None:
+    job = tmp_path / "go" / "artifacts" / "pipelines" / "shop" / "12" / "build" / "1" / "unit"
+    (job / "cruise-output").mkdir(parents=True)
+    source = _source({"preset": "gocd", "home": str(tmp_path / "go"), "timezone": "Europe/Berlin"})
+    assert source.cfg.format == "gocd" and source.name == "gocd"
+    _poll(source)
+    (job / "cruise-output" / "console.log").write_bytes(CONSOLE.replace(b" UTC", b" CET"))
+    batches, _ = _poll(source)
+    (facts,) = batches[0].facts
+    assert (facts.job, facts.number, facts.state, facts.running) == (
+        "shop/build/unit",
+        "12.1",
+        "FAILED",
+        False,
+    )
+    assert (facts.start_ms, facts.end_ms) == (1458578707452, 1458578726461)  # 16:45 UTC
+
+
+def test_the_gocd_preset_ignores_what_its_log_source_kept(tmp_path: Path) -> None:
+    job = tmp_path / "go" / "artifacts" / "pipelines" / "shop" / "12" / "build" / "1" / "unit"
+    (job / "cruise-output").mkdir(parents=True)
+    console = job / "cruise-output" / "console.log"
+    console.write_bytes(CONSOLE)
+    source = _source({"preset": "gocd", "home": str(tmp_path / "go")}, LOG_SOURCE_STATE)
+    assert source.seen == {}
+    batches, problems = _poll(source)
+    assert problems == [] and _files(batches) == {str(console): True}, "its first poll: history"
+    assert batches[1].facts[0].state == "FAILED"
+
+
 def test_a_log_source_ignores_what_a_result_file_source_kept(tmp_path: Path) -> None:
     cfg = LogSourceSettings.model_validate(
         {
@@ -156,3 +199,16 @@ def test_a_log_source_ignores_what_a_result_file_source_kept(tmp_path: Path) -> 
     (tmp_path / "a.log").write_text("7 ok\n")
     facts = [f for item in source.poll() if isinstance(item, FileBatch) for f in item.facts]
     assert [(f.number, f.state) for f in facts] == [("7", "SUCCESSFUL")]
+
+
+@pytest.mark.parametrize("key", ["rules", "path_pattern", "max_line_bytes"])
+def test_the_gocd_preset_refuses_the_keys_of_the_log_source_it_was(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValidationError, match=f"preset gocd: {key}: not used any more"):
+        Settings.model_validate(
+            {"sources": [{"preset": "gocd", "home": str(tmp_path), key: {"finish": "x"}}]}
+        )
+
+
+def test_a_timezone_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        _source({"preset": "cruisecontrol", "home": str(tmp_path), "timezone": "Mars/Olympus"})

@@ -276,13 +276,23 @@ def test_presets_cruisecontrol_and_gocd(
     job_dir = go / "artifacts" / "pipelines" / "shop" / "12" / "build" / "1" / "unit" / "cruise-output"
     job_dir.mkdir(parents=True)
     tmp = tmp_path / "console.tmp"
-    tmp.write_text("[go] Start to prepare shop/12/build/1/unit\n[go] Current job status: passed\n")
+    t0 = time.time() - 120
+    at = [time.strftime("%H:%M:%S", time.localtime(t0 + k)) + ".250" for k in (0, 1, 30, 31)]
+    day = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t0))
+    tmp.write_text(
+        f"{at[0]} [go] Job Started: {day}\n\n{at[0]} [go] Start to prepare shop/12/build/1/unit on a [/w]\n"
+        f"{at[1]} [go] Current job status: passed.\n\n{at[1]} [go] Start to execute task: make.\n"
+        f"{at[2]} [go] Current job status: failed.\n\n"
+        f"{at[3]} [go] Job completed shop/12/build/1/unit on a [/w]\n"
+    )
     os.replace(tmp, job_dir / "console.log")  # GoCD moves the finished console log into place
     compass.wait_for(lambda _: len(_terminal(compass)) == 3, timeout=20)
-    states = {_props(e)["pipeline"]["pipelineId"]: _props(e)["state"] for e in compass.events}
-    assert states["project1#build.7"] == "SUCCESSFUL"
-    assert states[f"project1#{later}"] == "FAILED"
-    assert states["shop/build/unit#12.1"] == "SUCCESSFUL"
+    by_id = {_props(e)["pipeline"]["pipelineId"]: _props(e) for e in compass.events}
+    assert by_id["project1#build.7"]["state"] == "SUCCESSFUL"
+    assert by_id[f"project1#{later}"]["state"] == "FAILED"
+    gocd = by_id["shop/build/unit#12.1"]
+    assert gocd["state"] == "FAILED"  # the status line before each task said passed; the last one failed
+    assert (gocd["startedAt"], gocd["completedAt"]) == (_iso(t0, 0.25), _iso(t0 + 31, 0.25))
     assert daemon.stop() == 0
 
 
