@@ -4,11 +4,11 @@ Since GoCD 15.1 the server writes a running job's console to a temporary file an
 path when the job completes, so a console found there is one finished job. What the agent writes
 (GoCD's BuildWork, DefaultGoPublisher, Builders, ConsoleOutputTransmitter):
 
-* every line starts with the agent's time of day, ``HH:mm:ss.SSS``; since 17.x also with a two
+* every line starts with the agent's time of day, ``HH:mm:ss.SSS``; since 17.4 also with a two
   character tag and a bar (``j1|17:45:26.461 [go] ...``); the date appears once, in
   ``[go] Job Started: 2016-03-21 17:45:07 UTC`` (the agent's zone, as Java abbreviates it);
-* up to 17.x ``[go] Current job status: passed.`` is printed before EVERY task, so only the last
-  one is the job's outcome; since 17.x it is printed once, at the end, tagged ``j0``/``j1``;
+* up to 17.3 ``[go] Current job status: passed.`` is printed before EVERY task, so only the last
+  one is the job's outcome; since 17.4 it is printed once, at the end, tagged ``j0``/``j1``;
 * a cancelled job prints cancel-task lines and no final status; artifacts that fail to upload turn a
   passed job into a failed one after its status line; ``[go] Job completed ...`` is the last line.
 
@@ -42,14 +42,16 @@ _WITH_RESULT = re.compile(r" with result:? ([A-Za-z]+)")
 _WORDS = frozenset({"passed", "failed", "cancelled", "unknown"})  # GoCD's JobResult, in lower case
 _CANCEL_MESSAGES = (
     "Job is cancelled",  # the job was cancelled before its tasks ran
-    "Start to execute cancel task",  # up to 17.x
+    "Start to execute cancel task",  # up to 17.3
     "Task is cancelled",
-    "On Cancel Task",  # since 17.x
+    "On Cancel Task",  # since 17.4
     "Task status: cancelled",
+    "Job is canceled",  # the build-command agent of 16.x to 18.x (BuildComposer)
+    "Cancel task:",
 )
 _CANCEL_TAGS = frozenset({"^C", "!x", "x0", "x1"})
 _FAIL_TAGS = frozenset({"ae"})  # artifacts could not be published: the job fails after its status
-_UPLOAD_FAILED = "Uploading finished. Failed to upload"  # the same, up to 17.x (untagged)
+_UPLOAD_FAILED = "Uploading finished. Failed to upload"  # the same, up to 17.3 (untagged)
 # the server's own notes: appended untimed when it cancels or fails a job without the agent
 _SERVER_NOTES = (
     (b"Go cancelled this job", "cancelled"),

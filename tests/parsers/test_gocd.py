@@ -25,7 +25,7 @@ WRITTEN = datetime(2016, 3, 21, 17, 45, 30, tzinfo=UTC)
 
 
 def console_16(*body: str, started: str = "2016-03-21 17:45:07 UTC", first: str = "17:45:07.452") -> bytes:
-    """An agent up to 17.x: no tags, a status line before every task (with a blank line after it)."""
+    """An agent up to 17.3: no tags, a status line before every task (with a blank line after it)."""
     head = [f"{first} [go] Job Started: {started}", "", f"{first} [go] Start to prepare {WHERE}"]
     return ("\n".join([*head, *body]) + "\n").encode()
 
@@ -52,7 +52,7 @@ def end_16(at: str, status: str = "passed") -> list[str]:
 
 
 def console_new(*body: str, started: str = "2024-05-01 10:00:00 CEST") -> bytes:
-    """An agent since 17.x: tagged lines, task statuses, one job status at the end."""
+    """An agent since 17.4: tagged lines, task statuses, one job status at the end."""
     head = [
         f"##|10:00:00.000 [go] Job Started: {started}",
         "pr|10:00:00.001 [go] Start to prepare p/1/s/1/j on agent [/go]",
@@ -128,7 +128,7 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         True,
     ),
     (
-        "since 17.x: passed, agent in CEST",
+        "since 17.4: passed, agent in CEST",
         console_new(
             "?0|10:00:01.060 [go] Task status: passed (59 ms)",
             "j0|10:00:01.070 [go] Current job status: passed",
@@ -142,7 +142,7 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         True,
     ),
     (
-        "since 17.x: failed",
+        "since 17.4: failed",
         console_new(
             "?1|10:00:01.060 [go] Task status: failed (59 ms) (exit code: 2)",
             "j1|10:00:01.070 [go] Current job status: failed",
@@ -155,7 +155,7 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         True,
     ),
     (
-        "since 17.x: cancelled (no job status is printed)",
+        "since 17.4: cancelled (no job status is printed)",
         console_new(
             "!x|10:05:00.000 [go] On Cancel Task: <kill all child process>",
             "x0|10:05:00.100 [go] On Cancel Task completed",
@@ -169,7 +169,7 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         True,
     ),
     (
-        "since 17.x: artifacts failed to publish after a passed status",
+        "since 17.4: artifacts failed to publish after a passed status",
         console_new(
             "j0|10:00:01.070 [go] Current job status: passed",
             "ar|10:00:01.080 [go] Start to upload p/1/s/1/j on agent [/go]",
@@ -180,6 +180,21 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         "failed",
         "2024-05-01T08:00:00+00:00",
         "2024-05-01T08:00:02.100+00:00",
+        True,
+    ),
+    (
+        "the build-command agent (16.x to 18.x) cancelled",
+        console_16(
+            "17:45:08.573 [go] Current job status: passed",
+            "17:45:08.600 [go] Task: sleep 600",
+            "17:50:00.000 [go] Cancel task: kill",
+            "17:50:00.100 [go] Job is canceled build_capi_native/13/defaultStage/1/defaultJob on a [/w]",
+            f"17:50:00.200 [go] Job completed {WHERE}",
+        ),
+        UTC,
+        "cancelled",
+        "2016-03-21T17:45:07.452+00:00",
+        "2016-03-21T17:50:00.200+00:00",
         True,
     ),
     (
