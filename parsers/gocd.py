@@ -35,7 +35,8 @@ MAX_LINE = 1 << 20  # a longer line is build output, never a line GoCD itself wr
 
 _TIMES = re.compile(rb"\n(?:[!-~]{2}\|)?(\d\d:\d\d:\d\d\.\d{3}) ")
 _TIMED_START = re.compile(rb"(?:[!-~]{2}\|)?\d\d:\d\d:\d\d\.\d{3} ")
-_GO_LINE = re.compile(rb"(?:([!-~]{2})\|)?(?:(\d\d:\d\d:\d\d\.\d{3}) )?(\[go\] [^\r\n]*)")
+# untimed lines may be indented: a console copied from GoCD's page keeps the [go] lines, not the times
+_GO_LINE = re.compile(rb"(?:([!-~]{2})\|)?(?:(\d\d:\d\d:\d\d\.\d{3}) |[ \t]*)(\[go\] [^\r\n]*)")
 _STARTED = re.compile(r"Job Started: (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?: (\S+))?")
 _STATUS = re.compile(r"Current job status: ([A-Za-z]+)")
 _WITH_RESULT = re.compile(r" with result:? ([A-Za-z]+)")
@@ -171,7 +172,8 @@ class GoCDConsole:
         self._status: str | None = None
         self._cancelled: str | None = None
         self._failed: str | None = None
-        self._completed: tuple[int, int] | None = None
+        self._completed: tuple[int, int] | None = None  # when the agent said "Job completed"
+        self._done = False  # that it said so (a console without times has no "when")
         self._with_result: str | None = None
 
     def feed(self, data: bytes) -> None:
@@ -282,6 +284,7 @@ class GoCDConsole:
             return
         if text.startswith("Job completed"):
             self._completed = here
+            self._done = True
             with_result = _WITH_RESULT.search(text)
             if with_result is not None and with_result.group(1).lower() in _WORDS:
                 self._with_result = with_result.group(1).lower()
@@ -347,12 +350,14 @@ class GoCDConsole:
         if started is None and self._start_stamp is not None:
             started = self._start_stamp.replace(tzinfo=zone)
         completed = instant(self._completed or self._last)
-        if self._server is not None and written is not None and (completed is None or written >= completed):
-            completed = written  # the server's note: the job ended when the server wrote it
+        if written is not None and (completed is None or (self._server is not None and written >= completed)):
+            completed = written  # no time on the lines, or the server's note: when the file was written
+        if started is not None and completed is not None and completed < started:
+            completed = started
         result, note = self._outcome()
         if not self._seen_bytes and written is not None:
             started = completed = written
-        return GoCDJob(result, started, completed, self._completed is not None, note)
+        return GoCDJob(result, started, completed, self._done, note)
 
     def _outcome(self) -> tuple[str, str | None]:
         if self._server == "cancelled" or self._cancelled:
@@ -363,7 +368,7 @@ class GoCDConsole:
             return self._with_result, None
         if self._status is not None:
             return self._status, None
-        if self._completed is not None:
+        if self._done:
             return "failed", "the job ended before its tasks ran"  # the agent reported an error
         if not self._seen_bytes:
             return "cancelled", "cancelled before an agent took the job"  # GoCD moves an empty file

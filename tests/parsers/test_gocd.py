@@ -306,6 +306,20 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         True,
     ),
     (
+        "copied from GoCD's page: no times, indented; the start from Job Started, the end unknown",
+        b"[go] Job Started: 2024-02-14 15:20:54 KST\n"
+        b"    [go] Start to prepare p/2/s/1/j on agent [/var/lib/go-agent]\n"
+        b"    [go] Task: cd /stb/workspacetook: 0.3s\n"
+        b"    [go] Task status: failed, took: 0.3s\n"
+        b"    [go] Current job status: failed\n"
+        b"    [go] Job completed p/2/s/1/j on agent [/var/lib/go-agent]\n",
+        UTC,
+        "failed",
+        "2024-02-14T06:20:54+00:00",
+        "2024-02-14T06:20:54+00:00",  # the file's time, unless that is older than the start
+        True,
+    ),
+    (
         "the configured zone knows an ambiguous name (IST in Kolkata)",
         console_16(*end_16("17:45:26.461"), started="2016-03-21 17:45:07 IST"),
         ZoneInfo("Asia/Kolkata"),
