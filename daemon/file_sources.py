@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dateutil import tz as dateutil_tz
+
 from parsers import (
     GoCDConsole,
     LineEvent,
@@ -36,7 +38,6 @@ from parsers import (
     parse_result_file,
     render_pipeline,
 )
-from parsers.log_rules import LOCAL_ZONE
 
 from .events import RunFacts
 from .source_settings import LogSourceSettings, ResultFileSourceSettings
@@ -86,8 +87,9 @@ class FileBatch:
 
 
 def _zone(name: str | None) -> tzinfo:
-    """The named zone, else this machine's (with its daylight-saving rules, not today's offset)."""
-    return ZoneInfo(name) if name else LOCAL_ZONE
+    """The named zone, else this machine's as the process sees it now (``TZ``), with its
+    daylight-saving rules rather than today's offset."""
+    return ZoneInfo(name) if name else dateutil_tz.tzlocal()
 
 
 def _ms(when: datetime) -> int:
@@ -222,7 +224,6 @@ class ResultFileSource:
         self.cfg = cfg
         self.name = cfg.name
         self.host = host
-        self.zone = _zone(cfg.timezone)
         self.seen: dict[str, _Seen] = {}
         for key, value in checkpoints.items():
             if (mark := _seen(value)) is not None:
@@ -350,7 +351,7 @@ class ResultFileSource:
     def _cruisecontrol(self, path: str, data: bytes, written: int) -> RunFacts:
         build = parse_cruisecontrol_log(data, name=os.path.basename(path))
         project = build.project or os.path.basename(os.path.dirname(path))
-        started = build.timestamp.replace(tzinfo=self.zone)  # the server's local time
+        started = build.timestamp.replace(tzinfo=_zone(self.cfg.timezone))  # the server's local time
         ended = started + timedelta(seconds=build.duration_s or 0)
         fields = {"pipeline": project, "id": build.run_id}
         return RunFacts(
@@ -372,7 +373,7 @@ class ResultFileSource:
         where = parse_console_path(path)
         if where is None:
             raise ParseError("not where GoCD keeps a console (pipelines/.../<job>/cruise-output/console.log)")
-        console = GoCDConsole(self.zone)
+        console = GoCDConsole(_zone(self.cfg.timezone))
         with open(path, "rb") as fh:
             while piece := fh.read(READ_PIECE):
                 console.feed(piece)
