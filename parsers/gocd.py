@@ -30,7 +30,6 @@ from parsers.records import ParseError
 __all__ = ["GoCDConsole", "GoCDJob", "GoCDPath", "console_zone", "parse_console_path", "parse_gocd_console"]
 
 _HOUR_MS = 3_600_000
-_DAY_MS = 24 * _HOUR_MS
 MAX_LINE = 1 << 20  # a longer line is build output, never a line GoCD itself writes
 
 _TIMES = re.compile(rb"\n(?:[!-~]{2}\|)?(\d\d:\d\d:\d\d\.\d{3}) ")
