@@ -50,8 +50,9 @@ _CANCEL_MESSAGES = (
     "Cancel task:",
 )
 _CANCEL_TAGS = frozenset({"^C", "!x", "x0", "x1"})
-_FAIL_TAGS = frozenset({"ae"})  # artifacts could not be published: the job fails after its status
-_UPLOAD_FAILED = "Uploading finished. Failed to upload"  # the same, up to 17.3 (untagged)
+# artifacts that could not be published fail a passed job after its status line (ArtifactsPublisher's
+# summary; other lines tagged "ae" are warnings, such as test results not found)
+_UPLOAD_FAILED = "Uploading finished. Failed to upload"
 # the server's own notes: appended untimed when it cancels or fails a job without the agent
 _SERVER_NOTES = (
     (b"Go cancelled this job", "cancelled"),
@@ -290,8 +291,8 @@ class GoCDConsole:
             return
         if tag in _CANCEL_TAGS or text.startswith(_CANCEL_MESSAGES):
             self._cancelled = self._cancelled or text[:200]
-        elif tag in _FAIL_TAGS or text.startswith(_UPLOAD_FAILED):
-            self._failed = self._failed or text[:200]
+        elif _UPLOAD_FAILED in text:
+            self._failed = self._failed or text.removeprefix("[go] ")[:200]
 
     def _job_started(self, match: re.Match[str]) -> None:
         y, mo, d, h, mi, s, token = match.groups()

@@ -173,11 +173,29 @@ CASES: list[tuple[str, bytes, tzinfo, str, str | None, str | None, bool]] = [
         console_new(
             "j0|10:00:01.070 [go] Current job status: passed",
             "ar|10:00:01.080 [go] Start to upload p/1/s/1/j on agent [/go]",
-            "ae|10:00:02.000 [go] Failed to upload target/app.jar",
+            "ae|10:00:01.500 [go] Failed to upload /go/pipelines/p/target/app.jar",
+            "ae|10:00:02.000 [go] [go] Uploading finished. Failed to upload [target/app.jar].",
             "ex|10:00:02.100 [go] Job completed p/1/s/1/j on agent [/go]",
         ),
         UTC,
         "failed",
+        "2024-05-01T08:00:00+00:00",
+        "2024-05-01T08:00:02.100+00:00",
+        True,
+    ),
+    (
+        "since 17.4: a publishing warning does not fail the job",
+        console_new(
+            "j0|10:00:01.070 [go] Current job status: passed",
+            "ar|10:00:01.080 [go] Start to upload p/1/s/1/j on agent [/go]",
+            "ae|10:00:01.090 [go] The directory target/reports specified as a test artifact was not found."
+            " Please check your configuration",
+            "ae|10:00:01.095 [go] No files were found in the Test Results folders",
+            "ae|10:00:01.100 [go] Failed to upload /go/a.zip",  # an attempt; the retry succeeded
+            "ex|10:00:02.100 [go] Job completed p/1/s/1/j on agent [/go]",
+        ),
+        UTC,
+        "passed",
         "2024-05-01T08:00:00+00:00",
         "2024-05-01T08:00:02.100+00:00",
         True,
