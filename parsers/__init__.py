@@ -1,8 +1,9 @@
 """Pure parsers for what CI servers write to disk: bytes and strings in, frozen records out.
 
 Jenkins' ``build.xml``, console logs and path names; line rules for any CI's log; result files (the
-documented JSON/YAML shape, JUnit XML summaries); CruiseControl build logs. No I/O of their own, no
-asyncio, nothing from ``daemon``: each is a function of its input, tested on real and hostile bytes.
+documented JSON/YAML shape, JUnit XML summaries); CruiseControl build logs; GoCD job consoles. No
+I/O of their own, no asyncio, nothing from ``daemon``: each is a function of its input, tested on
+real and hostile bytes.
 """
 
 from parsers.cruisecontrol import (
@@ -11,6 +12,7 @@ from parsers.cruisecontrol import (
     parse_cruisecontrol_log,
     parse_log_name,
 )
+from parsers.gocd import GoCDConsole, GoCDJob, GoCDPath, console_zone, parse_console_path, parse_gocd_console
 from parsers.jenkins_log import parse_log, strip_console_notes
 from parsers.jenkins_paths import (
     build_dir_number,
@@ -36,6 +38,9 @@ __all__ = [
     "JENKINS_RESULTS",
     "BuildXml",
     "CruiseControlBuild",
+    "GoCDConsole",
+    "GoCDJob",
+    "GoCDPath",
     "LineEvent",
     "LogFacts",
     "ParseError",
@@ -47,6 +52,7 @@ __all__ = [
     "UnsafeXmlError",
     "build_dir_number",
     "check_template",
+    "console_zone",
     "encode_item_name",
     "expand_builds_dir",
     "is_ignored_name",
@@ -56,8 +62,10 @@ __all__ = [
     "parse_build_time",
     "parse_build_xml",
     "parse_builds_dir_setting",
+    "parse_console_path",
     "parse_cruisecontrol_log",
     "parse_display_name",
+    "parse_gocd_console",
     "parse_junit",
     "parse_log",
     "parse_log_name",

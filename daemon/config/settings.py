@@ -233,6 +233,8 @@ def config_json_schema() -> dict[str, Any]:
             "url": {"type": "string"},
             "watch": {"enum": ["inotify", "polling"]},
             "poll_interval": schema["$defs"]["LogSourceSettings"]["properties"]["poll_interval"],
+            "paths": {"type": "array", "items": {"type": "string"}},
+            "timezone": {"type": "string", "description": "IANA zone of the CI's local times"},
         },
         "additionalProperties": False,
     }

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -58,6 +59,15 @@ def _terminal_states(v: dict[str, str]) -> dict[str, str]:
     return {word.lower(): state for word, state in v.items()}
 
 
+def _check_zone(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Berlin)") from None
+    return v
+
+
 def _glob_paths(v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
     return tuple(str(resolve_path(Path(p), info)) for p in v)
 
@@ -82,14 +92,7 @@ class LogRules(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Berlin)") from None
-        return v
+        return _check_zone(v)
 
 
 class LogSourceSettings(Strict):
@@ -143,8 +146,9 @@ class ResultFileSourceSettings(Strict):
     type: Literal["result_file"]
     name: str = Field(default="results", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     paths: tuple[str, ...] = Field(min_length=1)
-    format: Literal["auto", "cruisecontrol"] = "auto"  # auto: the documented JSON/YAML shape
+    format: Literal["auto", "cruisecontrol", "gocd"] = "auto"  # auto: the documented JSON/YAML shape
     result_map: dict[str, str] = Field(default_factory=dict)
+    timezone: str | None = None  # IANA name of the CI's local times (presets); default: this machine's
     url: str | None = None  # template of the run link when the file has none
     watch: Literal["inotify", "polling"] = "inotify"
     poll_interval: Duration = 2.0
@@ -159,14 +163,13 @@ class ResultFileSourceSettings(Strict):
     def _map(cls, v: dict[str, str]) -> dict[str, str]:
         return _terminal_states(v)
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return _check_zone(v)
 
-GOCD_CONSOLE = (
-    r"/pipelines/(?P<pipeline>[^/]+)/(?P<counter>[^/]+)/(?P<stage>[^/]+)/(?P<stage_counter>[^/]+)"
-    r"/(?P<job>[^/]+)/cruise-output/console\.log$"
-)
 
-
-GOCD_RESULT = r"\[go\] (?:Current job status: |Job completed .*? with result: )(?P<result>[A-Za-z]+)"
+_LOG_ONLY_KEYS = ("rules", "path_pattern", "max_line_bytes")
 
 
 def expand_preset(source: Any) -> Any:
@@ -184,18 +187,18 @@ def expand_preset(source: Any) -> Any:
             "paths": [f"{home}/logs/*/log*.xml", f"{home}/logs/*/log*.xml.gz"],
             **rest,
         }
-    if preset == "gocd":  # console.log moved into place when a job completes; ids from the path
+    if preset == "gocd":  # console.log moved into place when a job completes: one file, one finished job
+        extra = [key for key in _LOG_ONLY_KEYS if key in rest]
+        if extra:
+            raise ValueError(
+                f"preset gocd: {', '.join(extra)}: not used any more (the GoCD console is read as a whole,"
+                " its last status line decides); remove it"
+            )
         return {
-            "type": "log",
+            "type": "result_file",
             "name": "gocd",
+            "format": "gocd",
             "paths": [f"{home}/artifacts/pipelines/*/*/*/*/*/cruise-output/console.log"],
-            "path_pattern": GOCD_CONSOLE,
-            "rules": {
-                "finish": GOCD_RESULT,
-                "pipeline": "{pipeline}/{stage}/{job}",
-                "id": "{counter}.{stage_counter}",
-                "result_map": {"passed": "SUCCESSFUL", "failed": "FAILED", "cancelled": "CANCELLED"},
-            },
             **rest,
         }
     raise ValueError(f"unknown preset {preset!r}: cruisecontrol or gocd")

@@ -232,7 +232,9 @@ def test_result_files_json_yaml_junit_and_in_progress(
     assert [_props(e)["state"] for e in deploy] == ["IN_PROGRESS", "SUCCESSFUL"]
     assert deploy[-1]["event"]["build"]["url"] == "https://ci.example.com/deploy/41"
     assert "3 passed, 1 failed" in deploy[-1]["event"]["build"]["description"]
-    wait_until(lambda: "broken.json" in daemon.stderr, what="the bad file reported")
+    # an unreadable file is reported once it has been left alone for a moment (a file caught while
+    # being written is not a problem): at the next periodic look, 10 s with inotify
+    wait_until(lambda: "broken.json" in daemon.stderr, timeout=20, what="the bad file reported")
     assert daemon.stop() == 0
     daemon.start()
     time.sleep(1.5)
@@ -275,13 +277,78 @@ def test_presets_cruisecontrol_and_gocd(
     job_dir = go / "artifacts" / "pipelines" / "shop" / "12" / "build" / "1" / "unit" / "cruise-output"
     job_dir.mkdir(parents=True)
     tmp = tmp_path / "console.tmp"
-    tmp.write_text("[go] Start to prepare shop/12/build/1/unit\n[go] Current job status: passed\n")
+    t0 = time.time() - 120
+    at = [time.strftime("%H:%M:%S", time.localtime(t0 + k)) + ".250" for k in (0, 1, 30, 31)]
+    day = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t0))
+    tmp.write_text(
+        f"{at[0]} [go] Job Started: {day}\n\n{at[0]} [go] Start to prepare shop/12/build/1/unit on a [/w]\n"
+        f"{at[1]} [go] Current job status: passed.\n\n{at[1]} [go] Start to execute task: make.\n"
+        f"{at[2]} [go] Current job status: failed.\n\n"
+        f"{at[3]} [go] Job completed shop/12/build/1/unit on a [/w]\n"
+    )
     os.replace(tmp, job_dir / "console.log")  # GoCD moves the finished console log into place
     compass.wait_for(lambda _: len(_terminal(compass)) == 3, timeout=20)
-    states = {_props(e)["pipeline"]["pipelineId"]: _props(e)["state"] for e in compass.events}
-    assert states["project1#build.7"] == "SUCCESSFUL"
-    assert states[f"project1#{later}"] == "FAILED"
-    assert states["shop/build/unit#12.1"] == "SUCCESSFUL"
+    by_id = {_props(e)["pipeline"]["pipelineId"]: _props(e) for e in compass.events}
+    assert by_id["project1#build.7"]["state"] == "SUCCESSFUL"
+    assert by_id[f"project1#{later}"]["state"] == "FAILED"
+    gocd = by_id["shop/build/unit#12.1"]
+    assert gocd["state"] == "FAILED"  # the status line before each task said passed; the last one failed
+    assert (gocd["startedAt"], gocd["completedAt"]) == (_iso(t0, 0.25), _iso(t0 + 31, 0.25))
+    assert daemon.stop() == 0
+
+
+def _iso(epoch: float, fraction: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(epoch))) + f".{int(fraction * 1000):03d}Z"
+
+
+def _cc_log(directory: Path, when: float, label: str, error: str | None = None) -> Path:
+    """A CruiseControl log as Log.writeLogFile names it: the build's start, ``L<label>`` on success only.
+
+    The content's label is the one the project held: after a failure, the label the next build tries.
+    """
+    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(when))
+    err = f' error="{error}"' if error else ""
+    path = directory / (f"log{stamp}L{label}.xml" if error is None else f"log{stamp}.xml")
+    path.write_text(
+        f'<cruisecontrol><info><property name="projectname" value="project1"/>'
+        f'<property name="cctimestamp" value="{stamp}"/><property name="label" value="{label}"/></info>'
+        f'<build time="1 minute 5 seconds"{err}/></cruisecontrol>'
+    )
+    os.utime(path, (when + 65, when + 65))  # written when the build ended
+    return path
+
+
+def test_a_cruisecontrol_log_moved_into_place_with_an_old_time_is_news(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs = tmp_path / "cruisecontrol" / "logs" / "project1"
+    logs.mkdir(parents=True)
+    staging = tmp_path / "staging"  # where CruiseControl, rsync or a restore writes before the move
+    staging.mkdir()
+    days_ago = time.time() - 3 * 86400
+    _cc_log(logs, days_ago, "7")  # there at the first start: history, never sent
+    daemon = daemon_factory(
+        _config(tmp_path, home, compass, {"preset": "cruisecontrol", "home": str(tmp_path / "cruisecontrol")})
+    )
+    success = _cc_log(staging, days_ago + 600, "8")
+    failure = _cc_log(staging, days_ago + 1200, "9", "compile failed")  # logged with the next label
+    for log in (success, failure):
+        os.replace(log, logs / log.name)  # a move keeps the old modification time
+    failure_id = f"project1#{failure.name[3:17]}"
+    compass.wait_for(lambda _: {"project1#8", failure_id} <= set(_terminal(compass)), timeout=20)
+    assert daemon.stop() == 0
+    fixed = _cc_log(staging, days_ago + 1800, "9")  # the success after the failure: the same label
+    os.replace(fixed, logs / fixed.name)  # moved in while the daemon is down
+    daemon.start()
+    compass.wait_for(lambda _: "project1#9" in _terminal(compass), timeout=20)
+    time.sleep(1.5)
+    terminal = _terminal(compass)
+    assert sorted(terminal) == sorted(["project1#8", failure_id, "project1#9"]), "history stays out"
+    assert all(len(seqs) == 1 for seqs in terminal.values()), f"sent twice: {terminal}"
+    by_id = {_props(e)["pipeline"]["pipelineId"]: _props(e) for e in compass.events}
+    assert by_id[failure_id]["state"] == "FAILED" and by_id["project1#9"]["state"] == "SUCCESSFUL"
+    assert by_id["project1#8"]["startedAt"] == _iso(days_ago + 600, 0)
+    assert by_id["project1#8"]["completedAt"] == _iso(days_ago + 665, 0)
     assert daemon.stop() == 0
 
 

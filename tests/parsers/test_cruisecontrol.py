@@ -76,9 +76,16 @@ FAILURE_LOG = b"""<?xml version="1.0" encoding="UTF-8"?>
         ("log20051209122103Lx.xml.xml", (datetime(2005, 12, 9, 12, 21, 3), "x.xml")),
         ("logs/connectfour/log20051209122103L7.xml", (datetime(2005, 12, 9, 12, 21, 3), "7")),
         ("log20240229000000.xml", (datetime(2024, 2, 29), None)),
+        # CruiseControl's 2002 releases named logs to the minute
+        ("log200204250928L2-2.xml", (datetime(2002, 4, 25, 9, 28), "2-2")),
+        ("log200204250928.xml", (datetime(2002, 4, 25, 9, 28), None)),
+        ("log200204250928L.xml", (datetime(2002, 4, 25, 9, 28), "")),
+        ("log200213250928.xml", None),
+        ("log2002042509281.xml", None),
         ("log20230229000000.xml", None),
         ("log20051309122104.xml", None),
         ("log2005120912210.xml", None),
+        ("log20051209122.xml", None),
         ("log200512091221044.xml", None),
         ("log20051209122104.xml.bak", None),
         ("log20051209122104.xml.tmp", None),
@@ -128,25 +135,70 @@ def test_parse_build_time(text: str, expected: float | None) -> None:
 
 
 def test_successful_build() -> None:
-    assert parse_cruisecontrol_log(SUCCESS_LOG, name="log20051209122103Lbuild.489.xml") == CruiseControlBuild(
+    build = parse_cruisecontrol_log(SUCCESS_LOG, name="log20051209122103Lbuild.489.xml")
+    assert build == CruiseControlBuild(
         project="connectfour",
         label="build.489",
         timestamp=datetime(2005, 12, 9, 12, 21, 3),
         duration_s=190.0,
         success=True,
         error=None,
+        stamp="20051209122103",
+        name_label="build.489",
     )
+    assert build.run_id == "build.489"
 
 
 def test_failed_build() -> None:
-    assert parse_cruisecontrol_log(FAILURE_LOG, name="log20051209122104.xml") == CruiseControlBuild(
+    build = parse_cruisecontrol_log(FAILURE_LOG, name="log20051209122104.xml")
+    assert build == CruiseControlBuild(
         project="connectfour",
         label="build.490",
         timestamp=datetime(2005, 12, 9, 12, 21, 4),
         duration_s=65.0,
         success=False,
         error="Compile failed; see the compiler error output for details.",
+        stamp="20051209122104",
     )
+    assert build.run_id == "20051209122104"  # the content label is the one the next build tries
+
+
+def _log(label: str, error: str | None = None, stamp: str = "20020507010355") -> bytes:
+    err = "" if error is None else f' error="{error}"'
+    return (
+        f'<cruisecontrol><info><property name="label" value="{label}"/>'
+        f'<property name="cctimestamp" value="{stamp}"/></info>'
+        f'<build time="3 seconds"{err}/></cruisecontrol>'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "run_id", "success"),
+    [
+        # the default label incrementer: three failures logged with the label the success then uses
+        ("log20020507010355.xml", _log("1.1", "srcdir does not exist"), "20020507010355", False),
+        ("log20020507023858.xml", _log("1.1", "Test failed"), "20020507023858", False),
+        ("log20020507152903L1.1.xml", _log("1.1"), "1.1", True),
+        # the name's label wins over the content's (2002 logs disagree with themselves)
+        ("log200204250928L2-2.xml", _log("15"), "2-2", True),
+        ("log200204250928.xml", _log("15", ""), "200204250928", False),
+        # a success named with an empty label (an empty label incrementer): the timestamp
+        ("log20200101000000L.xml", _log(""), "20200101000000", True),
+        # a name CruiseControl did not write: the content decides
+        ("connectfour.xml", _log("7", stamp="20200101000000"), "7", True),
+        ("connectfour.xml", _log("7", "boom", stamp="20200101000000"), "20200101000000", False),
+        ("log20200101000000.xml.gz", _log("8"), "20200101000000", False),
+    ],
+)
+def test_run_ids(name: str, data: bytes, run_id: str, success: bool) -> None:
+    build = parse_cruisecontrol_log(data, name=name)
+    assert (build.run_id, build.success) == (run_id, success)
+
+
+def test_a_success_and_a_failure_a_second_later_keep_distinct_ids() -> None:
+    success = parse_cruisecontrol_log(_log("5"), name="log20200101000000L5.xml")
+    failure = parse_cruisecontrol_log(_log("6", "boom"), name="log20200101000001.xml")
+    assert success.run_id != failure.run_id
 
 
 @pytest.mark.parametrize(
@@ -169,7 +221,13 @@ def test_minimal_log_and_missing_details() -> None:
         b"<cruisecontrol><build error='' time='a while'/></cruisecontrol>", name="log20200101000000.xml"
     )
     assert build == CruiseControlBuild(
-        project=None, label=None, timestamp=datetime(2020, 1, 1), duration_s=None, success=False, error=""
+        project=None,
+        label=None,
+        timestamp=datetime(2020, 1, 1),
+        duration_s=None,
+        success=False,
+        error="",
+        stamp="20200101000000",
     )
     only_name_label = parse_cruisecontrol_log(
         b"<cruisecontrol><info/><build/></cruisecontrol>", name="log20200101000000L5.xml.gz"

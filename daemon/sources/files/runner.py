@@ -120,7 +120,7 @@ class FileSourceRunner:
         try:
             with self.store.batch():
                 for facts in batch.facts:
-                    self.recorder.record(facts, history_cutoff=isinstance(self.source, ResultFileSource))
+                    self.recorder.record(facts, history_cutoff=batch.history)
                 if batch.checkpoint is not None:
                     self.store.save_checkpoint(self.name, *batch.checkpoint)
         except sqlite3.Error as exc:

@@ -17,30 +17,45 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.config.sources import LogSourceSettings, ResultFileSourceSettings
+from dateutil import tz as dateutil_tz
+
+from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
 from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
 from parsers import (
+    GoCDConsole,
     LineEvent,
     ParseError,
     ResultFileError,
     ResultRecord,
     RuleSet,
+    parse_console_path,
     parse_cruisecontrol_log,
     parse_junit,
     parse_result_file,
     render_pipeline,
 )
 
-__all__ = ["STARTED_MARK", "FileBatch", "LogSource", "ResultFileSource", "checkpoint_value", "state_for_word"]
+__all__ = [
+    "FIRST_POLL_MARK",
+    "STARTED_MARK",
+    "FileBatch",
+    "LogSource",
+    "ResultFileSource",
+    "checkpoint_value",
+    "state_for_word",
+]
 
 STARTED_MARK = "#started"  # a log source's checkpoint that says its first start is behind it
+FIRST_POLL_MARK = "#first_poll"  # a result-file source's: {"done": bool}, written before and after it
+SETTLE_S = 2.0  # an unreadable file written this recently is most likely still being written
+READ_PIECE = 4 << 20  # GoCD consoles are read in pieces of this size
 
 log = logging.getLogger("buildtail.files")
 
@@ -67,15 +82,13 @@ class FileBatch:
     facts: list[RunFacts]
     checkpoint: tuple[str, Any] | None  # (key, JSON-able value) in this source's checkpoint space
     after_commit: Callable[[], None] | None = None
-    history: bool = False  # produced while skipping files that existed at the very first start
+    history: bool = False  # from a file that was there at the source's very first poll
 
 
 def _zone(name: str | None) -> tzinfo:
-    if name:
-        return ZoneInfo(name)
-    local = datetime.now().astimezone().tzinfo
-    assert local is not None
-    return local
+    """The named zone, else this machine's as the process sees it now (``TZ``), with its
+    daylight-saving rules rather than today's offset."""
+    return ZoneInfo(name) if name else dateutil_tz.tzlocal()
 
 
 def _ms(when: datetime) -> int:
@@ -104,7 +117,8 @@ class LogSource:
         self.path_pattern = re.compile(cfg.path_pattern) if cfg.path_pattern else None
         first_start = STARTED_MARK not in checkpoints  # kept even when no file existed back then
         self.tailer = Tailer(cfg.paths, max_line_bytes=cfg.max_line_bytes, start_at_end_for_new=first_start)
-        self.tailer.load(_checkpoint(k, v) for k, v in checkpoints.items() if k != STARTED_MARK)
+        loaded = (_checkpoint(k, v) for k, v in checkpoints.items() if k != STARTED_MARK)
+        self.tailer.load(cp for cp in loaded if cp is not None)
         self._first_poll = first_start
 
     def watched_dirs(self) -> set[Path]:
@@ -163,7 +177,10 @@ def checkpoint_value(cp: Checkpoint) -> dict[str, Any]:
     return {"path": cp.path, "dev": cp.dev, "ino": cp.ino, "offset": cp.offset, "done": cp.done}
 
 
-def _checkpoint(key: str, value: Any) -> Checkpoint:
+def _checkpoint(key: str, value: Any) -> Checkpoint | None:
+    """A tailer checkpoint from the store; None for another kind of source's value under the same name."""
+    if not isinstance(value, dict) or not {"path", "dev", "ino", "offset", "done"} <= value.keys():
+        return None
     return Checkpoint(
         key=key,
         path=value["path"],
@@ -180,14 +197,42 @@ class _Seen:
     size: int
 
 
+def _seen(value: Any) -> _Seen | None:
+    """A result file's checkpoint; None for anything else kept under the source's name (a ``log``
+    source's offsets, when a preset changed what it expands to)."""
+    if not isinstance(value, dict):
+        return None
+    mtime_ns, size = value.get("mtime_ns"), value.get("size")
+    if isinstance(mtime_ns, int) and isinstance(size, int):
+        return _Seen(mtime_ns, size)
+    return None
+
+
+_READ_ERRORS = (OSError, EOFError, zlib.error, ParseError, ResultFileError, ValueError, OverflowError)
+
+
 class ResultFileSource:
-    """``type: result_file``: one small file per run (JSON/YAML, or a CruiseControl build log)."""
+    """``type: result_file``: one small file per run (JSON/YAML, a CruiseControl log, a GoCD console).
+
+    Files present at the source's very first poll are history (their batches say so, and the
+    first-start cutoff decides); a file that appears later is news whatever its modification time,
+    because CI servers, rsync and restores move files into place with old times.
+    """
 
     def __init__(self, cfg: ResultFileSourceSettings, *, host: str, checkpoints: Mapping[str, Any]) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.host = host
-        self.seen: dict[str, _Seen] = {k: _Seen(v["mtime_ns"], v["size"]) for k, v in checkpoints.items()}
+        self.seen: dict[str, _Seen] = {}
+        for key, value in checkpoints.items():
+            if (mark := _seen(value)) is not None:
+                self.seen[key] = mark
+        first = checkpoints.get(FIRST_POLL_MARK)
+        # files remembered without the mark: an installation from before the mark, started long ago
+        self._started = (isinstance(first, dict) and first.get("done") is True) or (
+            first is None and bool(self.seen)
+        )
+        self._history: set[str] | None = None  # the paths found by the very first poll
         self._problems: set[tuple[str, str]] = set()
 
     def watched_dirs(self) -> set[Path]:
@@ -199,43 +244,63 @@ class ResultFileSource:
             dirs.add(static if static.is_dir() else static.parent)
         return {d for d in dirs if d.is_dir()}
 
-    def poll(self) -> Iterator[FileBatch | Problem]:
+    def _paths(self) -> Iterator[str]:
         for pattern in self.cfg.paths:
-            for path in sorted(glob.glob(pattern, recursive=True)):
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                seen = self.seen.get(path)
-                if seen is not None and (seen.mtime_ns, seen.size) == (st.st_mtime_ns, st.st_size):
-                    continue
-                if not os.path.isfile(path):
-                    continue
-                mark = _Seen(st.st_mtime_ns, st.st_size)
-                value = {"mtime_ns": mark.mtime_ns, "size": mark.size}
-                try:
-                    facts = self._read(path, st)
-                except (
-                    OSError,
-                    EOFError,
-                    zlib.error,
-                    ParseError,
-                    ResultFileError,
-                    ValueError,
-                    OverflowError,
-                ) as exc:
-                    if (path, str(exc)) not in self._problems:
-                        self._problems.add((path, str(exc)))
-                        yield Problem(path, f"{path}: {exc}")
-                    facts = []
-                yield FileBatch(facts, (path, value), partial(self.seen.__setitem__, path, mark))
+            yield from sorted(glob.glob(pattern, recursive=True))
+
+    def poll(self) -> Iterator[FileBatch | Problem]:
+        if not self._started and self._history is None:
+            self._history = set(self._paths())
+            # kept before any file: a first poll cut short goes on as one after a restart
+            yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": time.time_ns() // 1_000_000}))
+        for path in self._paths():
+            yield from self._file(path)
+        if not self._started:
+            done = {"done": True, "at_ms": time.time_ns() // 1_000_000}
+            yield FileBatch([], (FIRST_POLL_MARK, done), self._first_poll_done)
+
+    def _first_poll_done(self) -> None:
+        self._started = True
+        self._history = None
+
+    def _file(self, path: str) -> list[FileBatch | Problem]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return []
+        seen = self.seen.get(path)
+        if seen is not None and (seen.mtime_ns, seen.size) == (st.st_mtime_ns, st.st_size):
+            return []
+        if not os.path.isfile(path):
+            return []
+        mark = _Seen(st.st_mtime_ns, st.st_size)
+        value = {"mtime_ns": mark.mtime_ns, "size": mark.size}
+        history = self._history is not None and path in self._history
+        remember = partial(self.seen.__setitem__, path, mark)
+        if path.endswith(".gz") and path[:-3] in self.seen:
+            # a log compressed after it was read (CruiseControl's GZIPManipulator): the same run
+            return [FileBatch([], (path, value), remember, history=history)]
+        items: list[FileBatch | Problem] = []
+        try:
+            facts = self._read(path, st)
+        except _READ_ERRORS as exc:
+            if time.time() - st.st_mtime < SETTLE_S:
+                return []  # still being written (CruiseControl writes its logs in place): next poll
+            if (path, str(exc)) not in self._problems:
+                self._problems.add((path, str(exc)))
+                items.append(Problem(path, f"{path}: {exc}"))
+            facts = []
+        items.append(FileBatch(facts, (path, value), remember, history=history))
+        return items
 
     def _read(self, path: str, st: os.stat_result) -> list[RunFacts]:
+        written = st.st_mtime_ns // 1_000_000
+        if self.cfg.format == "gocd":
+            return [self._gocd(path, written)]
         with open(path, "rb") as fh:
             data = fh.read(16 << 20)
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        written = st.st_mtime_ns // 1_000_000
         if self.cfg.format == "cruisecontrol":
             return [self._cruisecontrol(path, data, written)]
         return [self._record(path, parse_result_file(data, name=os.path.basename(path)), written)]
@@ -285,22 +350,55 @@ class ResultFileSource:
     def _cruisecontrol(self, path: str, data: bytes, written: int) -> RunFacts:
         build = parse_cruisecontrol_log(data, name=os.path.basename(path))
         project = build.project or os.path.basename(os.path.dirname(path))
-        run_id = build.label or build.timestamp.strftime("%Y%m%d%H%M%S")
-        started = build.timestamp.astimezone()  # naive: the server's local time
+        started = build.timestamp.replace(tzinfo=_zone(self.cfg.timezone))  # the server's local time
         ended = started + timedelta(seconds=build.duration_s or 0)
-        state = "SUCCESSFUL" if build.success else "FAILED"
-        fields = {"pipeline": project, "id": run_id}
+        fields = {"pipeline": project, "id": build.run_id}
         return RunFacts(
             source=self.name,
             job=project,
-            number=run_id,
+            number=build.run_id,
             running=False,
             start_ms=_ms(started),
             start_is_exact=True,
             result="success" if build.success else "failure",
-            state=state,
+            state="SUCCESSFUL" if build.success else "FAILED",
             end_ms=_ms(ended),
             written_ms=written,
             run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
             causes=(build.error,) if build.error else (),
+        )
+
+    def _gocd(self, path: str, written: int) -> RunFacts:
+        where = parse_console_path(path)
+        if where is None:
+            raise ParseError("not where GoCD keeps a console (pipelines/.../<job>/cruise-output/console.log)")
+        console = GoCDConsole(_zone(self.cfg.timezone))
+        with open(path, "rb") as fh:
+            while piece := fh.read(READ_PIECE):
+                console.feed(piece)
+        job = console.close(datetime.fromtimestamp(written / 1000, tz=UTC))
+        end_ms = _ms(job.completed) if job.completed is not None else written
+        start_ms = _ms(job.started) if job.started is not None else end_ms
+        fields = {
+            "pipeline": where.job_name,
+            "id": where.run_id,
+            "pipeline_name": where.pipeline,
+            "pipeline_counter": where.counter,
+            "stage_name": where.stage,
+            "stage_counter": where.stage_counter,
+            "job_name": where.job,
+        }
+        return RunFacts(
+            source=self.name,
+            job=where.job_name,
+            number=where.run_id,
+            running=False,
+            start_ms=start_ms,
+            start_is_exact=job.started is not None,
+            result=job.result,
+            state=state_for_word(job.result, self.cfg.result_map),
+            end_ms=max(end_ms, start_ms),
+            written_ms=written,
+            run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
+            causes=(job.note,) if job.note else (),
         )
