@@ -20,7 +20,7 @@ def unit(tmp_path: Path) -> Path:
     exe = Path(sys.executable).with_name("buildtail")
     if not exe.exists():
         pytest.skip("buildtail is not installed in this environment")
-    text = UNIT.read_text().replace("/opt/buildtail/bin/buildtail", str(exe))
+    text = UNIT.read_text().replace("/opt/venvs/buildtail/bin/buildtail", str(exe))
     path = tmp_path / "buildtail.service"
     path.write_text(text)
     return path

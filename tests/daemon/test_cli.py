@@ -38,7 +38,12 @@ def _example(tmp_path: Path) -> Path:
 
 
 def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
-    proc = _run("check-config", "--config", str(_example(tmp_path)), env={"COMPASS_API_TOKEN": "t"})
+    token = tmp_path / "compass-api-token"  # where systemd's LoadCredential= puts it for the service
+    token.write_text("t\n")
+    token.chmod(0o600)
+    proc = _run(
+        "check-config", "--config", str(_example(tmp_path)), env={"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    )
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout and proc.stderr == ""
 
