@@ -180,14 +180,24 @@ def parse_builds_dir_setting(global_config_xml: bytes) -> str | None:
 
 
 def parse_branch_name(job_config_xml: bytes) -> str | None:
-    """The unmangled branch name, since multibranch directory names may be encoded."""
+    """The unmangled branch name, since multibranch directory names may be encoded.
+
+    A branch job's ``<properties>`` hold its branch property: workflow-multibranch's
+    ``BranchJobProperty`` (the branch in ``<branch>``), or another project type's ``...BranchProperty``
+    (branch-api's test harness keeps it in ``<b>``); either way the name is ``<head><name>``.
+    """
     properties = parse_xml(job_config_xml).find("properties")
     if properties is None:
         return None
-    for prop in properties.findall(_BRANCH_JOB_PROPERTY):
-        name = _text(prop.find("branch/head/name"))
-        if name is not None:
-            return name
+    candidates = sorted(
+        (p for p in properties if p.tag.endswith(("BranchJobProperty", "BranchProperty"))),
+        key=lambda p: p.tag != _BRANCH_JOB_PROPERTY,
+    )
+    for prop in candidates:
+        for branch in prop:
+            name = _text(branch.find("head/name"))
+            if name is not None:
+                return name
     return None
 
 

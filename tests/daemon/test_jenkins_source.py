@@ -406,3 +406,58 @@ def test_real_fixtures_match_expected() -> None:
     assert compared >= 100
     # nothing beyond the build records was taken for a run (permalink copies, symlinks, bookkeeping)
     assert set(observed) == matched
+
+
+# --- symlinks: loops, second names, jobs kept elsewhere ---------------------------------------------
+
+
+def test_a_symlink_loop_is_walked_once_and_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = JenkinsHome(tmp_path / "home")
+    home.job("good").start().finish("SUCCESS")
+    home.job("loop/inner")
+    (home.root / "jobs" / "loop" / "jobs" / "back").symlink_to("../../../jobs")  # loop/jobs/back -> jobs
+    (home.root / "jobs" / "self").symlink_to("self")  # a symlink to itself
+    src = source(home.root)
+    with caplog.at_level(logging.WARNING, logger="buildtail.jenkins"):
+        assert sorted(src.discover().by_name) == ["good", "loop/inner"]
+        src.discover()  # the reconcile scan walks again: no second warning
+    said = [r.getMessage() for r in caplog.records if "already read" in r.getMessage()]
+    assert len(said) == 1 and "back" in said[0], said
+
+
+def test_a_job_kept_on_another_volume_through_a_symlink_is_a_job(tmp_path: Path) -> None:
+    home = JenkinsHome(tmp_path / "home")
+    elsewhere = JenkinsHome(tmp_path / "other-volume")
+    run = elsewhere.job("big").start()
+    run.finish("FAILURE")
+    (home.root / "jobs").mkdir(parents=True, exist_ok=True)
+    (home.root / "jobs" / "big").symlink_to(elsewhere.root / "jobs" / "big")
+    src = source(home.root)
+    assert list(src.layout.by_name) == ["big"]
+    job = src.layout.by_name["big"]
+    assert job.dir == home.root / "jobs" / "big"  # under the home's name, not the target's
+    (entry,) = src.runs_in(job)
+    f = facts_of(src, Path(entry.path))
+    assert (f.job, f.number, f.result) == ("big", 1, "FAILURE")
+
+
+def test_a_job_with_a_second_name_is_reported_once_under_its_real_one(tmp_path: Path) -> None:
+    home = JenkinsHome(tmp_path / "home")
+    home.job("app").start().finish("SUCCESS")
+    (home.root / "jobs" / "alias").symlink_to("app")  # sorts before "app", and still loses to it
+    src = source(home.root)
+    assert list(src.layout.by_name) == ["app"]
+
+
+def test_url_encoded_branch_directories_without_their_name_file(tmp_path: Path) -> None:
+    home = JenkinsHome(tmp_path / "home")
+    branches = home.multibranch("shop", ["main"])
+    branch_dir = branches["main"].dir
+    encoded = branch_dir.parent / "feature%3A%20browsing%2Fpart%201"
+    branch_dir.rename(encoded)
+    (encoded / "config.xml").write_text("<flow-definition/>")  # no branch property either
+    (encoded / "name-utf8.txt").unlink(missing_ok=True)
+    src = source(home.root)
+    assert "shop/feature: browsing/part 1" in src.layout.by_name

@@ -436,3 +436,27 @@ def test_polling_after_a_restart_sees_the_next_run_at_once(
     compass.wait_for(lambda _: _states(compass, "app#2") == ["IN_PROGRESS"], timeout=5)
     run.finish("SUCCESS")
     assert _props(_terminal(compass, "app#2"))["state"] == "SUCCESSFUL"
+
+
+def test_a_symlink_loop_in_a_live_home_adds_no_phantom_job(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    for name in ("app", "team/api"):
+        job = home.job(name)
+        for _ in range(3):
+            job.start().finish("SUCCESS")  # history: never sent
+    jobs = home.root / "jobs"
+    (jobs / "loop").mkdir()
+    (jobs / "loop" / "jobs").symlink_to("../../jobs")  # a folder whose jobs are the home's: at the start
+    daemon = daemon_factory(make_config(tmp_path, home, compass, reconcile_interval="1h"))
+    ready = next(line for line in daemon.stderr.splitlines() if "ready:" in line)
+    assert "2 job(s)" in ready and "2 watch(es)" in ready, ready  # app and team/api, nothing phantom
+
+    (jobs / "team" / "jobs" / "up").symlink_to("../../../jobs")  # a job that is the home: while it runs
+    wait_until(lambda: "team/jobs/up leads to" in daemon.stderr, timeout=10, what="the new loop noticed")
+    home.job("app").start().finish("FAILURE")
+    final = _terminal(compass, "app#4")
+    assert _props(final)["state"] == "FAILED"
+    time.sleep(0.5)  # anything phantom found with the loop would have been sent by now
+    assert set(compass.builds()) == {"app#4"}, sorted(compass.builds())
+    assert daemon.stderr.count("already read") == 2, "each loop said once"

@@ -401,6 +401,17 @@ _BRANCH_PROP = "org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty"
             f"<flow-definition><properties><{_BRANCH_PROP}><branch><head><name/></head></branch></{_BRANCH_PROP}></properties></flow-definition>",
             None,
         ),
+        (  # branch-api's own harness: another property class, the branch in <b>
+            "<project><properties><integration.harness.BasicBranchProperty><b><sourceId>x</sourceId>"
+            "<head class='jenkins.scm.impl.mock.MockSCMHead'><name>feature: welcome</name></head></b>"
+            "</integration.harness.BasicBranchProperty></properties></project>",
+            "feature: welcome",
+        ),
+        (  # a head/name under a property that is not a branch property is no branch name
+            "<project><properties><hudson.model.ParametersDefinitionProperty><p><head><name>x</name></head>"
+            "</p></hudson.model.ParametersDefinitionProperty></properties></project>",
+            None,
+        ),
     ],
     ids=[
         "plain",
@@ -409,6 +420,8 @@ _BRANCH_PROP = "org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty"
         "no-properties",
         "not-under-properties",
         "empty-name",
+        "other-branch-property",
+        "not-a-branch-property",
     ],
 )
 def test_branch_name(data: str, expected: str | None) -> None:

@@ -13,9 +13,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from daemon.config import JenkinsSourceSettings
+from daemon.ops.logs import LogOnce
 from parsers import (
     ParseError,
     encode_item_name,
@@ -58,6 +59,8 @@ class JobTree:
         self.layout = Layout()
         self._mtimes: dict[Path, int] = {}  # containers and pending job dirs -> mtime when last seen
         self._fresh_containers: set[Path] = set()
+        self._visited: dict[tuple[int, int], Path] = {}  # (device, inode) -> the path it was read as
+        self._said = LogOnce(log)
 
     def discover(self) -> Layout:
         """Walks the job tree (not the builds) and replaces the layout; returns it."""
@@ -75,11 +78,34 @@ class JobTree:
             )
         layout = Layout()
         root = self.home / "jobs"
-        if root.is_dir():
+        self._visited = {}
+        if root.is_dir() and self._first_visit(root):
             layout.containers.add(root)
             self._walk(root, [], [], "", template, layout)
         self.layout = layout
         return layout
+
+    def _first_visit(self, d: Path) -> bool:
+        """Whether this pass has not been in the directory yet, by device and inode: a symlink that
+        leads back up the tree (``jobs/loop/jobs -> ../../jobs``) or a second name for a job would
+        otherwise be walked again, as phantom jobs whose history looks new. Said once per path."""
+        try:
+            st = os.stat(d)
+        except OSError as exc:
+            self._said(d, logging.WARNING, "%s: cannot read %s: %s", self.name, d, exc.strerror)
+            return False
+        first = self._visited.setdefault((st.st_dev, st.st_ino), d)
+        if first == d:
+            return True
+        self._said(
+            d,
+            logging.WARNING,
+            "%s: %s leads to %s, which is already read (a symlink loop or a second name); not read again",
+            self.name,
+            d,
+            first,
+        )
+        return False
 
     def _walk(
         self,
@@ -100,10 +126,13 @@ class JobTree:
         except OSError as exc:
             log.warning("%s: cannot list %s: %s", self.name, container, exc.strerror)
             return
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+        # real directories before symlinks: a job reached both ways keeps its real name
+        for entry in sorted(entries, key=_is_symlink):
+            if entry.name.startswith(".") or not _is_dir(entry):
                 continue
             d = Path(entry.path)
+            if not self._first_visit(d):
+                continue
             name = item = entry.name
             if branches:  # the directory name is mangled; the branch job's config has the real name
                 name = _branch_name(d) or name
@@ -111,8 +140,9 @@ class JobTree:
             job_url = f"{url}job/{quote(item, safe='')}/"
             sub = next((d / s for s in ("jobs", "branches") if (d / s).is_dir()), None)
             if sub is not None:
-                layout.containers.add(sub)
-                self._walk(sub, [*parts, item, sub.name], [*names, name], job_url, template, layout)
+                if self._first_visit(sub):
+                    layout.containers.add(sub)
+                    self._walk(sub, [*parts, item, sub.name], [*names, name], job_url, template, layout)
                 continue
             full = "/".join([*names, name])
             self._add_job(layout, d, full, [*parts, item], job_url, template)
@@ -199,15 +229,40 @@ class JobTree:
         return changed
 
 
-def _branch_name(d: Path) -> str | None:
+def _is_symlink(entry: os.DirEntry[str]) -> bool:
     try:
-        return parse_branch_name((d / "config.xml").read_bytes())
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A directory, or a symlink to one (a job kept on another volume)."""
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink to itself, a dangling one: not a job
+        return False
+
+
+def _branch_name(d: Path) -> str | None:
+    """A branch job's real name: its branch property, else ``name-utf8.txt`` (branch-api's name
+    mangler keeps it there), else the URL-encoded directory name of branch-api before the mangler."""
+    try:
+        if name := parse_branch_name((d / "config.xml").read_bytes()):
+            return name
     except (OSError, ParseError):
         pass
     try:
-        return (d / "name-utf8.txt").read_text(encoding="utf-8").strip() or None
+        if name := (d / "name-utf8.txt").read_text(encoding="utf-8").strip():
+            return name
     except (OSError, UnicodeDecodeError):
-        return None
+        pass
+    if "%" in d.name:
+        try:
+            return unquote(d.name, errors="strict")
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 def _is_pipeline(job_dir: Path) -> bool:
