@@ -211,6 +211,10 @@ class InotifyWatcher:
     def count(self) -> int:
         return len(self._watches)
 
+    def watched(self) -> set[Path]:
+        """The directories under watch now (retired ones included until they are flushed)."""
+        return set(self._watches)
+
     def sync(self, wanted: dict[Path, Accept | None], appended: set[Path] | None = None) -> set[Path]:
         """Watches exactly ``wanted`` (each with its accept rule) plus ``appended`` (whose file appends
         matter too); returns the newly watched directories."""

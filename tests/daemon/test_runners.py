@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,56 +16,11 @@ from daemon.config import Settings
 from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
-from daemon.sources.runner import Runner, RunnerContext
+from daemon.sources.runner import RunnerContext
 from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import Store
+from tests.daemon.runner_loop import Loop
 from tools.fake_jenkins import JenkinsHome
-
-
-class Loop:
-    """What the service does between hints, for the runners under test."""
-
-    def __init__(self, store: Store, queue: asyncio.Queue[Hint], reader: InotifyReader) -> None:
-        self.store = store
-        self.queue = queue
-        self.reader = reader
-        self.runners: list[Runner] = []
-
-    async def turn(self, at_most: float = 0.5) -> None:
-        deadline = min([r.deadline() for r in self.runners], default=time.monotonic() + at_most)
-        wait = max(0.0, min(deadline - time.monotonic(), at_most))
-        hints: list[Hint] = []
-        try:
-            hints.append(await asyncio.wait_for(self.queue.get(), wait))
-        except TimeoutError:
-            pass
-        while not self.queue.empty():
-            hints.append(self.queue.get_nowait())
-        by_name = {r.name: r for r in self.runners}
-        for hint in hints:
-            if hint.directory is None:
-                for r in self.runners:
-                    r.overflow()
-            elif hint.owner in by_name:
-                by_name[hint.owner].claim(hint)
-        for r in self.runners:
-            await r.due()
-        if self.queue.empty():
-            self.reader.flush_retired()
-
-    async def until(self, what: str, predicate: Callable[[], bool], within: float = 10.0) -> None:
-        end = time.monotonic() + within
-        while not predicate():
-            assert time.monotonic() < end, f"timed out waiting for {what}"
-            await self.turn(0.05)
-
-    def queued(self) -> dict[str, str]:
-        """pipelineId -> state of every queued event (taken off the queue, as if delivered)."""
-        out = {}
-        while (item := self.store.next_due()[0]) is not None:
-            out[item.pipeline_id] = item.state
-            self.store.ack(item)
-        return out
 
 
 def _settings(tmp_path: Path, *sources: dict[str, Any]) -> Settings:
@@ -242,3 +197,86 @@ async def test_file_runner_polls_without_inotify(tmp_path: Path) -> None:
     assert item is not None and (item.pipeline_id, item.state) == ("app#3", "FAILED")
     await runner.close()
     store.close()
+
+
+async def _jenkins(
+    tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
+) -> tuple[JenkinsHome, JenkinsRunner, Loop]:
+    store, queue, reader = world
+    home = JenkinsHome(tmp_path / "jenkins")
+    home.job("app").start().finish("SUCCESS")
+    settings = _settings(tmp_path, {"type": "jenkins", "home": str(home.root), "reconcile_interval": "1h"})
+    runner = JenkinsRunner(settings.jenkins_sources[0], _context(settings, store, reader))
+    loop = Loop(store, queue, reader)
+    loop.runners.append(runner)
+    await runner.start(first_start=False)
+    loop.queued()
+    return home, runner, loop
+
+
+async def test_a_run_first_seen_between_its_log_and_its_record_is_looked_at_again_at_once(
+    tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
+) -> None:
+    """Jenkins renames the final build.xml into place milliseconds after the log says Finished: a look
+    in between finds no record, and the watch it adds then may come too late for that rename. So the
+    run is looked at again once the watch is in place, not only when the wait for a record is over."""
+    home, runner, loop = await _jenkins(tmp_path, world)
+    looks: list[tuple[Path, bool]] = []  # (run directory, whether it was watched when looked at)
+    observe = runner.source.observe
+
+    def spy(run_dir: Path, *, known_open: bool = False) -> object:
+        assert runner.watch is not None
+        looks.append((run_dir, run_dir in runner.watch.watched()))
+        return observe(run_dir, known_open=known_open)
+
+    runner.source.observe = spy  # type: ignore[method-assign,assignment]
+    run = home.job("app").start()
+    run.log("Finished: SUCCESS")  # the log is complete, build.xml not yet written
+    await loop.until("a look at the new run", lambda: any(d == run.dir for d, _ in looks))
+    await loop.turn(0.01)
+    assert (run.dir, False) in looks and (run.dir, True) in looks, looks
+
+
+async def test_a_watched_run_not_yet_readable_keeps_its_watch_through_a_scan(
+    tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
+) -> None:
+    home, runner, loop = await _jenkins(tmp_path, world)
+    job = home.job("app")
+    run_dir = job.builds_dir / "2"
+    run_dir.mkdir()  # Jenkins makes the directory first, the log a moment later
+    await loop.until("the watch on the new run", lambda: run_dir in runner.wanted()[0])
+    await loop.turn(0.05)
+    runner.overflow()
+    await runner.due()  # a full scan re-syncs the watches
+    assert run_dir in runner.wanted()[0]
+    assert runner.watch is not None and runner.watch.count == 2
+    (job.dir / "nextBuildNumber").write_text("3\n")
+    (run_dir / "log").write_text("Started by user admin\nBuilding in workspace /w\n")
+    seen: dict[str, str] = {}
+    await loop.until(
+        "the run from its own directory's hint",
+        lambda: seen.update(loop.queued()) or seen.get("app#2") == "IN_PROGRESS",
+        within=3,
+    )
+
+
+async def test_a_lost_hint_costs_a_sweep_not_a_scan(
+    tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
+) -> None:
+    store, queue, reader = world
+    home = JenkinsHome(tmp_path / "jenkins")
+    for name in ("a", "b"):
+        home.job(name).start().finish("SUCCESS")
+    settings = _settings(tmp_path, {"type": "jenkins", "home": str(home.root), "reconcile_interval": "1h"})
+    runner = JenkinsRunner(settings.jenkins_sources[0], _context(settings, store, reader))
+    loop = Loop(
+        store, queue, reader, lose=lambda h: h.directory is not None and h.directory.parent.name == "b"
+    )
+    loop.runners.append(runner)
+    await runner.start(first_start=False)
+    loop.queued()
+    home.job("b").start().finish("FAILURE")  # every hint about b is lost
+    home.job("a").start().finish("SUCCESS")  # a burst next to it
+    seen: dict[str, str] = {}
+    await loop.until("both runs", lambda: {"a#2", "b#2"} <= set(seen.update(loop.queued()) or seen), within=3)
+    assert loop.lost, "the hints about b were lost"

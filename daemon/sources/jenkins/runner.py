@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.clock import now_ms
@@ -31,10 +32,22 @@ WATERMARK_SLACK_MS = 5000
 CATCH_UP_BATCH = 200  # runs recorded per transaction while catching up
 CONTAINER_CHECK_S = 2.0  # how soon a new job is noticed (its container's mtime; no watch needed)
 LOG_CLOSED_LOOK_S = 2.0  # a closed log without a final build.xml after this long is looked at again
+SWEEP_QUIET_S = 0.2  # a burst of hints is over when it has been quiet this long
+SWEEP_WAIT_MAX_S = 1.0  # ... or this long after it began, whichever comes first
 BAD_RUN_RETRY_S = 300.0
 RETRY_CAP_S = 300.0
 
 Look = RunFacts | Retry | Gone | None
+
+
+@dataclass
+class _Sweep:
+    """The builds directories to look over once a burst of hints is over."""
+
+    began: float  # time.monotonic() of the burst's first hint
+    due: float
+    since_ms: int  # runs whose directories changed since then are the burst's
+    hinted: set[Path] = field(default_factory=set)  # run directories the burst's hints named
 
 
 def _mtime_ms(run_dir: Path) -> int:
@@ -72,6 +85,8 @@ class JenkinsRunner:
         self.retries: dict[Path, float] = {}  # run directory -> when to look again
         self._tries: dict[Path, int] = {}
         self._claimed: dict[Path, None] = {}
+        self._watched_runs: set[Path] = set()  # run directories under watch (running, or not yet readable)
+        self._sweep: _Sweep | None = None  # the safety net after a burst of hints
         self._rediscover = False  # jobs appeared or went: discover again before anything else
         self._bad = LogOnce(log)
         self._next_poll = self._next_reconcile = float("inf")
@@ -99,6 +114,8 @@ class JenkinsRunner:
                 deadlines.append(self._next_poll)
         else:
             deadlines.append(self._next_container_check)
+        if self._sweep is not None:
+            deadlines.append(self._sweep.due)
         if self._claimed or self._rediscover:
             deadlines.append(0.0)
         return min(deadlines)
@@ -117,6 +134,7 @@ class JenkinsRunner:
                 self._forget(d / hint.name)
             elif is_run_dir_name(hint.name):
                 self._claimed[d / hint.name] = None
+                self._sweep_later(d / hint.name)
             return
         if d.parent in layout.jobs:
             if hint.gone and not hint.name:
@@ -142,6 +160,12 @@ class JenkinsRunner:
             del self.retries[d]
         if due:
             self._process_many(due)
+        if self._sweep is not None and self._sweep.due <= now:
+            sweep, self._sweep = self._sweep, None
+            missed = self.source.sweep(sweep.since_ms, sweep.hinted)
+            if missed:
+                log.debug("%s: %d run(s) appeared without a hint: %s", self.name, len(missed), missed)
+                self._process_many(missed)
         if self.watch is not None and now >= self._next_container_check:
             self._next_container_check = now + CONTAINER_CHECK_S
             if self.source.containers_changed():
@@ -166,6 +190,7 @@ class JenkinsRunner:
         wanted.update({b: _builds_entry for b in layout.jobs if b.is_dir()})
         wanted.update(dict.fromkeys(self.open_dirs, _run_entry))
         wanted.update(dict.fromkeys(self.retries, _run_entry))
+        wanted.update(dict.fromkeys(self._watched_runs, _run_entry))
         return wanted, set()
 
     def summary(self) -> Summary:
@@ -265,8 +290,8 @@ class JenkinsRunner:
             if tries == 10:
                 log.warning("%s: %s unreadable after %d tries: %s", self.name, run_dir, tries, seen.reason)
             self.retries[run_dir] = time.monotonic() + delay
-            if self.watch is not None:
-                self.watch.add(run_dir, accept=_run_entry)
+            if self._watch_run(run_dir):
+                self._tries[run_dir] -= 1  # that second look is not a failed try
             return
         if seen is None:
             if run_dir.is_dir():
@@ -296,13 +321,33 @@ class JenkinsRunner:
         else:
             self._forget(run_dir)
 
-    def _watch_run(self, run_dir: Path) -> None:
-        """Watches a run directory; a new watch missed what happened before it, so look once more."""
-        if self.watch is not None and self.watch.add(run_dir, accept=_run_entry):
-            self.retries.setdefault(run_dir, time.monotonic())
+    def _watch_run(self, run_dir: Path) -> bool:
+        """Watches a run directory until the run is forgotten. A new watch missed what happened
+        before it (Jenkins renames the final build.xml into place milliseconds after the log
+        says Finished), so the run is looked at once more now, whatever later look was planned;
+        returns whether the watch is new."""
+        if self.watch is None:
+            return False
+        self._watched_runs.add(run_dir)
+        if not self.watch.add(run_dir, accept=_run_entry):
+            return False
+        self.retries[run_dir] = min(self.retries.get(run_dir, float("inf")), time.monotonic())
+        return True
+
+    def _sweep_later(self, run_dir: Path) -> None:
+        """Looks over the jobs' builds directories once this burst of hints is over (one ``stat``
+        each, a listing where one changed): a run whose hint was lost, or that appeared next to one
+        that had a hint, then costs milliseconds, not a reconcile scan's minutes."""
+        now = time.monotonic()
+        if self._sweep is None:
+            self._sweep = _Sweep(now, now, now_ms() - WATERMARK_SLACK_MS)
+        self._sweep.due = min(now + SWEEP_QUIET_S, self._sweep.began + SWEEP_WAIT_MAX_S)
+        self._sweep.hinted.add(run_dir)
+        self.source.note_run(run_dir)
 
     def _forget(self, run_dir: Path) -> None:
         self.open_dirs.discard(run_dir)
+        self._watched_runs.discard(run_dir)
         self.retries.pop(run_dir, None)
         if self.watch is not None:
             self.watch.retire(run_dir)

@@ -36,6 +36,7 @@ log = logging.getLogger("buildtail.jenkins")
 
 LOG_WINDOW = 64 * 1024
 GZ_TAIL_LIMIT = 256 * 1024 * 1024
+FRESH_NS = 2_000_000_000  # a builds directory changed this recently is listed again at the next sweep
 FINISHED_WITHOUT_RECORD_S = 30.0
 RUN_FILES = frozenset({"build.xml", "log", "log.gz"})  # the files whose changes can change a run
 
@@ -73,6 +74,38 @@ class JenkinsSource:
     def discover(self) -> Layout:
         """Walks the job tree (not the builds) and replaces the layout; returns it."""
         return self.tree.discover()
+
+    def note_run(self, run_dir: Path) -> None:
+        """A hint named this run directory: a later ``relist`` need not report it."""
+        names = self._builds_names.get(run_dir.parent)
+        if names is not None:
+            names.add(run_dir.name)
+
+    def sweep(self, since_ms: int, hinted: set[Path]) -> list[Path]:
+        """Run directories that appeared without a hint: one ``stat`` per job, and a listing of each
+        builds directory that changed since it was last listed. A name not listed or hinted before
+        is new; in a directory not listed since the start, a run changed since ``since_ms`` is."""
+        out: list[Path] = []
+        fresh_ns = time.time_ns() - FRESH_NS
+        for job in list(self.layout.jobs.values()):
+            try:
+                mtime = os.stat(job.builds_dir).st_mtime_ns
+            except OSError:
+                continue
+            if self._builds_mtime.get(job.builds_dir) == mtime:
+                continue
+            entries = self.runs_in(job)
+            known = self._builds_names.get(job.builds_dir)
+            for entry in entries:
+                path = Path(entry.path)
+                if path in hinted:
+                    continue
+                if entry.name not in known if known is not None else _dir_mtime_ms(entry) >= since_ms:
+                    out.append(path)
+            self._builds_names[job.builds_dir] = {e.name for e in entries}
+            if mtime < fresh_ns:  # a run made within the same timestamp tick would not move it
+                self._builds_mtime[job.builds_dir] = mtime
+        return out
 
     def containers_changed(self) -> bool:
         return self.tree.containers_changed()

@@ -1,0 +1,118 @@
+"""Short runs right behind another one, right after the start: none may wait for the reconcile scan.
+
+The pattern a build queue makes when executors free up: the daemon starts on a home with one run in
+progress, that run finishes, and six short runs follow at once, round-robin over a freestyle job, a
+folder job and a Pipeline job, each created, written and finished within milliseconds. Each trial
+is a fresh home and a fresh daemon state, in process (the runner, the recorder, the store and real
+inotify), with the writer in a thread of its own as Jenkins would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Settings
+from daemon.recorder import Recorder
+from daemon.sources.jenkins.runner import JenkinsRunner
+from daemon.sources.runner import RunnerContext
+from daemon.sources.watch import Hint, InotifyReader
+from daemon.store import Store
+from tests.daemon.runner_loop import Loop
+from tools.fake_jenkins import JenkinsHome, Run
+
+JOBS = (("app", "freestyle"), ("team/api", "freestyle"), ("pipe", "pipeline"))
+TRIALS = 15
+LATE_AFTER_S = 3.0
+
+
+def burst(home: JenkinsHome, running: Run) -> list[str]:
+    """Finishes the run in progress, then six short runs; returns every pipelineId written."""
+    jobs = [home.job(name, kind) for name, kind in JOBS]
+    running.finish("SUCCESS")
+    written = [f"{running.job.full_name}#{running.number}"]
+    for i in range(6):
+        job = jobs[i % len(jobs)]
+        run = job.start()
+        run.finish("SUCCESS" if i % 2 else "FAILURE")
+        written.append(f"{job.full_name}#{run.number}")
+    return written
+
+
+async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
+    """The pipelineIds not queued as finished within LATE_AFTER_S of the burst. With ``lose_every``
+    every n-th hint that a run directory appeared is lost before it reaches the runner."""
+    home = JenkinsHome(tmp / "jenkins")
+    for name, kind in JOBS:
+        home.job(name, kind).start().finish("SUCCESS")  # history
+    running = home.job("app").start()
+    settings = Settings.model_validate(
+        {
+            "host": "ci.example.com",
+            "state_dir": str(tmp / "state"),
+            "sources": [
+                {
+                    "type": "jenkins",
+                    "home": str(home.root),
+                    "watch": watch,
+                    "poll_interval": "1s",
+                    "reconcile_interval": "1h",  # the scan must not be what finds them
+                }
+            ],
+        }
+    )
+    store = Store(settings.state_dir)
+    queue: asyncio.Queue[Hint] = asyncio.Queue()
+    reader = InotifyReader(asyncio.get_running_loop(), queue)
+    reader.start()
+    recorder = Recorder(store, settings, history_cutoff_ms=time.time_ns() // 1_000_000)
+    runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, reader))
+    seen = 0
+
+    def lose(hint: Hint) -> bool:
+        nonlocal seen
+        if not lose_every or hint.directory is None or hint.directory.name != "builds" or hint.gone:
+            return False
+        seen += 1
+        return seen % lose_every == 0
+
+    loop = Loop(store, queue, reader, lose=lose)
+    loop.runners.append(runner)
+    try:
+        await runner.start(first_start=True)
+        queued: dict[str, str] = loop.queued()
+        assert queued == {"app#2": "IN_PROGRESS"}, queued
+        writer = asyncio.create_task(asyncio.to_thread(burst, home, running))
+        end = time.monotonic() + LATE_AFTER_S
+        while True:
+            await loop.turn(0.01)
+            queued.update(loop.queued())
+            if writer.done():
+                written = writer.result()
+                finished = {p for p, state in queued.items() if state != "IN_PROGRESS"}
+                if set(written) <= finished or time.monotonic() > end:
+                    assert not lose_every or loop.lost, "the trial lost no hint"
+                    return sorted(set(written) - finished)
+    finally:
+        await runner.close()
+        reader.stop()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("watch", "lose_every"),
+    [("inotify", 0), ("polling", 0), ("inotify", 3)],
+    ids=["inotify", "polling", "inotify-losing-hints"],
+)
+async def test_no_run_of_a_burst_after_the_start_waits_for_the_scan(
+    tmp_path_factory: pytest.TempPathFactory, watch: str, lose_every: int
+) -> None:
+    late: dict[int, list[str]] = {}
+    for trial in range(TRIALS):
+        missing = await _trial(tmp_path_factory.mktemp(f"{watch}-{trial}"), watch, lose_every)
+        if missing:
+            late[trial] = missing
+    assert not late, f"{len(late)} of {TRIALS} trials had a late run: {late}"
