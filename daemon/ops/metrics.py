@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from daemon import __version__
-from daemon.config.types import parse_listen
+from daemon.config.types import COMPASS_STATES, parse_listen
 
 __all__ = ["Metrics", "MetricsServer", "StateProbe"]
 
@@ -116,6 +116,13 @@ class Metrics:
             ["outcome", "status"],
             registry=r,
         )
+        # The series the alerts count exist at 0 from the start: rate() and increase() cannot see a
+        # series' first increment, so one born at 1 would hide the first run after a restart, the
+        # first accepted event, or the first 429.
+        for state in COMPASS_STATES:
+            self._runs.labels(state)
+        self._sent.labels("accepted", "202")
+        self._sent.labels("retry", "429")
         self._send_seconds = Histogram(
             "buildtail_send_duration_seconds",
             "Duration of one request to Compass.",

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import __version__
 from daemon.config import parse_listen
+from daemon.config.types import COMPASS_STATES
 from daemon.ops.metrics import Metrics, MetricsServer
 
 
@@ -140,6 +141,15 @@ async def test_metrics_counts_what_the_daemon_reports(
     assert value(found, "buildtail_reconcile_duration_seconds_sum", source="jenkins") == pytest.approx(0.3)
     assert value(found, "buildtail_up") == 1
     assert value(found, "buildtail_build_info", version=__version__) == 1
+
+
+def test_the_series_alerts_count_start_at_0() -> None:
+    """rate() and increase() see an increment only between two samples: these exist before the first."""
+    found = samples(generate_latest(Metrics().registry).decode())
+    for state in COMPASS_STATES:
+        assert value(found, "buildtail_runs_detected_total", state=state) == 0
+    assert value(found, "buildtail_events_sent_total", outcome="accepted", status="202") == 0
+    assert value(found, "buildtail_events_sent_total", outcome="retry", status="429") == 0
 
 
 async def test_last_delivery_moves_only_on_accepted(metrics: Metrics) -> None:
@@ -286,7 +296,7 @@ def test_two_instances_do_not_collide() -> None:
     found_a = samples(generate_latest(a.registry).decode())
     found_b = samples(generate_latest(b.registry).decode())
     assert value(found_a, "buildtail_runs_detected_total", state="FAILED") == 1
-    assert ("buildtail_runs_detected_total", frozenset({("state", "FAILED")})) not in found_b
+    assert value(found_b, "buildtail_runs_detected_total", state="FAILED") == 0
     assert value(found_a, "buildtail_queue_depth") == 4
     assert value(found_b, "buildtail_queue_depth") == 9
 
