@@ -118,6 +118,16 @@ class Health:
         delivery = self.service.delivery
         return delivery.bucket.limit if delivery else 0
 
+    def paced_rate_per_minute(self) -> float:
+        """The rate delivery keeps to now, as opposed to the configured ceiling. Today they are the
+        same; pacing that adapts to Compass's 429s changes this one method and the gauge follows."""
+        delivery = self.service.delivery
+        return float(delivery.bucket.limit) if delivery else 0.0
+
+    def delivery_paused(self) -> bool:
+        delivery = self.service.delivery
+        return delivery is not None and delivery.paused is not None
+
     def watches(self) -> int:
         reader = self.service.reader
         return reader.count if reader else 0

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from daemon import __version__
-from daemon.config.types import parse_listen
+from daemon.config.types import COMPASS_STATES, parse_listen
 
 __all__ = ["Metrics", "MetricsServer", "StateProbe"]
 
@@ -41,6 +41,8 @@ class StateProbe(Protocol):
     def dead_letters(self) -> int: ...
     def budget_tokens(self) -> float: ...
     def budget_limit(self) -> int: ...
+    def paced_rate_per_minute(self) -> float: ...
+    def delivery_paused(self) -> bool: ...
     def watches(self) -> int: ...
     def healthy(self) -> tuple[bool, str]: ...
     def ready(self) -> tuple[bool, str]: ...
@@ -59,6 +61,17 @@ _GAUGES: tuple[tuple[str, str, str], ...] = (
         "buildtail_rate_budget_limit_per_minute",
         "Configured Compass requests per minute (0: unlimited).",
         "budget_limit",
+    ),
+    (
+        "buildtail_rate_limit_current_per_minute",
+        "Compass requests per minute the daemon paces itself to right now (0: unlimited).",
+        "paced_rate_per_minute",
+    ),
+    (
+        "buildtail_delivery_paused",
+        "1 while delivery is paused: Compass refused the credentials (401, 403) or lacks the event "
+        "source (404).",
+        "delivery_paused",
     ),
     ("buildtail_watches", "inotify watches in place.", "watches"),
 )
@@ -103,6 +116,13 @@ class Metrics:
             ["outcome", "status"],
             registry=r,
         )
+        # The series the alerts count exist at 0 from the start: rate() and increase() cannot see a
+        # series' first increment, so one born at 1 would hide the first run after a restart, the
+        # first accepted event, or the first 429.
+        for state in COMPASS_STATES:
+            self._runs.labels(state)
+        self._sent.labels("accepted", "202")
+        self._sent.labels("retry", "429")
         self._send_seconds = Histogram(
             "buildtail_send_duration_seconds",
             "Duration of one request to Compass.",

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import __version__
 from daemon.config import parse_listen
+from daemon.config.types import COMPASS_STATES
 from daemon.ops.metrics import Metrics, MetricsServer
 
 
@@ -27,6 +28,8 @@ class Probe:
     dead: int = 0
     tokens: float = 0.0
     limit: int = 100
+    paced: float = 100.0
+    paused: bool = False
     watch_count: int = 0
     health: tuple[bool, str] = (True, "")
     readiness: tuple[bool, str] = (True, "")
@@ -45,6 +48,12 @@ class Probe:
 
     def budget_limit(self) -> int:
         return self.limit
+
+    def paced_rate_per_minute(self) -> float:
+        return self.paced
+
+    def delivery_paused(self) -> bool:
+        return self.paused
 
     def watches(self) -> int:
         return self.watch_count
@@ -134,6 +143,15 @@ async def test_metrics_counts_what_the_daemon_reports(
     assert value(found, "buildtail_build_info", version=__version__) == 1
 
 
+def test_the_series_alerts_count_start_at_0() -> None:
+    """rate() and increase() see an increment only between two samples: these exist before the first."""
+    found = samples(generate_latest(Metrics().registry).decode())
+    for state in COMPASS_STATES:
+        assert value(found, "buildtail_runs_detected_total", state=state) == 0
+    assert value(found, "buildtail_events_sent_total", outcome="accepted", status="202") == 0
+    assert value(found, "buildtail_events_sent_total", outcome="retry", status="429") == 0
+
+
 async def test_last_delivery_moves_only_on_accepted(metrics: Metrics) -> None:
     def last() -> float:
         return value(
@@ -158,6 +176,8 @@ async def test_gauges_follow_the_probe_at_scrape_time(
         "buildtail_dead_letters": 0.0,
         "buildtail_rate_budget_tokens": 0.0,
         "buildtail_rate_budget_limit_per_minute": 100.0,
+        "buildtail_rate_limit_current_per_minute": 100.0,
+        "buildtail_delivery_paused": 0.0,
         "buildtail_watches": 0.0,
     }
     found = samples((await get(http, server, "/metrics"))[2])
@@ -165,6 +185,7 @@ async def test_gauges_follow_the_probe_at_scrape_time(
 
     probe.depth, probe.oldest_age, probe.dead = 7, 42.5, 3
     probe.tokens, probe.limit, probe.watch_count = 2.25, 60, 118
+    probe.paced, probe.paused = 45.0, True
     found = samples((await get(http, server, "/metrics"))[2])
     assert {n: value(found, n) for n in names} == {
         "buildtail_queue_depth": 7,
@@ -172,8 +193,30 @@ async def test_gauges_follow_the_probe_at_scrape_time(
         "buildtail_dead_letters": 3,
         "buildtail_rate_budget_tokens": 2.25,
         "buildtail_rate_budget_limit_per_minute": 60,
+        "buildtail_rate_limit_current_per_minute": 45,
+        "buildtail_delivery_paused": 1,
         "buildtail_watches": 118,
     }
+
+
+async def test_delivery_paused_goes_back_to_0_when_delivery_resumes(
+    probe: Probe, server: MetricsServer, http: aiohttp.ClientSession
+) -> None:
+    seen: list[float] = []
+    for paused in (False, True, True, False):
+        probe.paused = paused
+        seen.append(value(samples((await get(http, server, "/metrics"))[2]), "buildtail_delivery_paused"))
+    assert seen == [0, 1, 1, 0]
+
+
+async def test_the_paced_rate_is_its_own_reading_not_the_configured_limit(
+    probe: Probe, server: MetricsServer, http: aiohttp.ClientSession
+) -> None:
+    """Pacing that adapts to 429s moves the current rate under an unchanged configured limit."""
+    probe.limit, probe.paced = 100, 62.5
+    found = samples((await get(http, server, "/metrics"))[2])
+    assert value(found, "buildtail_rate_budget_limit_per_minute") == 100
+    assert value(found, "buildtail_rate_limit_current_per_minute") == 62.5
 
 
 async def test_a_probe_value_that_fails_leaves_the_rest_of_the_scrape(metrics: Metrics) -> None:
@@ -253,7 +296,7 @@ def test_two_instances_do_not_collide() -> None:
     found_a = samples(generate_latest(a.registry).decode())
     found_b = samples(generate_latest(b.registry).decode())
     assert value(found_a, "buildtail_runs_detected_total", state="FAILED") == 1
-    assert ("buildtail_runs_detected_total", frozenset({("state", "FAILED")})) not in found_b
+    assert value(found_b, "buildtail_runs_detected_total", state="FAILED") == 0
     assert value(found_a, "buildtail_queue_depth") == 4
     assert value(found_b, "buildtail_queue_depth") == 9
 
