@@ -102,7 +102,8 @@ class Backfill:
             for facts in history
         )
         self.say(f"Queued {queued} event(s).")
-        lock = DeliveryLock(s.state_dir)
+        lock = DeliveryLock(s.state_dir, kind="backfill")
+        lock.dry_run = s.compass is None
         if not lock.try_acquire():
             lock.nudge()
             self.say(
@@ -120,6 +121,7 @@ class Backfill:
         finally:
             await delivery.stop(grace=SHUTDOWN_GRACE_S)
             await delivery.close()
+            store.record_stop("backfill")  # interrupted or done, for `buildtail status`: not killed
             lock.release()
         return 0 if not store.outbox_depth(PRIORITY_BACKFILL) else 1
 

@@ -62,6 +62,12 @@ class Delivery:
             metrics=metrics,
         )
         self.task: asyncio.Task[None] | None = None
+        self._lock = lock
+        if lock is not None:
+            # taken now, before the daemon's catch-up, so that `buildtail status` sees the daemon
+            # from its start; if a backfill holds it, the sender waits for it as before
+            lock.dry_run = not self.for_real
+            lock.try_acquire()
 
     @property
     def for_real(self) -> bool:
@@ -106,6 +112,8 @@ class Delivery:
 
     async def close(self) -> None:
         await self.transport.close()
+        if self._lock is not None:
+            self._lock.release()  # the sender released it, unless it never ran
 
     # --- while running ---------------------------------------------------------------------------
 
