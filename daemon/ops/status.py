@@ -34,11 +34,15 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _age(ms: int | None, now_ms: int) -> str:
     if ms is None:
         return "never"
     seconds = max(0, (now_ms - ms) // 1000)
-    when = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = _when(ms)
     if seconds < 120:
         return f"{seconds}s ago ({when})"
     if seconds < 7200:
@@ -199,7 +203,7 @@ def _exit_code(process_state: str, attention: list[str]) -> int:
 
 
 def _who(p: dict[str, Any]) -> str:
-    parts = [f"pid {p['pid']}"]
+    parts = [f"pid {p['pid']}" if p["pid"] is not None else "pid not recorded yet"]
     if p["version"]:
         parts.append(f"buildtail {p['version']}")
     return ", ".join(parts)
@@ -233,7 +237,7 @@ def _delivery_line(d: dict[str, Any], running: bool, now: int) -> str:
         return f"PAUSED since {_age(_from_iso(d['since']), now)}: {d['reason']}"
     if d["state"] == "backing_off":
         until = _from_iso(d["until"]) or now
-        return f"backing off until {d['until']} (in {max(0, (until - now) // 1000)}s): {d['reason']}"
+        return f"backing off until {_when(until)} (in {max(0, (until - now) // 1000)}s): {d['reason']}"
     return "running" if running else "not paused (nothing is sent until the daemon or a backfill runs)"
 
 

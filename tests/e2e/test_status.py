@@ -150,7 +150,8 @@ def test_status_json_lists_dead_letters_and_a_backoff(
     assert report["queue"]["depth"] == 1 and report["queue"]["by_state"] == {"SUCCESSFUL": 1}
     assert report["queue"]["oldest_age_s"] is not None and report["queue"]["last_error"].startswith("503")
     text = _status(daemon.config_path)
-    assert _line(text.stdout, "delivery").startswith(f"backing off until {delivery['until']} (in ")
+    until = delivery["until"].replace("T", " ").replace("Z", " UTC")
+    assert _line(text.stdout, "delivery").startswith(f"backing off until {until} (in ")
     assert "rejected#1 seq " in text.stdout and "HTTP 400" in text.stdout
 
     assert daemon.stop() == 0
