@@ -46,8 +46,9 @@ class Delivery:
         metrics: Metrics | None = None,
         lock: DeliveryLock | None = None,
     ) -> None:
-        """``lock``: held by the sender while it delivers (the daemon); None when the caller holds it
-        already (a backfill delivering while the daemon is down)."""
+        """``lock``: the daemon's; taken here if it is free, else by the sender once a backfill lets
+        it go, and held until the sender stops (``close`` lets it go if the sender never ran).
+        None when the caller holds it already (a backfill delivering while the daemon is down)."""
         self.settings = settings
         self.dry_run = dry_run
         self.bucket = _bucket(settings, dry_run)
