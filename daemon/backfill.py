@@ -10,8 +10,13 @@ leaves its queue in the database: the daemon, or the next backfill, carries on f
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -62,6 +67,76 @@ def _eta(events: int, per_minute: int) -> str:
     return f"about {format_duration(int(events / per_minute * 60_000))} at {per_minute} per minute"
 
 
+class _Bar:
+    """The progress line on a terminal, redrawn in place with ``\r``. Anything else printed while it
+    shows goes above it: the line is cleared, the text printed, the bar drawn again below."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.line = ""
+        self._lock = threading.Lock()  # log records may come from other threads
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80  # 0: a size nobody set
+        except (OSError, ValueError):
+            return 80
+
+    def draw(self, line: str) -> None:
+        with self._lock:
+            self.line = line[: max(self._columns() - 1, 20)]  # a wrapped bar cannot be redrawn in place
+            self.out.write("\r\x1b[K" + self.line)
+            self.out.flush()
+
+    def above(self, text: str) -> None:
+        with self._lock:
+            self.out.write("\r\x1b[K" + text + "\n" + self.line)
+            self.out.flush()
+
+    def end(self) -> None:
+        """The bar stays as it was last drawn; what follows starts on a line of its own."""
+        with self._lock:
+            if self.line:
+                self.out.write("\n")
+                self.out.flush()
+            self.line = ""
+
+
+class _AboveTheBar(logging.Handler):
+    """Log records printed above the bar, formatted as the handler it stands in for would."""
+
+    def __init__(self, bar: _Bar, replaced: logging.Handler) -> None:
+        super().__init__(replaced.level)
+        self.bar = bar
+        self.setFormatter(replaced.formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.bar.above(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def _logs_above(bar: _Bar) -> Iterator[None]:
+    """While the bar shows, the log handlers that write to its terminal write above it instead.
+
+    Held back and summarised at the end would be the other way; but a backfill can run for hours,
+    and a paused delivery or a dead letter must be seen when it happens, not after.
+    """
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    root.handlers[:] = [
+        _AboveTheBar(bar, h) if isinstance(h, logging.StreamHandler) and h.stream is bar.out else h
+        for h in saved
+    ]
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved
+        bar.end()
+
+
 class Backfill:
     def __init__(
         self, settings: Settings, *, since_s: float, dry_run: bool, out: TextIO | None = None
@@ -71,9 +146,13 @@ class Backfill:
         self.dry_run = dry_run
         self.out = out or sys.stderr
         self.tty = self.out.isatty()
+        self.bar = _Bar(self.out) if self.tty else None
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        if self.bar is not None and self.bar.line:
+            self.bar.above(text)
+        else:
+            print(text, file=self.out, flush=True)
 
     async def run(self) -> int:
         store = Store(self.settings.state_dir)
@@ -102,26 +181,35 @@ class Backfill:
             for facts in history
         )
         self.say(f"Queued {queued} event(s).")
-        lock = DeliveryLock(s.state_dir)
+        lock = DeliveryLock(s.state_dir, kind="backfill")
+        lock.dry_run = s.compass is None
         if not lock.try_acquire():
             lock.nudge()
             self.say(
                 "The daemon is running and delivers them; showing progress (Ctrl-C stops watching only)."
             )
-            await self._progress(store, pending, limit)
+            with self._output():
+                await self._progress(store, pending, limit)
             return 0
         self.say(
             "The daemon is not running: delivering them from here (Ctrl-C stops; the rest stays queued)."
         )
         delivery = Delivery(s, store)  # the lock is held here, for the whole delivery
-        delivery.start()
         try:
-            await self._progress(store, pending, limit, delivery)
+            with self._output():
+                delivery.start()
+                try:
+                    await self._progress(store, pending, limit, delivery)
+                finally:
+                    await delivery.stop(grace=SHUTDOWN_GRACE_S)
+                    await delivery.close()
         finally:
-            await delivery.stop(grace=SHUTDOWN_GRACE_S)
-            await delivery.close()
+            store.record_stop("backfill")  # interrupted or done, for `buildtail status`: not killed
             lock.release()
         return 0 if not store.outbox_depth(PRIORITY_BACKFILL) else 1
+
+    def _output(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.bar is None else _logs_above(self.bar)
 
     async def _progress(self, store: Store, total: int, limit: int, delivery: Delivery | None = None) -> None:
         started = time.monotonic()
@@ -133,11 +221,13 @@ class Backfill:
                 last_line = time.monotonic()
                 self._show(done, total, left, limit, time.monotonic() - started)
             if left == 0:
-                if self.tty:
-                    print(file=self.out)
+                if self.bar is not None:
+                    self.bar.end()
                 self.say(f"Done: {total} event(s) delivered in {_since(started)}.")
                 return
             if delivery is not None and not delivery.alive:
+                if self.bar is not None:
+                    self.bar.end()
                 self.say("Delivery stopped; the rest stays queued.")
                 return
             await asyncio.sleep(1.0)
@@ -149,7 +239,7 @@ class Backfill:
         filled = int(width * done / total) if total else width
         percent = done * 100 // max(total, 1)
         line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent}%  ETA {eta}"
-        if self.tty:
-            print("\r" + line, end="", file=self.out, flush=True)
+        if self.bar is not None:
+            self.bar.draw(line)
         else:
             self.say(line)

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config-schema", help="print the JSON Schema of the configuration file (for YAML editors)")
     status = sub.add_parser("status", help="queue, deliveries, dead letters and budget (works while running)")
     status.add_argument("--config", required=True, type=Path, metavar="PATH")
+    status.add_argument("--json", action="store_true", help="one JSON object (the README describes it)")
     doctor = sub.add_parser(
         "doctor", help="check the Compass site, credentials and event sources (read-only)"
     )
@@ -152,22 +153,22 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
         return 130
 
 
-def _status(path: Path) -> int:
+def _status(path: Path, as_json: bool) -> int:
     settings = _load(path, need_secrets=False)
     if settings is None:
         return 2
-    from daemon.ops.status import status_report
+    from daemon.ops.status import collect, render
 
     try:
-        lines, attention = status_report(settings)
+        report = collect(settings)
     except (FileNotFoundError, sqlite3.Error) as exc:
         print(
             f"buildtail status: {exc} (has buildtail run ever started with this configuration?)",
             file=sys.stderr,
         )
         return 2
-    print("\n".join(lines))
-    return 1 if attention else 0
+    print(json.dumps(report, indent=2) if as_json else "\n".join(render(report)))
+    return int(report["exit_code"])
 
 
 def _job_names(settings: Settings) -> list[str]:
@@ -226,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(config_json_schema(), indent=2))
         return 0
     if args.command == "status":
-        return _status(args.config)
+        return _status(args.config, args.json)
     if args.command == "doctor":
         return _compass_command(args.config, "doctor")
     if args.command == "compass":

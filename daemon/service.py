@@ -225,6 +225,7 @@ class Service:
             await self.delivery.stop(SHUTDOWN_GRACE_S)
             await self.delivery.close()
         if self.store is not None:
+            self.store.record_stop("daemon")
             self.store.close()
         log.info("stopped; state saved")
 

@@ -8,6 +8,7 @@ as reported without its event in the outbox, nor the other way round.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -223,6 +224,16 @@ class Store:
     def set_meta_int(self, key: str, value: int) -> None:
         with self._tx():
             self._set_meta(key, str(value))
+
+    def record_stop(self, kind: str) -> None:
+        """This process (a ``daemon`` or a ``backfill``) stops cleanly: ``buildtail status`` tells
+        that from a killed one by this record, one per kind (a daemon stopping beside a backfill
+        must not overwrite the backfill's). A database that refuses the write (full disk) costs
+        the record, not the shutdown."""
+        try:
+            self.set_meta_json(f"last_stop_{kind}", {"pid": os.getpid(), "kind": kind, "at_ms": now_ms()})
+        except sqlite3.Error:
+            pass
 
     # --- file checkpoints (log and result-file sources) ----------------------------------------------
 

@@ -14,6 +14,7 @@ from daemon.config.types import COMPASS_STATES, Duration, Strict, resolve_path
 from parsers import RuleError, RuleSet, check_template
 
 __all__ = [
+    "PRESETS",
     "JenkinsSourceSettings",
     "LogRules",
     "LogSourceSettings",
@@ -170,6 +171,7 @@ class ResultFileSourceSettings(Strict):
 
 
 _LOG_ONLY_KEYS = ("rules", "path_pattern", "max_line_bytes")
+PRESETS = ("cruisecontrol", "gocd")
 
 
 def expand_preset(source: Any) -> Any:
@@ -201,7 +203,7 @@ def expand_preset(source: Any) -> Any:
             "paths": [f"{home}/artifacts/pipelines/*/*/*/*/*/cruise-output/console.log"],
             **rest,
         }
-    raise ValueError(f"unknown preset {preset!r}: cruisecontrol or gocd")
+    raise ValueError(f"unknown preset {preset!r}: {' or '.join(PRESETS)}")
 
 
 SourceSettings = Annotated[

@@ -46,8 +46,9 @@ class Delivery:
         metrics: Metrics | None = None,
         lock: DeliveryLock | None = None,
     ) -> None:
-        """``lock``: held by the sender while it delivers (the daemon); None when the caller holds it
-        already (a backfill delivering while the daemon is down)."""
+        """``lock``: the daemon's; taken here if it is free, else by the sender once a backfill lets
+        it go, and held until the sender stops (``close`` lets it go if the sender never ran).
+        None when the caller holds it already (a backfill delivering while the daemon is down)."""
         self.settings = settings
         self.dry_run = dry_run
         self.bucket = _bucket(settings, dry_run)
@@ -62,6 +63,12 @@ class Delivery:
             metrics=metrics,
         )
         self.task: asyncio.Task[None] | None = None
+        self._lock = lock
+        if lock is not None:
+            # taken now, before the daemon's catch-up, so that `buildtail status` sees the daemon
+            # from its start; if a backfill holds it, the sender waits for it as before
+            lock.dry_run = not self.for_real
+            lock.try_acquire()
 
     @property
     def for_real(self) -> bool:
@@ -106,6 +113,8 @@ class Delivery:
 
     async def close(self) -> None:
         await self.transport.close()
+        if self._lock is not None:
+            self._lock.release()  # the sender released it, unless it never ran
 
     # --- while running ---------------------------------------------------------------------------
 

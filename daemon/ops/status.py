@@ -1,59 +1,273 @@
-"""``buildtail status``: what the daemon's state database says, read while the daemon runs."""
+"""``buildtail status``: whether a process delivers, and what the state database says, read while
+the daemon runs.
+
+Two separate questions. The *process* state comes from the delivery lock: a process holding it is
+delivering (the daemon, or ``buildtail backfill`` while the daemon is down); a free lock whose
+file still names a holder that left no clean-stop record means that holder was killed. The
+*delivery* state (paused, backing off, dry run) is what the sender recorded in the database.
+
+Imports stay light (no aiohttp, pydantic or watchdog): the command only reads two files.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from daemon.config import Settings
-from daemon.store import Store
+from daemon.delivery.lock import DeliveryLock, Holder
+from daemon.store import PRIORITY_BACKFILL, Store
 
-__all__ = ["status_report"]
+if TYPE_CHECKING:
+    from daemon.config import Settings
+
+__all__ = ["EXIT_ATTENTION", "EXIT_NOT_RUNNING", "EXIT_UNKNOWN", "collect", "render"]
+
+EXIT_ATTENTION = 1  # delivery paused, or dead letters
+EXIT_NOT_RUNNING = 3  # no process delivers (as LSB's and systemctl's "not running")
+EXIT_UNKNOWN = 4  # the lock cannot be read by this user
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _age(ms: int | None, now_ms: int) -> str:
     if ms is None:
         return "never"
     seconds = max(0, (now_ms - ms) // 1000)
-    when = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = _when(ms)
     if seconds < 120:
         return f"{seconds}s ago ({when})"
     if seconds < 7200:
         return f"{seconds // 60}m ago ({when})"
-    return f"{seconds // 3600}h ago ({when})"
+    if seconds < 172800:
+        return f"{seconds // 3600}h ago ({when})"
+    return f"{seconds // 86400}d ago ({when})"
 
 
-def status_report(settings: Settings) -> tuple[list[str], bool]:
-    """Report lines, and whether anything needs attention (paused delivery or dead letters)."""
+def _from_iso(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+# --- collecting -----------------------------------------------------------------------------------
+
+
+def _stop(record: Any) -> dict[str, Any] | None:
+    if not isinstance(record, dict) or "pid" not in record:
+        return None
+    return {"kind": record.get("kind"), "pid": record["pid"], "at": _iso(record.get("at_ms"))}
+
+
+def _process(lock: DeliveryLock, store: Store) -> dict[str, Any]:
+    held = lock.is_held()  # first: a stop is recorded after the lock is let go
+    holder = lock.holder_info()
+    stops = [s for k in ("daemon", "backfill") if (s := _stop(store.get_meta_json(f"last_stop_{k}")))]
+    stops.sort(key=lambda s: s["at"] or "")
+    out: dict[str, Any] = {
+        "state": "unknown",
+        "kind": None,
+        "pid": None,
+        "version": None,
+        "since": None,
+        "delivering_since": None,
+        "dry_run": False,
+        "last_stop": stops[-1] if stops else None,
+    }
+    if holder is not None:
+        out.update(
+            kind=holder.kind,
+            pid=holder.pid,
+            version=holder.version,
+            since=_iso(holder.started_ms),
+            delivering_since=_iso(holder.since_ms),
+            dry_run=holder.dry_run,
+        )
+    if held:
+        out["state"] = "running"
+    elif held is False:
+        out["state"] = "stopped" if holder is None or _stopped_cleanly(holder, stops) else "crashed"
+        if out["state"] == "stopped" and holder is not None:
+            out["last_stop"] = next(s for s in reversed(stops) if s["pid"] == holder.pid)
+    return out
+
+
+def _stopped_cleanly(holder: Holder, stops: list[dict[str, Any]]) -> bool:
+    """The holder the lock file names left a clean-stop record after it took the lock."""
+    taken = _iso(holder.since_ms) or ""
+    return any(
+        s["pid"] == holder.pid
+        and (holder.kind is None or s["kind"] == holder.kind)
+        and (s["at"] or "") >= taken
+        for s in stops
+    )
+
+
+def _delivery(settings: Settings, store: Store, process: dict[str, Any], now: int) -> dict[str, Any]:
+    paused, paused_since = store.delivery_state()
+    _, due_ms = store.next_due(now)
+    out: dict[str, Any] = {"state": "running", "reason": None, "since": None, "until": None}
+    if settings.compass is None or (process["state"] == "running" and process["dry_run"]):
+        out["state"] = "dry_run"
+    elif paused:
+        out.update(state="paused", reason=paused, since=_iso(paused_since))
+    elif due_ms is not None and due_ms > now:
+        out.update(state="backing_off", reason=store.last_error(), until=_iso(due_ms))
+    return out
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    """The whole report as plain data (what ``status --json`` prints; the shape is in the README)."""
+    lock = DeliveryLock(settings.state_dir)
     store = Store(settings.state_dir, readonly=True)
     try:
         now = time.time_ns() // 1_000_000
+        process = _process(lock, store)
+        delivery = _delivery(settings, store, process, now)
         depth = store.outbox_depth()
-        by_state = store.outbox_by_state()
         oldest = store.oldest_queued_ms()
-        paused, paused_since = store.delivery_state()
+        last = store.get_meta_int("last_delivery_ms")
         dead = store.dead_letters()
         budget = store.get_meta_json("budget")
-        lines = [f"state database   {store.path}"]
-        detail = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items()))
-        lines.append(f"queue            {depth} event(s)" + (f" ({detail})" if detail else ""))
-        lines.append(f"oldest queued    {_age(oldest, now) if oldest else '-'}")
-        if depth and (error := store.last_error()):
-            lines.append(f"last error       {error}")
-        lines.append(f"last delivery    {_age(store.get_meta_int('last_delivery_ms'), now)}")
-        if paused:
-            lines.append(f"delivery         PAUSED since {_age(paused_since, now)}: {paused}")
-        else:
-            lines.append("delivery         running" + (" (dry run)" if settings.compass is None else ""))
-        if budget:
-            lines.append(
-                f"rate budget      {budget['limit']}/min, burst {budget['burst']}: "
-                f"{budget['sent_last_minute']} request(s) in the last minute, "
-                f"{budget['tokens']:.1f} token(s) left ({_age(budget['at_ms'], now)})"
-            )
-        lines.append(f"dead letters     {len(dead)}")
-        for d in dead:
-            lines.append(f"  {d.pipeline_id} seq {d.seq}: HTTP {d.status}: {d.error}"[:400])
-        return lines, bool(paused or dead)
+        report: dict[str, Any] = {
+            "format": 1,
+            "state_database": str(store.path),
+            "process": process,
+            "delivery": delivery,
+            "queue": {
+                "depth": depth,
+                "by_state": dict(sorted(store.outbox_by_state().items())),
+                "backfill": store.outbox_depth(PRIORITY_BACKFILL),
+                "oldest_at": _iso(oldest),
+                "oldest_age_s": None if oldest is None else max(0, (now - oldest) // 1000),
+                "last_error": store.last_error() if depth else None,
+            },
+            "last_delivery": None
+            if last is None
+            else {"at": _iso(last), "age_s": max(0, (now - last) // 1000)},
+            "dead_letters": {
+                "count": len(dead),
+                "items": [
+                    {
+                        "pipeline_id": d.pipeline_id,
+                        "seq": d.seq,
+                        "status": d.status,
+                        "error": d.error,
+                        "failed_at": _iso(d.failed_ms),
+                    }
+                    for d in dead
+                ],
+            },
+            "budget": None
+            if not budget
+            else {
+                "limit_per_minute": budget["limit"],
+                "burst": budget["burst"],
+                "sent_last_minute": budget["sent_last_minute"],
+                "tokens": round(float(budget["tokens"]), 1),
+                "at": _iso(budget["at_ms"]),
+            },
+        }
     finally:
         store.close()
+    attention = []
+    if process["state"] in ("stopped", "crashed"):
+        attention.append("not_running" if process["state"] == "stopped" else "crashed")
+    if delivery["state"] == "paused":
+        attention.append("paused")
+    if dead:
+        attention.append("dead_letters")
+    report["attention"] = attention
+    report["exit_code"] = _exit_code(process["state"], attention)
+    return report
+
+
+def _exit_code(process_state: str, attention: list[str]) -> int:
+    """Not running wins over the rest: while nothing delivers, that is the first thing to fix."""
+    if process_state == "unknown":
+        return EXIT_UNKNOWN
+    if process_state != "running":
+        return EXIT_NOT_RUNNING
+    return EXIT_ATTENTION if attention else 0
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def _who(p: dict[str, Any]) -> str:
+    parts = [f"pid {p['pid']}" if p["pid"] is not None else "pid not recorded yet"]
+    if p["version"]:
+        parts.append(f"buildtail {p['version']}")
+    return ", ".join(parts)
+
+
+def _process_line(p: dict[str, Any], now: int) -> str:
+    kind = p["kind"] or "a buildtail process"
+    if p["state"] == "running":
+        since = f", started {_age(_from_iso(p['since']), now)}" if p["since"] else ""
+        line = f"{kind} running ({_who(p)}{since})"
+        if p["kind"] == "backfill":
+            line += ": it delivers while no daemon does (a daemon started meanwhile waits for it)"
+        return line
+    if p["state"] == "unknown":
+        return "unknown: the delivery lock cannot be read by this user"
+    if p["state"] == "crashed":
+        return f"NOT RUNNING: the last holder ({kind}, {_who(p)}) did not stop cleanly (killed?)" + (
+            f"; last clean stop {_age(_from_iso(p['last_stop']['at']), now)}" if p["last_stop"] else ""
+        )
+    stop = p["last_stop"]
+    if stop is None:
+        return "not running: no process has delivered from this state yet"
+    when = _age(_from_iso(stop["at"]), now)
+    return f"not running: {stop['kind']} (pid {stop['pid']}) stopped cleanly {when}"
+
+
+def _delivery_line(d: dict[str, Any], running: bool, now: int) -> str:
+    if d["state"] == "dry_run":
+        return "dry run (events are printed, not sent)"
+    if d["state"] == "paused":
+        return f"PAUSED since {_age(_from_iso(d['since']), now)}: {d['reason']}"
+    if d["state"] == "backing_off":
+        until = _from_iso(d["until"]) or now
+        return f"backing off until {_when(until)} (in {max(0, (until - now) // 1000)}s): {d['reason']}"
+    return "running" if running else "not paused (nothing is sent until the daemon or a backfill runs)"
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    """The report as the lines ``buildtail status`` prints."""
+    now = time.time_ns() // 1_000_000
+    p, d, q = report["process"], report["delivery"], report["queue"]
+    detail = ", ".join(f"{n} {s}" for s, n in q["by_state"].items())
+    lines = [
+        f"process          {_process_line(p, now)}",
+        f"delivery         {_delivery_line(d, p['state'] == 'running', now)}",
+        f"state database   {report['state_database']}",
+        f"queue            {q['depth']} event(s)"
+        + (f" ({detail})" if detail else "")
+        + (f", {q['backfill']} of them from backfill" if q["backfill"] else ""),
+        f"oldest queued    {_age(_from_iso(q['oldest_at']), now) if q['oldest_at'] else '-'}",
+    ]
+    if q["last_error"]:
+        lines.append(f"last error       {q['last_error']}")
+    last = report["last_delivery"]
+    lines.append(f"last delivery    {_age(_from_iso(last['at']) if last else None, now)}")
+    if (b := report["budget"]) is not None:
+        lines.append(
+            f"rate budget      {b['limit_per_minute']}/min, burst {b['burst']}: "
+            f"{b['sent_last_minute']} request(s) in the last minute, "
+            f"{b['tokens']:.1f} token(s) left ({_age(_from_iso(b['at']), now)})"
+        )
+    dead = report["dead_letters"]
+    lines.append(f"dead letters     {dead['count']}")
+    for item in dead["items"]:
+        line = f"  {item['pipeline_id']} seq {item['seq']}: HTTP {item['status']}: {item['error']}"
+        lines.append(line[:400])
+    return lines

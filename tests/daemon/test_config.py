@@ -637,3 +637,112 @@ def test_settings_model_validate_without_file(tmp_path: Path) -> None:
     )
     assert s.host == "ci.example.com"
     assert s.sources[0].home == tmp_path
+
+
+# --- typos get a suggestion -------------------------------------------------------------------------
+
+
+def test_a_misspelt_key_gets_the_closest_key_of_its_own_section(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        compass:
+          cloud_id: cloud-1
+          email: bot@example.com
+          site: example.atlassian.net
+          api_token: plain
+          rate_limit_per_minut: 50
+        sources:
+          - type: log
+            paths: [/var/log/ci/*.log]
+            rules: {finish: 'END (?P<id>\\d+) (?P<result>\\w+)', pipline: nightly}
+            wtch: polling
+          - preset: gocd
+            home: jenkins
+            timezon: Europe/Berlin
+        lgo_level: debug
+        colour: red
+        """,
+    )
+    errors = errors_of(path)
+    assert errors == [
+        f"{path}:6: compass.rate_limit_per_minut: unknown key (did you mean rate_limit_per_minute?)",
+        f"{path}:10: sources[0].rules.pipline: unknown key (did you mean pipeline?)",
+        f"{path}:11: sources[0].wtch: unknown key (did you mean watch?)",
+        f"{path}:14: sources[1].timezon: unknown key (did you mean timezone?)",  # a preset's source
+        f"{path}:15: lgo_level: unknown key (did you mean log_level?)",
+        f"{path}:16: colour: unknown key",  # nothing close: no guess
+    ]
+
+
+def test_a_misspelt_value_gets_the_closest_allowed_value(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        log_level: INF
+        log_format: yaml
+        sources:
+          - type: jenkins
+            home: jenkins
+            watch: inotfy
+          - type: result_file
+            paths: [/tmp/results/*.json]
+            format: cruisecontrl
+        """,
+    )
+    assert errors_of(path) == [
+        f"{path}:1: log_level: Input should be 'debug', 'info', 'warning' or 'error' (did you mean info?)",
+        f"{path}:2: log_format: Input should be 'text' or 'json'",
+        f"{path}:6: sources[0].watch: Input should be 'inotify' or 'polling' (did you mean inotify?)",
+        f"{path}:9: sources[1].format: Input should be 'auto', 'cruisecontrol' or 'gocd'"
+        " (did you mean cruisecontrol?)",
+    ]
+
+
+def test_a_misspelt_source_type_or_preset_is_named_where_it_is(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+          - type: jenkin
+            home: jenkins
+          - type: teamcity
+            home: jenkins
+        """,
+    )
+    assert errors_of(path) == [
+        f"{path}:4: sources[1].type: unknown type 'jenkin' (did you mean jenkins?)",
+        f"{path}:6: sources[2].type: unknown type 'teamcity'"
+        " (expected jenkins, log, result_file or a preset)",
+    ]
+    presets = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+          - preset: gocdd
+            home: jenkins
+        """,
+        name="presets.yaml",
+    )
+    assert errors_of(presets) == [
+        f"{presets}:4: sources[1].preset: unknown preset 'gocdd': cruisecontrol or gocd (did you mean gocd?)"
+    ]
+    gocd = write(
+        tmp_path,
+        """
+        sources:
+          - preset: cruisecontrol
+            home: jenkins
+          - preset: gocd
+            home: jenkins
+            rules: {finish: x}
+        """,
+        name="gocd.yaml",
+    )
+    [error] = errors_of(gocd)
+    assert error.startswith(f"{gocd}:4: sources[1].preset: preset gocd: rules: not used any more")
+    assert "did you mean" not in error

@@ -319,7 +319,7 @@ def test_without_auto_setup_delivery_pauses_until_setup_and_sighup(
     assert "configuration reloaded" in daemon.stderr
 
     wait_until(
-        lambda: "running" in buildtail("status", config=daemon.config_path).stdout,
+        lambda: "\ndelivery         running\n" in buildtail("status", config=daemon.config_path).stdout,
         what="status to show delivery running again",
     )
     after = buildtail("status", config=daemon.config_path)
