@@ -116,6 +116,12 @@ class Sender:
 
     async def _deliver(self) -> None:
         try:
+            # a pause recorded by an earlier process is not this one's: it finds out for itself
+            if self._store.delivery_state()[0] is not None:
+                self._store.set_delivery_state(None)
+        except sqlite3.Error:
+            pass  # the loop below meets the same trouble and reports it
+        try:
             while not self._stopping:
                 try:
                     await self._step()

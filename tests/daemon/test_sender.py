@@ -187,6 +187,15 @@ async def test_unauthorized_keeps_the_event_queued(tmp_path: Path, store: Store,
     assert held is not None and held.attempts == 0  # a pause is not a failed attempt
 
 
+async def test_a_pause_recorded_by_an_earlier_process_is_not_this_ones(
+    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+) -> None:
+    store.set_delivery_state("Compass refused the credentials (HTTP 401)")  # the last process's
+    async with Running(store, transport, fake.cloud_id):
+        await wait_until(lambda: store.delivery_state()[0] is None)
+    assert store.delivery_state()[0] is None
+
+
 async def test_stdout_transport_writes_one_json_line_per_event(tmp_path: Path, store: Store) -> None:
     out = io.StringIO()
     first = queue(
