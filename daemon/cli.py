@@ -23,7 +23,9 @@ from daemon import __version__
 from daemon.config import ConfigError, Settings, config_json_schema, load_settings, parse_duration
 from daemon.ops.logs import setup_logging
 
-__all__ = ["main"]
+__all__ = ["EXIT_STATE_VERSION", "main"]
+
+EXIT_STATE_VERSION = 78  # EX_CONFIG: the state database needs another release (the unit does not restart)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,11 +127,15 @@ def _run(path: Path, dry_run: bool) -> int:
     if settings is None:
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    from daemon.migrations import StateVersionError
     from daemon.service import Service
 
     service = Service(settings, dry_run=dry_run, config_path=path)
     try:
         asyncio.run(service.serve())
+    except StateVersionError as exc:  # restarting would not help: systemd is told not to
+        logging.getLogger("buildtail").critical("cannot run: %s", exc)
+        return EXIT_STATE_VERSION
     except OSError as exc:
         logging.getLogger("buildtail").critical("cannot run: %s", exc)
         return 1
@@ -142,9 +148,13 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
         return 2
     setup_logging(settings.log_level, settings.log_format)
     from daemon.backfill import Backfill
+    from daemon.migrations import StateVersionError
 
     try:
         return asyncio.run(Backfill(settings, since_s=since_s, dry_run=dry_run).run())
+    except StateVersionError as exc:
+        print(f"buildtail backfill: {exc}", file=sys.stderr)
+        return EXIT_STATE_VERSION
     except KeyboardInterrupt:
         print(
             "\ninterrupted: what is queued stays queued; run the same command again to resume",
@@ -157,10 +167,14 @@ def _status(path: Path, as_json: bool) -> int:
     settings = _load(path, need_secrets=False)
     if settings is None:
         return 2
+    from daemon.migrations import StateVersionError
     from daemon.ops.status import collect, render
 
     try:
         report = collect(settings)
+    except StateVersionError as exc:
+        print(f"buildtail status: {exc}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, sqlite3.Error) as exc:
         print(
             f"buildtail status: {exc} (has buildtail run ever started with this configuration?)",

@@ -2,7 +2,8 @@
 
 One connection, WAL, ``synchronous=FULL``: a committed event survives a power cut. The run's new
 state and its queued event are written in one transaction, so a crash can never leave a run marked
-as reported without its event in the outbox, nor the other way round.
+as reported without its event in the outbox, nor the other way round. The database's shape, and
+bringing one an earlier release wrote up to it, are ``migrations``' business.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.clock import now_ms
+from daemon.migrations import check_readable, prepare
 
 __all__ = [
     "PRIORITY_BACKFILL",
@@ -33,57 +35,6 @@ STORE_RETRY_S = 5.0  # a write that failed (disk full, database locked) is tried
 PRIORITY_TERMINAL = 2
 PRIORITY_IN_PROGRESS = 1
 PRIORITY_BACKFILL = 0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    source TEXT NOT NULL,
-    job TEXT NOT NULL,
-    number NOT NULL,  -- no type: a Jenkins build number, or another CI's run id, kept as given
-    generation INTEGER NOT NULL,
-    pipeline_id TEXT NOT NULL UNIQUE,
-    started_at_ms INTEGER NOT NULL,
-    jenkins_start_ms INTEGER,
-    dir_ino INTEGER,
-    state TEXT NOT NULL,
-    terminal INTEGER NOT NULL,
-    acked_state TEXT,
-    updated_ms INTEGER NOT NULL,
-    PRIMARY KEY (source, job, number, generation)
-);
-CREATE INDEX IF NOT EXISTS runs_open ON runs (terminal) WHERE terminal = 0;
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    pipeline_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    terminal INTEGER NOT NULL,
-    priority INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority DESC, id);
-CREATE INDEX IF NOT EXISTS outbox_pipeline ON outbox (pipeline_id, terminal);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    source TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (source, key)
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    pipeline_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    status INTEGER,
-    error TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    failed_ms INTEGER NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +86,7 @@ class Store:
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA busy_timeout=10000")
+            check_readable(self._db, self.path)
             self.created = False
             return
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -143,13 +95,15 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=2000")
-        with self._tx():
-            for stmt in filter(str.strip, _SCHEMA.split(";")):
-                self._db.execute(stmt)
-            self.created = self._get_meta("created_ms") is None
-            if self.created:
-                self._set_meta("created_ms", str(now_ms()))
-                self._set_meta("schema", "1")
+        try:
+            prepare(self._db, self.path)
+            with self._tx():
+                self.created = self._get_meta("created_ms") is None
+                if self.created:
+                    self._set_meta("created_ms", str(now_ms()))
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()

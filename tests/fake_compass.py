@@ -604,6 +604,11 @@ class FakeCompass:
         with self._state.lock:
             self._state.script.extend(responses)
 
+    def unscript(self) -> None:
+        """Drop the scripted responses not consumed yet: from now on every request is answered normally."""
+        with self._state.lock:
+            self._state.script.clear()
+
     def clear(self) -> None:
         """Forget everything recorded (not the scripted faults)."""
         with self._state.lock:

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "daemon": 1,  # the package itself: the version
     "daemon.clock": 1,
     "daemon.config": 1,
+    "daemon.migrations": 1,
     "daemon.store": 2,
     "daemon.ops.logs": 2,
     "daemon.ops.notify": 2,

@@ -124,6 +124,18 @@ def _delivery(settings: Settings, store: Store, process: dict[str, Any], now: in
     return out
 
 
+def _schema(store: Store) -> dict[str, Any]:
+    upgraded = store.get_meta_json("upgraded")
+    if not isinstance(upgraded, dict):
+        upgraded = {}
+    return {
+        "version": store.get_meta_int("schema"),
+        "upgraded_from": upgraded.get("from"),
+        "upgraded_at": _iso(upgraded.get("at_ms")),
+        "copy_before_upgrade": upgraded.get("backup"),
+    }
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     """The whole report as plain data (what ``status --json`` prints; the shape is in the README)."""
     lock = DeliveryLock(settings.state_dir)
@@ -140,6 +152,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         report: dict[str, Any] = {
             "format": 1,
             "state_database": str(store.path),
+            "schema": _schema(store),
             "process": process,
             "delivery": delivery,
             "queue": {
@@ -241,6 +254,16 @@ def _delivery_line(d: dict[str, Any], running: bool, now: int) -> str:
     return "running" if running else "not paused (nothing is sent until the daemon or a backfill runs)"
 
 
+def _schema_text(schema: dict[str, Any], now: int) -> str:
+    text = f"(schema {schema['version']}"
+    if schema["upgraded_from"] is not None:
+        text += (
+            f", upgraded from {schema['upgraded_from']} {_age(_from_iso(schema['upgraded_at']), now)}; "
+            f"the database as it was then: {schema['copy_before_upgrade']}"
+        )
+    return text + ")"
+
+
 def render(report: dict[str, Any]) -> list[str]:
     """The report as the lines ``buildtail status`` prints."""
     now = time.time_ns() // 1_000_000
@@ -249,7 +272,7 @@ def render(report: dict[str, Any]) -> list[str]:
     lines = [
         f"process          {_process_line(p, now)}",
         f"delivery         {_delivery_line(d, p['state'] == 'running', now)}",
-        f"state database   {report['state_database']}",
+        f"state database   {report['state_database']} {_schema_text(report['schema'], now)}",
         f"queue            {q['depth']} event(s)"
         + (f" ({detail})" if detail else "")
         + (f", {q['backfill']} of them from backfill" if q["backfill"] else ""),

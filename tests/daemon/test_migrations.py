@@ -1,0 +1,152 @@
+"""The state database across releases: every earlier release's database opens, migrated in one
+transaction with a copy kept; a newer one is refused untouched; a failed step changes nothing.
+
+The databases are what the releases themselves wrote (``tests/fixtures/state-<version>.sql``, made
+by ``python -m tests.upgrade``): queued events, a run in progress, history, a log checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.migrations import SCHEMA_VERSION, StateVersionError, backup_path, prepare, schema_version
+from daemon.store import Store
+from tests.releases import RELEASES
+from tests.upgrade import fixture_path
+
+TABLES = ("runs", "outbox", "checkpoints", "dead_letters")
+
+
+def _load(version: str, state_dir: Path) -> Path:
+    state_dir.mkdir(parents=True)
+    path = state_dir / "buildtail.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(fixture_path(version).read_text(encoding="utf-8"))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    return path
+
+
+def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        out = {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+        out["meta"] = sorted(db.execute("SELECT * FROM meta WHERE key != 'schema'").fetchall())
+        return out
+    finally:
+        db.close()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _bump_schema(path: Path, version: int) -> None:
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(version),))
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_every_release_has_its_database_as_a_fixture(version: str) -> None:
+    assert fixture_path(version).is_file(), f"run `python -m tests.upgrade` to write {fixture_path(version)}"
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_a_release_database_is_migrated_with_everything_in_it(tmp_path: Path, version: str) -> None:
+    path = _load(version, tmp_path / "state")
+    before = _rows(path)
+    old = schema_version(sqlite3.connect(path))
+    assert old is not None and old <= SCHEMA_VERSION
+    assert before["outbox"] and any(r[9] == 0 for r in before["runs"]), "queued events and a run in progress"
+
+    store = Store(tmp_path / "state")
+    try:
+        assert store.created is False
+        assert store.get_meta_int("schema") == SCHEMA_VERSION
+        after = _rows(path)
+        for table in (*TABLES, "meta"):
+            kept = [r[: len(before[table][0])] for r in after[table]] if before[table] else after[table]
+            assert kept == before[table] or set(before[table]) <= set(kept), table  # added columns only
+        queued = []
+        while (item := store.next_due()[0]) is not None:
+            queued.append((item.pipeline_id, item.seq))
+            store.ack(item)
+        assert sorted(queued) == sorted((r[1], r[2]) for r in before["outbox"]), "same events, same numbers"
+    finally:
+        store.close()
+    if old < SCHEMA_VERSION:
+        copy = backup_path(path, old)
+        assert copy.is_file() and copy.stat().st_mode & 0o077 == 0
+        assert _rows(copy) == before
+        assert schema_version(sqlite3.connect(copy)) == old
+
+
+def test_a_new_database_is_made_by_the_same_steps(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    assert store.created is True
+    assert store.get_meta_int("schema") == SCHEMA_VERSION
+    store.close()
+    assert not list((tmp_path / "state").glob("*.bak"))
+    assert Store(tmp_path / "state").created is False
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["daemon", "status"])
+def test_a_newer_database_is_refused_and_left_untouched(tmp_path: Path, readonly: bool) -> None:
+    Store(tmp_path / "state").close()
+    path = tmp_path / "state" / "buildtail.sqlite3"
+    _bump_schema(path, SCHEMA_VERSION + 1)
+    digest = _digest(path)
+    with pytest.raises(
+        StateVersionError, match=rf"schema {SCHEMA_VERSION + 1}, written by a newer buildtail"
+    ):
+        Store(tmp_path / "state", readonly=readonly)
+    assert _digest(path) == digest
+    assert not list((tmp_path / "state").glob("*.bak"))
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_a_failed_migration_leaves_the_old_database_as_it_was(tmp_path: Path, version: str) -> None:
+    path = _load(version, tmp_path / "state")
+    before = _rows(path)
+    old = schema_version(sqlite3.connect(path))
+    assert old is not None
+
+    def half_done(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half (x)")
+        db.execute("ALTER TABLE runs ADD COLUMN half INTEGER")
+        db.execute("INSERT INTO nowhere VALUES (1)")  # fails
+
+    steps: dict[int, Callable[[sqlite3.Connection], None]] = dict.fromkeys(range(1, old + 1), lambda db: None)
+    steps[old + 1] = half_done
+    db = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(StateVersionError, match="is unchanged and still usable"):
+        prepare(db, path, steps)
+    assert schema_version(db) == old
+    assert not db.in_transaction
+    assert "half" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert _rows(path) == before
+    store = Store(tmp_path / "state")  # the real steps still work on it afterwards
+    assert store.get_meta_int("schema") == SCHEMA_VERSION
+    store.close()
+
+
+def test_a_database_without_a_recorded_schema_is_the_first_one(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "x.sqlite3")
+    assert schema_version(db) is None
+    db.execute("CREATE TABLE runs (x)")
+    assert schema_version(db) == 1
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    assert schema_version(db) == 1
+    db.execute("INSERT INTO meta VALUES ('schema', 'x')")
+    with pytest.raises(StateVersionError, match="not a number"):
+        schema_version(db)
+    db.close()
