@@ -24,6 +24,9 @@ SCRIPTS = [
     "b5_idle.py",
     "b6_throughput.py",
     "b7_log_scan.py",
+    "b3_first_event.py",
+    "b8_shared_account.py",
+    "b9_cli.py",
 ]
 
 

@@ -1,27 +1,27 @@
 """The ``buildtail`` command: ``run``, ``check-config``, ``status``, ``doctor``, ``compass setup``,
 ``backfill``, ``config-schema`` and ``--version``.
 
-The daemon's own rooms (the service, backfill, status, the Compass administration) are imported by
-the subcommand that needs them, when it runs.
+Each subcommand imports what it needs when it runs: ``--version`` and ``status`` load neither the
+configuration's models (pydantic) nor the network stack (aiohttp) nor the file watcher (watchdog).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import faulthandler
 import json
-import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon import __version__
-from daemon.config import ConfigError, Settings, config_json_schema, load_settings, parse_duration
-from daemon.ops.logs import setup_logging
+from daemon.config.values import parse_duration
+
+if TYPE_CHECKING:
+    from daemon.config import Settings
 
 __all__ = ["EXIT_STATE_VERSION", "main"]
 
@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: Path, *, need_secrets: bool = True) -> Settings | None:
+    from daemon.config import ConfigError, load_settings
+
     try:
         return load_settings(path, need_secrets=need_secrets)
     except ConfigError as exc:
@@ -126,9 +128,14 @@ def _run(path: Path, dry_run: bool) -> int:
     settings = _load(path)
     if settings is None:
         return 2
-    setup_logging(settings.log_level, settings.log_format)
+    import asyncio
+    import logging
+
     from daemon.migrations import StateVersionError
+    from daemon.ops.logs import setup_logging
     from daemon.service import Service
+
+    setup_logging(settings.log_level, settings.log_format)
 
     service = Service(settings, dry_run=dry_run, config_path=path)
     try:
@@ -146,9 +153,13 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
     settings = _load(path, need_secrets=not dry_run)
     if settings is None:
         return 2
-    setup_logging(settings.log_level, settings.log_format)
+    import asyncio
+
     from daemon.backfill import Backfill
     from daemon.migrations import StateVersionError
+    from daemon.ops.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
 
     try:
         return asyncio.run(Backfill(settings, since_s=since_s, dry_run=dry_run).run())
@@ -164,11 +175,19 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
 
 
 def _status(path: Path, as_json: bool) -> int:
-    settings = _load(path, need_secrets=False)
-    if settings is None:
-        return 2
+    import sqlite3
+
+    from daemon.config.light import read_status_settings
+    from daemon.config.yamlfile import ConfigError
     from daemon.migrations import StateVersionError
     from daemon.ops.status import collect, render
+
+    try:
+        settings = read_status_settings(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
 
     try:
         report = collect(settings)
@@ -202,6 +221,8 @@ def _compass_command(path: Path, command: str) -> int:
     if settings.compass is None:
         print(f"{path}: there is no compass section to check or set up", file=sys.stderr)
         return 2
+    import asyncio
+
     from daemon.delivery.compass_admin import doctor, setup, targets
     from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 
@@ -238,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backfill":
         return _backfill(args.config, args.since, args.dry_run)
     if args.command == "config-schema":
+        from daemon.config import config_json_schema
+
         print(json.dumps(config_json_schema(), indent=2))
         return 0
     if args.command == "status":

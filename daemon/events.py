@@ -7,15 +7,14 @@ display texts and their 255-character cap. Sources only report facts; the store 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.config.values import job_matches
 from daemon.store import RunRow
 
 __all__ = ["RunFacts", "Update", "format_duration", "iso_ms", "job_matches", "next_update"]
@@ -79,31 +78,6 @@ def format_duration(ms: int) -> str:
 def _cap(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
-
-
-@lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(out + r"\Z")
-
-
-def job_matches(pattern: str, job: str) -> bool:
-    """Glob over job full names: ``*`` stays inside one folder, ``**`` crosses folders."""
-    return _glob(pattern).match(job) is not None
 
 
 def _state(facts: RunFacts, settings: Settings) -> str:

@@ -91,8 +91,19 @@ def _to_1(db: sqlite3.Connection) -> None:
     _execute_script(db, _SCHEMA_1)
 
 
+def _to_2(db: sqlite3.Connection) -> None:
+    """The time of every request of the last minute: the rate budget survives a restart (0.2.0)."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE sends (at_ms INTEGER NOT NULL);
+        CREATE INDEX sends_at ON sends (at_ms);
+        """,
+    )
+
+
 # Step n brings schema n-1 to n. Append only: a released step never changes.
-_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1}
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1, 2: _to_2}
 SCHEMA_VERSION = max(_STEPS)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "OutboxItem",
     "RunRow",
     "Store",
+    "event_payload",
 ]
 
 STORE_RETRY_S = 5.0  # a write that failed (disk full, database locked) is tried again this much later
@@ -73,6 +74,12 @@ class DeadLetter:
     status: int | None
     error: str
     failed_ms: int
+
+
+def event_payload(body: dict[str, Any]) -> dict[str, Any]:
+    """The event in a request body: its ``build`` or its ``deployment`` (a body carries exactly one)."""
+    event: dict[str, Any] = next(iter(body["event"].values()))
+    return event
 
 
 class Store:
@@ -202,6 +209,19 @@ class Store:
                 (source, key, json.dumps(value)),
             )
 
+    # --- the rate budget's requests -------------------------------------------------------------------
+
+    def record_send(self, at_ms: int, *, keep_ms: int = 60_000) -> None:
+        """A request is about to go. Not waited for on disk: a power cut forgets at most the last
+        few, a crashed process none (they are in the WAL)."""
+        with self.batch(durable=False):
+            self._db.execute("INSERT INTO sends (at_ms) VALUES (?)", (at_ms,))
+            self._db.execute("DELETE FROM sends WHERE at_ms < ?", (at_ms - keep_ms,))
+
+    def recent_sends(self, since_ms: int) -> list[int]:
+        rows = self._db.execute("SELECT at_ms FROM sends WHERE at_ms >= ? ORDER BY at_ms", (since_ms,))
+        return [int(r[0]) for r in rows]
+
     # --- runs ---------------------------------------------------------------------------------------
 
     def latest_run(self, source: str, job: str, number: int | str) -> RunRow | None:
@@ -245,7 +265,7 @@ class Store:
             last = int(self._get_meta("last_seq") or 0)
             seq = max(last + 1, now)
             self._set_meta("last_seq", str(seq))
-            event["event"]["build"]["updateSequenceNumber"] = seq
+            event_payload(event)["updateSequenceNumber"] = seq
             db.execute(
                 "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms,"
                 " jenkins_start_ms,"

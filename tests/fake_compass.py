@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import re
 import threading
 import time
@@ -326,9 +327,13 @@ class FakeCompass:
         require_event_source: bool = False,
         defer_validation: bool = False,
         graphql_schema: bool | None = None,
+        account_limit_per_minute: int = 0,
     ) -> None:
         """``defer_validation``: bodies are accepted and checked later by ``validate_deferred`` (the
         latency benchmarks, where the schema check would otherwise delay the next request's arrival).
+        ``account_limit_per_minute``: Compass's per-account limit, over a sliding 60 s window of the
+        events accepted from every sender; beyond it an event is answered 429 with ``Retry-After``
+        the seconds until a slot frees (0: no limit).
         ``graphql_schema``: execute GraphQL requests against Atlassian's schema (True: it must be
         there; None: when it is there) or answer them by hand (False)."""
         if graphql_schema and not compass_graphql.SDL_PATH.exists():
@@ -338,6 +343,8 @@ class FakeCompass:
         self.token = token
         self.cloud_id = cloud_id
         self.require_event_source = require_event_source
+        self.account_limit_per_minute = account_limit_per_minute
+        self._accepted_at: deque[float] = deque()  # the account's window (monotonic times)
         self.expected_authorization = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode("ascii")
         self._validators = _load_validators()
         self.defer_validation = defer_validation
@@ -730,33 +737,38 @@ class FakeCompass:
                     return web.json_response(fault.body, status=fault.status, headers=headers)
                 return web.Response(status=fault.status, headers=headers)
 
-        status, answer = self._decide(request, raw, parsed)
+        status, answer, headers = self._decide(request, raw, parsed)
         record.status = status
         if answer is None:
-            return web.Response(status=status)
-        return web.json_response(answer, status=status)
+            return web.Response(status=status, headers=headers)
+        return web.json_response(answer, status=status, headers=headers)
 
-    def _decide(self, request: web.Request, raw: str, parsed: Any) -> tuple[int, dict[str, Any] | None]:
+    def _decide(
+        self, request: web.Request, raw: str, parsed: Any
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         if request.method != "POST" or request.path != EVENTS_PATH:
-            return 404, _errors("NOT_FOUND", f"no route for {request.method} {request.path}")
+            return 404, _errors("NOT_FOUND", f"no route for {request.method} {request.path}"), {}
         if request.headers.get("Authorization") != self.expected_authorization:
-            return 401, {"code": 401, "message": "Unauthorized; scope does not match"}
+            return 401, {"code": 401, "message": "Unauthorized; scope does not match"}, {}
+        if (wait := self._account_wait()) is not None:
+            answer = _errors("RATE_LIMITED", f"rate limit exceeded; try again in {wait}s")
+            return 429, answer, {"Retry-After": str(wait)}
         content_type = request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             message = f"Content-Type must be application/json, got {content_type!r}"
             with self._state.lock:
                 self._state.invalid.append((parsed if isinstance(parsed, dict) else raw, message))
-            return 415, _errors("UNSUPPORTED_MEDIA_TYPE", message)
+            return 415, _errors("UNSUPPORTED_MEDIA_TYPE", message), {}
         if not isinstance(parsed, dict):
             message = "request body is not a JSON object"
             with self._state.lock:
                 self._state.invalid.append((raw, message))
-            return 400, _errors("FORMAT_INVALID", message)
+            return 400, _errors("FORMAT_INVALID", message), {}
         problem = self._validate(parsed)
         if problem is not None:
             with self._state.lock:
                 self._state.invalid.append((parsed, problem))
-            return 400, _errors("FORMAT_INVALID", problem)
+            return 400, _errors("FORMAT_INVALID", problem), {}
 
         build = parsed["event"]["build"]
         pid = build["buildProperties"]["pipeline"]["pipelineId"]
@@ -767,11 +779,12 @@ class FakeCompass:
                 and not parsed.get("componentId")
                 and self._lookup_source(build["externalEventSourceId"], "BUILD") is None
             ):
-                return 404, _errors(
+                missing = _errors(
                     "CREATE_EVENT_SOURCE_NOT_FOUND",
                     f"no event source {build['externalEventSourceId']!r} of type BUILD: create it "
                     "(createEventSource, eventType BUILD) and attach it to a component",
                 )
+                return 404, missing, {}
             self._state.events.append(parsed)
             previous = self._state.stored.get(pid)
             keep = previous is None or usn > int(previous["event"]["build"]["updateSequenceNumber"])
@@ -786,7 +799,22 @@ class FakeCompass:
                     stored=keep,
                 )
             )
-        return 202, None
+        if self.account_limit_per_minute:
+            with self._state.lock:
+                self._accepted_at.append(time.monotonic())
+        return 202, None, {}
+
+    def _account_wait(self) -> int | None:
+        """Whole seconds until the account's window has a free slot, None while it has one."""
+        if not self.account_limit_per_minute:
+            return None
+        with self._state.lock:
+            now = time.monotonic()
+            while self._accepted_at and self._accepted_at[0] <= now - 60:
+                self._accepted_at.popleft()
+            if len(self._accepted_at) < self.account_limit_per_minute:
+                return None
+            return max(1, math.ceil(self._accepted_at[0] + 60 - now))
 
     # -- tenant info and GraphQL -------------------------------------------------------------------
 

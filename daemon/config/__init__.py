@@ -1,33 +1,65 @@
 """The configuration: one YAML file -> validated, frozen settings (``load_settings``).
 
 ``settings`` holds the models of the top level and of Compass, ``sources`` those of each kind of
-source and the presets, ``types`` the value types they share, and ``loading`` the reading, ``${VAR}``
-substitution and ``file:line`` error reporting.
+source and the presets, ``types`` the pydantic side of the values they share and ``values`` the
+values themselves, ``yamlfile`` the reading and ``${VAR}`` substitution, ``loading`` the validation
+and its ``file:line`` errors, and ``light`` what ``status`` reads without the models.
+
+The names below are imported on first use: a command that needs only a value (``--version``,
+``status``) does not pay for building the models.
 """
 
-from daemon.config.loading import ConfigError, load_settings
-from daemon.config.settings import (
-    CompassSettings,
-    ComponentRule,
-    MetricsSettings,
-    Settings,
-    config_json_schema,
-)
-from daemon.config.sources import (
-    JenkinsSourceSettings,
-    LogRules,
-    LogSourceSettings,
-    ResultFileSourceSettings,
-    SourceSettings,
-    expand_preset,
-)
-from daemon.config.types import (
-    COMPASS_STATES,
-    DEFAULT_STATE_MAP,
-    JENKINS_RESULTS,
-    parse_duration,
-    parse_listen,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from daemon.config.loading import load_settings
+    from daemon.config.settings import (
+        CompassSettings,
+        ComponentRule,
+        MetricsSettings,
+        Settings,
+        config_json_schema,
+    )
+    from daemon.config.sources import (
+        JenkinsSourceSettings,
+        LogRules,
+        LogSourceSettings,
+        ResultFileSourceSettings,
+        SourceSettings,
+        expand_preset,
+    )
+    from daemon.config.values import (
+        COMPASS_STATES,
+        DEFAULT_STATE_MAP,
+        JENKINS_RESULTS,
+        parse_duration,
+        parse_listen,
+    )
+    from daemon.config.yamlfile import ConfigError
+
+_WHERE = {
+    "load_settings": "loading",
+    "CompassSettings": "settings",
+    "ComponentRule": "settings",
+    "MetricsSettings": "settings",
+    "Settings": "settings",
+    "config_json_schema": "settings",
+    "JenkinsSourceSettings": "sources",
+    "LogRules": "sources",
+    "LogSourceSettings": "sources",
+    "ResultFileSourceSettings": "sources",
+    "SourceSettings": "sources",
+    "expand_preset": "sources",
+    "COMPASS_STATES": "values",
+    "DEFAULT_STATE_MAP": "values",
+    "JENKINS_RESULTS": "values",
+    "parse_duration": "values",
+    "parse_listen": "values",
+    "ConfigError": "yamlfile",
+}
 
 __all__ = [
     "COMPASS_STATES",
@@ -49,3 +81,11 @@ __all__ = [
     "parse_duration",
     "parse_listen",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -31,6 +31,7 @@ from daemon.config.types import (
     parse_listen,
     resolve_path,
 )
+from daemon.config.values import default_state_dir
 
 __all__ = [
     "CompassSettings",
@@ -154,13 +155,9 @@ class MetricsSettings(Strict):
         return v
 
 
-def _default_state_dir() -> Path:
-    return Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "state")
-
-
 class Settings(Strict):
     host: str = Field(default_factory=socket.getfqdn, min_length=1)
-    state_dir: Path = Field(default_factory=_default_state_dir)
+    state_dir: Path = Field(default_factory=default_state_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     metrics: MetricsSettings = Field(default_factory=lambda: MetricsSettings())

@@ -55,8 +55,9 @@ class JenkinsSourceSettings(Strict):
 
 def _terminal_states(v: dict[str, str]) -> dict[str, str]:
     for word, state in v.items():
-        if state not in COMPASS_STATES:
-            raise ValueError(f"{word}: {state!r} is not a Compass state ({', '.join(COMPASS_STATES)})")
+        if state not in (*COMPASS_STATES, "ROLLED_BACK"):
+            states = ", ".join((*COMPASS_STATES, "ROLLED_BACK"))
+            raise ValueError(f"{word}: {state!r} is not a Compass state ({states})")
     return {word.lower(): state for word, state in v.items()}
 
 

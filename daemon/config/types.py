@@ -1,15 +1,21 @@
-"""Value types shared by the configuration models: durations, listen addresses, strict frozen models,
-paths."""
+"""The pydantic side of the configuration's values: durations as a type, strict frozen models, paths
+resolved against the configuration file (the values themselves are in ``values``)."""
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import re
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, WithJsonSchema
+
+from daemon.config.values import (
+    COMPASS_STATES,
+    DEFAULT_STATE_MAP,
+    JENKINS_RESULTS,
+    parse_duration,
+    parse_listen,
+    resolve,
+)
 
 __all__ = [
     "COMPASS_STATES",
@@ -21,36 +27,6 @@ __all__ = [
     "parse_listen",
     "resolve_path",
 ]
-
-COMPASS_STATES = ("IN_PROGRESS", "SUCCESSFUL", "CANCELLED", "FAILED", "ERROR", "TIMED_OUT", "UNKNOWN")
-JENKINS_RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED")
-DEFAULT_STATE_MAP: dict[str, str] = {
-    "SUCCESS": "SUCCESSFUL",
-    "FAILURE": "FAILED",
-    "UNSTABLE": "FAILED",
-    "ABORTED": "CANCELLED",
-    "NOT_BUILT": "CANCELLED",
-}
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``2s``, ``500ms``, ``5m``, ``1h``, ``1d`` or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 2s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError("expected a duration such as 2s, 5m or 1h")
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
-    return seconds
-
 
 Duration = Annotated[
     float,
@@ -73,36 +49,4 @@ class Strict(BaseModel):
 
 def resolve_path(path: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
-    path = path.expanduser()
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    return Path(os.path.normpath(path))
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` -> (host, port), accepting loopback hosts only.
-
-    The endpoints carry no authentication, so a typo such as ``0.0.0.0`` must be refused rather than
-    expose the daemon's state to the network.
-    """
-    m = _LISTEN.match(value.strip())
-    if m is None:
-        raise ValueError(
-            f"listen {value!r}: expected host:port, such as 127.0.0.1:9464, [::1]:9464 or localhost:9464"
-        )
-    host = m.group("v6") or m.group("host")
-    port = int(m.group("port"))
-    if port > 65535:
-        raise ValueError(f"listen {value!r}: port {port} is out of range (0-65535)")
-    if host.lower() == "localhost":
-        return "localhost", port
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        addr = None
-    if addr is None or not addr.is_loopback or (m.group("v6") is None) != (addr.version == 4):
-        raise ValueError(
-            f"listen {value!r}: only loopback addresses are accepted (127.0.0.1, [::1], localhost); "
-            "buildtail opens no listening socket beyond this host"
-        )
-    return str(addr), port
+    return resolve(path, None if base is None else Path(base))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
@@ -18,17 +19,37 @@ from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.sender import Sender
 from daemon.delivery.transport import CompassTransport, StdoutTransport, Transport
 from daemon.ops.metrics import Metrics
-from daemon.store import OutboxItem, Store
+from daemon.store import OutboxItem, Store, event_payload
 
 __all__ = ["Delivery"]
 
 log = logging.getLogger("buildtail")
 
 
-def _bucket(settings: Settings, dry_run: bool) -> TokenBucket:
-    if settings.compass is None or dry_run:
-        return TokenBucket(0, 1)  # dry run: nothing to pace
-    return TokenBucket(settings.compass.rate_limit_per_minute, settings.compass.burst)
+PACED_MEMORY_S = 600.0  # where an earlier process had paced itself to is worth this long
+
+
+def _bucket(settings: Settings, store: Store, dry_run: bool) -> TokenBucket:
+    """The rate budget, rebuilt from the requests of the last minute (whichever process made them)."""
+    if settings.compass is None or dry_run or not settings.compass.rate_limit_per_minute:
+        return TokenBucket(0, 1)  # nothing to pace
+    limit, burst = settings.compass.rate_limit_per_minute, settings.compass.burst
+    now = time.time_ns() // 1_000_000
+    last = store.get_meta_json("budget")
+    paced = None
+    if (
+        isinstance(last, dict)
+        and last.get("limit") == limit
+        and now - int(last.get("at_ms", 0)) < PACED_MEMORY_S * 1000
+    ):
+        paced = last.get("paced")
+    return TokenBucket(
+        limit,
+        burst,
+        sent_ms=store.recent_sends(now - 60_000),
+        paced_per_minute=float(paced) if isinstance(paced, int | float) else None,
+        on_take=store.record_send,
+    )
 
 
 def _cloud_id(settings: Settings) -> str:
@@ -51,7 +72,8 @@ class Delivery:
         None when the caller holds it already (a backfill delivering while the daemon is down)."""
         self.settings = settings
         self.dry_run = dry_run
-        self.bucket = _bucket(settings, dry_run)
+        self._store = store
+        self.bucket = _bucket(settings, store, dry_run)
         self.transport = transport or self._make_transport()
         self.sender = Sender(
             store,
@@ -138,7 +160,7 @@ class Delivery:
             log.warning("compass section added or removed: restart buildtail to switch to or from a dry run")
             return
         old_transport, self.transport = self.transport, self._make_transport()
-        fresh = _bucket(new, self.dry_run)
+        fresh = _bucket(new, self._store, self.dry_run)
         if (fresh.limit, fresh.burst) != (self.bucket.limit, self.bucket.burst):
             self.bucket = fresh
         self.sender.reconfigure(transport=self.transport, cloud_id=_cloud_id(new), bucket=self.bucket)
@@ -149,7 +171,7 @@ class Delivery:
         compass = self.settings.compass
         if compass is None or not compass.auto_setup:
             return False
-        external = item.event["event"]["build"]["externalEventSourceId"]
+        external = event_payload(item.event)["externalEventSourceId"]
         component = item.event.get("componentId")
         client = CompassGraphQL(compass, self.bucket)
         try:

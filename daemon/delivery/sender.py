@@ -13,7 +13,6 @@ import logging
 import random
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 from daemon.delivery.budget import TokenBucket
@@ -21,7 +20,7 @@ from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.transport import SendResult, Transport
 from daemon.ops.logs import LogOnce
 from daemon.ops.metrics import Metrics
-from daemon.store import STORE_RETRY_S, OutboxItem, Store
+from daemon.store import STORE_RETRY_S, OutboxItem, Store, event_payload
 
 __all__ = ["Sender", "backoff_delay"]
 
@@ -71,8 +70,8 @@ class Sender:
         self._done: list[tuple[OutboxItem, SendResult]] = []
         self.max_in_flight = max_in_flight
         self._hold_until = 0.0
-        self._sent: deque[float] = deque()
         self._budget_published = -BUDGET_PUBLISH_S
+        self._throttled_at = -RATE_LIMIT_WINDOW_S
         self.last_delivery_ms: int | None = None
         self.delivered = 0
         self.paused: str | None = None
@@ -169,7 +168,8 @@ class Sender:
                 return
             await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
             return
-        await self.bucket.acquire()
+        if await self.bucket.acquire():
+            self._throttled_at = time.monotonic()  # more to send than the budget allows
         if self._stopping:
             return
         self._flying[item.id] = item
@@ -187,7 +187,6 @@ class Sender:
         finally:
             if self.metrics is not None:
                 self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
-            self._sent.append(time.monotonic())
             self._done.append((item, result))
             self._wake.set()
 
@@ -227,8 +226,6 @@ class Sender:
     def _publish_budget(self) -> None:
         """Budget use for ``buildtail status``; written at most every few seconds, never while idle."""
         now = time.monotonic()
-        while self._sent and self._sent[0] < now - RATE_LIMIT_WINDOW_S:
-            self._sent.popleft()
         if now - self._budget_published < BUDGET_PUBLISH_S:
             return
         self._budget_published = now
@@ -237,8 +234,9 @@ class Sender:
             {
                 "limit": self.bucket.limit,
                 "burst": self.bucket.burst,
+                "paced": self.bucket.paced,
                 "tokens": self.bucket.tokens,
-                "sent_last_minute": len(self._sent),
+                "sent_last_minute": self.bucket.sent_last_minute(),
                 "at_ms": time.time_ns() // 1_000_000,
             },
         )
@@ -255,10 +253,11 @@ class Sender:
             pass
 
     async def _settle(self, item: OutboxItem, result: SendResult) -> None:
-        build = item.event["event"]["build"]
+        build = event_payload(item.event)
         name = build.get("displayName", item.pipeline_id)
         now = time.time()
         if result.outcome == "accepted":
+            self.bucket.accepted(more_waiting=time.monotonic() - self._throttled_at < RATE_LIMIT_WINDOW_S)
             self.delivered += 1
             self.last_delivery_ms = int(now * 1000)
             self._store.ack(item)
@@ -274,6 +273,8 @@ class Sender:
             )
             return
         if result.outcome == "retry":
+            if result.status == 429:
+                self.bucket.rate_limited()
             delay = backoff_delay(item.attempts)
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, BACKOFF_CAP_S))

@@ -119,10 +119,10 @@ class Health:
         return delivery.bucket.limit if delivery else 0
 
     def paced_rate_per_minute(self) -> float:
-        """The rate delivery keeps to now, as opposed to the configured ceiling. Today they are the
-        same; pacing that adapts to Compass's 429s changes this one method and the gauge follows."""
+        """The rate delivery keeps to now: the configured ceiling, or less while it shares the
+        account with other hosts (it falls on 429s and grows back)."""
         delivery = self.service.delivery
-        return float(delivery.bucket.limit) if delivery else 0.0
+        return float(delivery.bucket.paced) if delivery else 0.0
 
     def delivery_paused(self) -> bool:
         delivery = self.service.delivery

@@ -19,7 +19,7 @@ from daemon.delivery.lock import DeliveryLock, Holder
 from daemon.store import PRIORITY_BACKFILL, Store
 
 if TYPE_CHECKING:
-    from daemon.config import Settings
+    from daemon.config.light import StatusSettings
 
 __all__ = ["EXIT_ATTENTION", "EXIT_NOT_RUNNING", "EXIT_UNKNOWN", "collect", "render"]
 
@@ -111,7 +111,7 @@ def _stopped_cleanly(holder: Holder, stops: list[dict[str, Any]]) -> bool:
     )
 
 
-def _delivery(settings: Settings, store: Store, process: dict[str, Any], now: int) -> dict[str, Any]:
+def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], now: int) -> dict[str, Any]:
     paused, paused_since = store.delivery_state()
     _, due_ms = store.next_due(now)
     out: dict[str, Any] = {"state": "running", "reason": None, "since": None, "until": None}
@@ -136,7 +136,7 @@ def _schema(store: Store) -> dict[str, Any]:
     }
 
 
-def collect(settings: Settings) -> dict[str, Any]:
+def collect(settings: StatusSettings) -> dict[str, Any]:
     """The whole report as plain data (what ``status --json`` prints; the shape is in the README)."""
     lock = DeliveryLock(settings.state_dir)
     store = Store(settings.state_dir, readonly=True)
@@ -183,6 +183,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             if not budget
             else {
                 "limit_per_minute": budget["limit"],
+                "paced_per_minute": round(float(budget.get("paced", budget["limit"])), 1),
                 "burst": budget["burst"],
                 "sent_last_minute": budget["sent_last_minute"],
                 "tokens": round(float(budget["tokens"]), 1),
@@ -284,7 +285,13 @@ def render(report: dict[str, Any]) -> list[str]:
     lines.append(f"last delivery    {_age(_from_iso(last['at']) if last else None, now)}")
     if (b := report["budget"]) is not None:
         lines.append(
-            f"rate budget      {b['limit_per_minute']}/min, burst {b['burst']}: "
+            f"rate budget      {b['limit_per_minute']}/min, burst {b['burst']}"
+            + (
+                f", paced to {b['paced_per_minute']:g}/min (the account is shared)"
+                if b["paced_per_minute"] < b["limit_per_minute"]
+                else ""
+            )
+            + ": "
             f"{b['sent_last_minute']} request(s) in the last minute, "
             f"{b['tokens']:.1f} token(s) left ({_age(_from_iso(b['at']), now)})"
         )

@@ -115,3 +115,70 @@ def test_journald_lines_carry_priority_and_no_timestamp(tmp_path: Path) -> None:
             env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"},
         )
     assert err.read_text() == "<4>buildtail: disk full\n"
+
+
+HEAVY = ("aiohttp", "pydantic", "watchdog", "prometheus_client")
+
+_IMPORTS = """
+import json, sys
+from daemon.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}), file=sys.stderr)
+"""
+
+
+def _imports_of(*args: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTS % (HEAVY,), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result: dict[str, object] = json.loads(proc.stderr.strip().splitlines()[-1])
+    return result
+
+
+def test_version_and_status_do_not_load_the_daemon(tmp_path: Path) -> None:
+    """``--version`` and ``status`` answer at once: no network stack, models or file watcher."""
+    from daemon.store import Store
+
+    config = _example(tmp_path)
+    Store(tmp_path / "state").close()  # a daemon ran once
+    assert _imports_of("--version") == {"code": 0, "heavy": []}
+    status = _imports_of("status", "--config", str(config))
+    assert status["heavy"] == [] and status["code"] == 3  # no process delivers: exit 3
+    checked = _imports_of("check-config", "--config", str(config))  # this one needs the models
+    assert "pydantic" in checked["heavy"] and "aiohttp" not in checked["heavy"]  # type: ignore[operator]
+
+
+def test_the_version_is_the_packages(tmp_path: Path) -> None:
+    import tomllib
+
+    from daemon import __version__
+
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"] == __version__
+    assert _run("--version").stdout.strip() == f"buildtail {__version__}"
+
+
+def test_status_reads_only_where_the_state_is(tmp_path: Path) -> None:
+    """No credentials, no validation of the rest: an operator's shell can always ask."""
+    from daemon.config.light import read_status_settings
+
+    (tmp_path / "c.yaml").write_text(
+        "state_dir: ${NOT_SET_HERE}/x\ncompass:\n  api_token: ${ALSO_NOT_SET}\nsources: nonsense\n"
+    )
+    try:
+        read_status_settings(tmp_path / "c.yaml")
+    except Exception as exc:
+        assert "NOT_SET_HERE" in str(exc)
+    else:
+        raise AssertionError("an unset variable in state_dir is an error")
+    (tmp_path / "c.yaml").write_text("state_dir: st\ncompass:\n  api_token: ${ALSO_NOT_SET}\n")
+    light = read_status_settings(tmp_path / "c.yaml")
+    assert light.state_dir == tmp_path / "st" and light.compass is not None
+    (tmp_path / "c.yaml").write_text("sources: []\n")
+    assert read_status_settings(tmp_path / "c.yaml").compass is None

@@ -236,7 +236,7 @@ def test_full_disk_is_survived_and_recovered(
         job = home.job("app")
         daemon = daemon_factory(cfg)
         ballast = mnt / "ballast"
-        with open(ballast, "wb") as fh:
+        with open(ballast, "wb", buffering=0) as fh:  # unbuffered: nothing left to fail at close
             try:
                 while True:
                     fh.write(b"\0" * 65536)
