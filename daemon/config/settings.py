@@ -10,11 +10,13 @@ import os
 import re
 import socket
 import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from daemon.config.deployments import DeploymentRule, Environment, deployment_environment
 from daemon.config.sources import (
     JenkinsSourceSettings,
     LogSourceSettings,
@@ -23,7 +25,6 @@ from daemon.config.sources import (
     expand_preset,
 )
 from daemon.config.types import (
-    COMPASS_STATES,
     DEFAULT_STATE_MAP,
     JENKINS_RESULTS,
     Duration,
@@ -31,7 +32,7 @@ from daemon.config.types import (
     parse_listen,
     resolve_path,
 )
-from daemon.config.values import default_state_dir
+from daemon.config.values import TERMINAL_STATES, default_state_dir
 
 __all__ = [
     "CompassSettings",
@@ -58,6 +59,7 @@ class CompassSettings(Strict):
     api_token_file: Path | None = None
     event_source: str = "{host}"
     components: tuple[ComponentRule, ...] = ()
+    deployments: tuple[DeploymentRule, ...] = ()
     timeout: Duration = 30.0
     rate_limit_per_minute: int = Field(default=100, ge=0)
     burst: int = Field(default=10, ge=1)
@@ -176,11 +178,19 @@ class Settings(Strict):
         for key, state in v.items():
             if key not in JENKINS_RESULTS:
                 raise ValueError(f"{key!r} is not a Jenkins result ({', '.join(JENKINS_RESULTS)})")
-            if state not in COMPASS_STATES or state == "IN_PROGRESS":
+            if state not in TERMINAL_STATES:
                 raise ValueError(
-                    f"{key}: {state!r} is not a terminal Compass state ({', '.join(COMPASS_STATES[1:])})"
+                    f"{key}: {state!r} is not a terminal Compass state ({', '.join(TERMINAL_STATES)})"
                 )
         return v
+
+    @model_validator(mode="after")
+    def _deployment_sources(self) -> Settings:
+        names = {s.name for s in self.sources}
+        for rule in self.compass.deployments if self.compass else ():
+            if rule.source is not None and rule.source not in names:
+                raise ValueError(f"compass.deployments: no source is named {rule.source!r}")
+        return self
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -210,6 +220,12 @@ class Settings(Strict):
     def state_for(self, result: str) -> str:
         mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
         return mapped.get(result, "UNKNOWN")
+
+    def deployment_for(self, source: str, job: str, parameters: Mapping[str, str]) -> Environment | None:
+        """The environment a run of ``job`` deployed to, or None for a build."""
+        if self.compass is None:
+            return None
+        return deployment_environment(self.compass.deployments, source, job, parameters)
 
 
 def config_json_schema() -> dict[str, Any]:

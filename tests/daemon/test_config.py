@@ -746,3 +746,69 @@ def test_a_misspelt_source_type_or_preset_is_named_where_it_is(tmp_path: Path, h
     [error] = errors_of(gocd)
     assert error.startswith(f"{gocd}:4: sources[1].preset: preset gocd: rules: not used any more")
     assert "did you mean" not in error
+
+
+# --- deployments --------------------------------------------------------------------------------------
+
+DEPLOYMENTS = """
+compass:
+  cloud_id: cloud-1
+  email: bot@example.com
+  site: example.atlassian.net
+  api_token: plain
+  deployments:
+    - match: "deploy-*"
+      environment: {category: PRODUCTION, name: production, id: prod}
+    - match: "release/**"
+      environment_parameter: TARGET_ENV
+      environments:
+        staging: {category: STAGING, name: staging}
+        live: {category: PRODUCTION, name: production, id: prod}
+sources:
+  - type: jenkins
+    home: jenkins
+"""
+
+
+def test_deployments_by_job_and_by_parameter(tmp_path: Path, home: Path) -> None:
+    s = load_settings(write(tmp_path, DEPLOYMENTS))
+    prod = s.deployment_for("jenkins", "deploy-shop", {})
+    assert prod is not None and (prod.category, prod.name, prod.environment_id) == (
+        "PRODUCTION",
+        "production",
+        "prod",
+    )
+    assert s.deployment_for("jenkins", "build-shop", {}) is None, "not a deployment job: a build"
+    staging = s.deployment_for("jenkins", "release/shop/api", {"TARGET_ENV": "staging"})
+    assert staging is not None and (staging.category, staging.environment_id) == ("STAGING", "staging")
+    elsewhere = s.deployment_for("jenkins", "release/shop", {"TARGET_ENV": "qa-7"})
+    assert elsewhere is not None and (elsewhere.category, elsewhere.name) == ("UNMAPPED", "qa-7")
+    assert s.deployment_for("jenkins", "release/shop", {}) is None, "no parameter: nothing says where it went"
+
+
+def test_a_bad_category_or_environment_map_is_reported_where_it_is(tmp_path: Path, home: Path) -> None:
+    text = DEPLOYMENTS.replace(
+        "category: PRODUCTION, name: production, id: prod}\n    - match",
+        ("category: PRODUCTON, name: production, id: prod}\n    - match"),
+    ).replace("staging: {category: STAGING, name: staging}", "staging: STAGING")
+    errors = errors_of(write(tmp_path, text))
+    assert any(
+        ":8: compass.deployments[0].environment.category:" in e and "did you mean PRODUCTION" in e
+        for e in errors
+    ), errors
+    staging = ":11: compass.deployments[1].environments: staging: expected an environment such as"
+    assert any(staging in e and "{category: STAGING, name: staging}" in e for e in errors), errors
+
+
+def test_a_deployment_rule_says_where_in_one_way(tmp_path: Path, home: Path) -> None:
+    text = DEPLOYMENTS.replace("      environment_parameter: TARGET_ENV\n", "")
+    errors = errors_of(write(tmp_path, text))
+    assert any("compass.deployments[1]:" in e and "environment_parameter" in e for e in errors), errors
+    text = DEPLOYMENTS.replace('    - match: "deploy-*"\n', '    - match: "deploy-*"\n      source: jenkns\n')
+    errors = errors_of(write(tmp_path, text))
+    assert any("no source is named 'jenkns'" in e for e in errors), errors
+
+
+def test_rolled_back_is_a_result_a_deployment_may_end_in(tmp_path: Path, home: Path) -> None:
+    s = load_settings(write(tmp_path, DEPLOYMENTS + "state_map: {ABORTED: ROLLED_BACK}\n"))
+    assert s.state_for("ABORTED") == "ROLLED_BACK"
