@@ -19,6 +19,9 @@ _CAUSE_ACTION = "hudson.model.CauseAction"
 _SCM_REVISION_ACTION = "jenkins.scm.api.SCMRevisionAction"
 _GIT_BUILD_DATA = "hudson.plugins.git.util.BuildData"
 _BRANCH_JOB_PROPERTY = "org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty"
+_PARAMETERS_ACTION = "hudson.model.ParametersAction"
+_MAX_PARAMETERS = 200
+_MAX_PARAMETER = 1000
 _REMOTE_BRANCH_PREFIXES = ("refs/remotes/origin/", "origin/")
 
 
@@ -171,7 +174,29 @@ def parse_build_xml(data: bytes) -> BuildXml:
         causes=_causes(actions),
         commit=commit,
         branch=branch,
+        parameters=_parameters(actions),
     )
+
+
+def _parameters(actions: ET.Element | None) -> tuple[tuple[str, str], ...]:
+    """``ParametersAction``'s values, as the run was started with them.
+
+    String, choice (kept as a string), boolean and text values are read; a password's value (a
+    secret, stored encrypted) and a file parameter (no value) are not. A name seen twice keeps its
+    first value, as Jenkins' own ``getParameter`` does.
+    """
+    if actions is None:
+        return ()
+    out: dict[str, str] = {}
+    for action in actions.findall(_PARAMETERS_ACTION):
+        for param in action.findall("parameters/*"):
+            if "Password" in param.tag or len(out) >= _MAX_PARAMETERS:
+                continue
+            name, value = _text(param.find("name")), param.find("value")
+            if name is None or value is None:
+                continue
+            out.setdefault(name[:_MAX_PARAMETER], "".join(value.itertext()).strip()[:_MAX_PARAMETER])
+    return tuple(out.items())
 
 
 def parse_builds_dir_setting(global_config_xml: bytes) -> str | None:

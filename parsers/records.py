@@ -45,6 +45,7 @@ class BuildXml:
     causes: tuple[str, ...]
     commit: str | None
     branch: str | None
+    parameters: tuple[tuple[str, str], ...] = ()  # the run's build parameters, (name, value)
 
     @property
     def finished(self) -> bool:

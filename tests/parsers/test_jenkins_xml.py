@@ -455,3 +455,64 @@ def test_config_parsers_raise_parse_error(parser: object, data: bytes) -> None:
     assert callable(parser)
     with pytest.raises(ParseError):
         parser(data)
+
+
+def _params(inner: str, wrapper: str = "hudson.model.ParametersAction") -> bytes:
+    return _build(f"<actions><{wrapper}><parameters>{inner}</parameters></{wrapper}></actions>")
+
+
+@pytest.mark.parametrize(
+    ("inner", "expected"),
+    [
+        (
+            "<hudson.model.StringParameterValue><name>TARGET_ENV</name><description/>"
+            "<value>staging</value></hudson.model.StringParameterValue>"
+            "<hudson.model.BooleanParameterValue><name>DRY</name><value>false</value>"
+            "</hudson.model.BooleanParameterValue>"
+            "<hudson.model.TextParameterValue><name>NOTES</name><value> two\nlines </value>"
+            "</hudson.model.TextParameterValue>",
+            (("TARGET_ENV", "staging"), ("DRY", "false"), ("NOTES", "two\nlines")),
+        ),
+        (  # a secret is never read; a file parameter has no value
+            "<hudson.model.PasswordParameterValue><name>PW</name><value>{AQAAABAAAA}</value>"
+            "</hudson.model.PasswordParameterValue>"
+            "<hudson.model.FileParameterValue><name>f.txt</name><location>f.txt</location>"
+            "</hudson.model.FileParameterValue>",
+            (),
+        ),
+        (  # the first of two values with one name, as Jenkins' getParameter answers
+            "<hudson.model.StringParameterValue><name>A</name><value>1</value></hudson.model.StringParameterValue>"
+            "<hudson.model.StringParameterValue><name>A</name><value>2</value></hudson.model.StringParameterValue>",
+            (("A", "1"),),
+        ),
+        (
+            "<hudson.model.StringParameterValue><value>nameless</value></hudson.model.StringParameterValue>",
+            (),
+        ),
+        ("", ()),
+    ],
+    ids=["string-boolean-text", "password-and-file", "first-of-two", "nameless", "none"],
+)
+def test_parameters(inner: str, expected: tuple[tuple[str, str], ...]) -> None:
+    assert parse_build_xml(_params(inner)).parameters == expected
+
+
+def test_parameters_outside_their_action_are_not_the_runs() -> None:
+    value = "<hudson.model.StringParameterValue><name>X</name><value>y</value>"
+    value += "</hudson.model.StringParameterValue>"
+    assert parse_build_xml(_params(value, "some.OtherAction")).parameters == ()
+    nested = _build(
+        f"<execution><actions><hudson.model.ParametersAction><parameters>{value}</parameters>"
+        "</hudson.model.ParametersAction></actions></execution>"
+    )
+    assert parse_build_xml(nested).parameters == ()
+
+
+def test_a_huge_parameter_is_capped() -> None:
+    value = "v" * 100_000
+    record = _params(
+        f"<hudson.model.StringParameterValue><name>X</name><value>{value}</value>"
+        "</hudson.model.StringParameterValue>"
+    )
+    ((_, kept),) = parse_build_xml(record).parameters
+    assert len(kept) == 1000

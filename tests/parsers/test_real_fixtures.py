@@ -209,3 +209,14 @@ def test_next_build_numbers() -> None:
     for path in files:
         number = parse_next_build_number(path.read_bytes())
         assert number is not None and number >= 1, path
+
+
+def test_real_parameters() -> None:
+    record = FIXTURES / "parameters-action2-backcompat/jobs/parameterized/builds/1/build.xml"
+    assert parse_build_xml(record.read_bytes()).parameters == (
+        ("FOO", "foo"),
+        ("BAR", "bar"),
+        ("UNDEF", "undef"),
+    )
+    files = FIXTURES / "file-parameter-csp/jobs/SECURITY-1793/builds/4/build.xml"
+    assert parse_build_xml(files.read_bytes()).parameters == ()  # a file parameter has no value to read
