@@ -1,4 +1,4 @@
-"""A run's facts plus what Compass was already told -> the next Compass build event, or nothing.
+"""A run's facts plus what Compass was already told -> the next Compass event, or nothing.
 
 The event rules live here and only here: which state a result maps to, the run's pipelineId and
 startedAt (fixed the first time and never changed), completedAt on every terminal event, the
@@ -14,6 +14,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.config.deployments import Environment
 from daemon.config.values import job_matches
 from daemon.store import RunRow
 
@@ -44,6 +45,9 @@ class RunFacts:
     job_url: str | None = None
     written_ms: int = 0  # when the run's files were last written (its record's mtime)
     state: str | None = None  # a Compass state decided by the source itself (its own result map)
+    # a build's parameters, a log line's named groups; None while not known yet (a freestyle run has
+    # no build.xml until it ends)
+    parameters: tuple[tuple[str, str], ...] | None = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +84,23 @@ def _cap(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
 
 
-def _state(facts: RunFacts, settings: Settings) -> str:
+def _state(facts: RunFacts, settings: Settings, kind: str) -> str:
+    """The run's state in its kind's vocabulary: a build's, or a deployment's (which has no ERROR or
+    TIMED_OUT, and has ROLLED_BACK)."""
     if facts.running:
         return "IN_PROGRESS"
     if facts.state is not None:
-        return facts.state
-    result = (facts.result or "").upper()
-    if result == "ABORTED" and facts.timed_out:
-        return "TIMED_OUT"
-    return settings.state_for(result)
+        state = facts.state
+    elif (facts.result or "").upper() == "ABORTED" and facts.timed_out:
+        state = "TIMED_OUT"
+    else:
+        state = settings.state_for((facts.result or "").upper())
+    if kind == "deployment":
+        return _DEPLOYMENT_STATE.get(state, state)
+    return "FAILED" if state == "ROLLED_BACK" else state
+
+
+_DEPLOYMENT_STATE = {"ERROR": "FAILED", "TIMED_OUT": "FAILED"}
 
 
 def _description(facts: RunFacts, state: str, started_ms: int) -> str:
@@ -120,6 +132,15 @@ def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
     return prior.dir_ino is not None and facts.dir_ino is not None and prior.dir_ino != facts.dir_ino
 
 
+def _sequence_number(facts: RunFacts) -> int:
+    """A deployment's own number: the build number, or a number in the run id (GoCD's ``13.1`` is
+    13), else the start in seconds, which orders the deployments of one pipeline the same way."""
+    if isinstance(facts.number, int):
+        return max(0, facts.number)
+    head = str(facts.number).split(".", 1)[0]
+    return int(head) if head.isdigit() and len(head) < 19 else max(0, facts.start_ms) // 1000
+
+
 def _pipeline_id(facts: RunFacts, generation: int) -> str:
     base = f"{facts.job}#{facts.number}"
     return base if generation == 1 else f"{base}.{generation}"
@@ -139,7 +160,13 @@ def next_update(
         prior = None
     if prior is not None and (prior.terminal or (facts.running and prior.state == "IN_PROGRESS")):
         return None
-    state = _state(facts, settings)
+    if prior is not None:
+        kind = prior.kind  # what the run was first reported as, it stays
+    elif facts.running and facts.parameters is None and settings.needs_parameters(facts.source, facts.job):
+        return None  # a deployment or a build, its parameters will say: until then, nothing to tell
+    else:
+        kind = "deployment" if _environment(facts, settings) is not None else "build"
+    state = _state(facts, settings, kind)
     if prior is not None:
         pipeline_id, started_ms = prior.pipeline_id, prior.started_at_ms
         generation = prior.generation
@@ -161,33 +188,68 @@ def next_update(
         state=state,
         terminal=not facts.running,
         acked_state=None,
+        kind=kind,
     )
     return Update(run, build_event(facts, run, settings))
 
 
+def _environment(facts: RunFacts, settings: Settings) -> Environment | None:
+    return settings.deployment_for(facts.source, facts.job, dict(facts.parameters or ()))
+
+
 def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, Any]:
-    """The request body without ``cloudId`` (added when sent); the store sets ``updateSequenceNumber``."""
+    """The request body without ``cloudId`` (added when sent); the store sets ``updateSequenceNumber``.
+
+    A build event, or a deployment event for a run ``compass.deployments`` names: the same run
+    identity, times and texts, with the deployment's own number and its environment.
+    """
     template = settings.compass.event_source if settings.compass else "{host}"
     completed: str | None = None
     if run.terminal:
         end = facts.end_ms if facts.end_ms is not None else run.started_at_ms
         completed = iso_ms(max(end, run.started_at_ms))
     name = f"{facts.job} {facts.display_name}" if facts.display_name else f"{facts.job} #{facts.number}"
-    build: dict[str, Any] = {
-        "displayName": _cap(name),
+    common: dict[str, Any] = {
+        "displayName": "",
         "lastUpdated": iso_ms(now_ms()),
         "updateSequenceNumber": 0,
         "description": _description(facts, run.state, run.started_at_ms),
         "url": facts.run_url,
         "externalEventSourceId": template.format(host=settings.host, job=facts.job),
-        "buildProperties": {
-            "state": run.state,
-            "pipeline": {"pipelineId": run.pipeline_id, "url": facts.job_url, "displayName": facts.job},
-            "startedAt": iso_ms(run.started_at_ms),
-            "completedAt": completed,
-        },
     }
-    body: dict[str, Any] = {"event": {"build": build}}
+    pipeline: dict[str, Any] = {"pipelineId": run.pipeline_id, "url": facts.job_url, "displayName": facts.job}
+    if run.kind == "deployment":
+        env = _environment(facts, settings) or Environment(category="UNMAPPED", name="unknown")
+        pipeline["url"] = facts.job_url or facts.run_url  # all three are required here
+        event = {
+            **common,
+            "displayName": _cap(f"{name} to {env.name}"),
+            "deploymentProperties": {
+                "sequenceNumber": _sequence_number(facts),
+                "state": run.state,
+                "pipeline": pipeline,
+                "environment": {
+                    "category": env.category,
+                    "displayName": env.name,
+                    "environmentId": env.environment_id,
+                },
+                "startedAt": iso_ms(run.started_at_ms),
+                "completedAt": completed,
+            },
+        }
+        body: dict[str, Any] = {"event": {"deployment": event}}
+    else:
+        event = {
+            **common,
+            "displayName": _cap(name),
+            "buildProperties": {
+                "state": run.state,
+                "pipeline": pipeline,
+                "startedAt": iso_ms(run.started_at_ms),
+                "completedAt": completed,
+            },
+        }
+        body = {"event": {"build": event}}
     if settings.compass:
         for rule in settings.compass.components:
             if job_matches(rule.match, facts.job):

@@ -102,8 +102,13 @@ def _to_2(db: sqlite3.Connection) -> None:
     )
 
 
+def _to_3(db: sqlite3.Connection) -> None:
+    """What each run was first reported as: a build, or a deployment (0.2.0); earlier runs are builds."""
+    db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'build'")
+
+
 # Step n brings schema n-1 to n. Append only: a released step never changes.
-_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1, 2: _to_2}
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1, 2: _to_2, 3: _to_3}
 SCHEMA_VERSION = max(_STEPS)
 
 

@@ -63,7 +63,7 @@ class Recorder:
             seq = self.store.record(update.run, update.event, prior=prior, priority=priority)
             if seq is not None:
                 if self.metrics is not None:
-                    self.metrics.run_detected(update.run.state)
+                    self.metrics.run_detected(update.run.state, update.run.kind)
                 self.store_ok()
                 log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
                 if self.on_queued is not None:

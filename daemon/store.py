@@ -51,6 +51,7 @@ class RunRow:
     state: str
     terminal: bool
     acked_state: str | None
+    kind: str = "build"  # or "deployment": what the run was first reported as
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +269,8 @@ class Store:
             event_payload(event)["updateSequenceNumber"] = seq
             db.execute(
                 "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms,"
-                " jenkins_start_ms,"
-                " dir_ino, state, terminal, acked_state, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " jenkins_start_ms, dir_ino, state, terminal, acked_state, updated_ms, kind)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (source, job, number, generation) DO UPDATE SET state = excluded.state,"
                 " terminal = excluded.terminal, jenkins_start_ms = excluded.jenkins_start_ms,"
                 " dir_ino = excluded.dir_ino, updated_ms = excluded.updated_ms",
@@ -286,6 +287,7 @@ class Store:
                     int(run.terminal),
                     run.acked_state,
                     now,
+                    run.kind,
                 ),
             )
             if run.terminal:
@@ -384,6 +386,11 @@ class Store:
         rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
+    def outbox_deployments(self) -> int:
+        """Queued events that are deployment events (the rest are build events)."""
+        query = "SELECT COUNT(*) FROM outbox WHERE json_extract(event, '$.event.deployment') IS NOT NULL"
+        return int(self._db.execute(query).fetchone()[0])
+
     def last_error(self) -> str | None:
         row = self._db.execute(
             "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY priority DESC, id LIMIT 1"
@@ -437,6 +444,7 @@ def _run(row: Any) -> RunRow:
         state=row[8],
         terminal=bool(row[9]),
         acked_state=row[10],
+        kind=row[12],
     )
 
 

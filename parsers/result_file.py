@@ -49,6 +49,7 @@ RESULT_FILE_KEYS: tuple[str, ...] = (
     "url",
     "description",
     "junit",
+    "parameters",
 )
 MAX_RESULT_FILE_BYTES = 1 << 20  # a result file is a few hundred bytes; anything this big is not one
 _MAX_KEY_IN_MESSAGE = 40
@@ -71,6 +72,7 @@ class ResultRecord:
     url: str | None
     description: str | None
     junit: tuple[str, ...]
+    parameters: tuple[tuple[str, str], ...] = ()  # e.g. where a deployment went: {"TARGET_ENV": "prod"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +235,26 @@ def parse_result_file(data: bytes, *, name: str) -> ResultRecord:
         url=url,
         description=_text(mapping, "description", name),
         junit=_junit_globs(mapping, name),
+        parameters=_parameters(mapping, name),
     )
+
+
+def _parameters(mapping: dict[str, Any], name: str) -> tuple[tuple[str, str], ...]:
+    """``parameters``: names to scalar values (a string, a number or a boolean), as the run had them."""
+    raw = mapping.get("parameters")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ResultFileError(f"{name}: parameters: must be a mapping of names to values")
+    out = []
+    for key, value in raw.items():
+        if not isinstance(key, str) or isinstance(value, dict | list) or value is None:
+            raise ResultFileError(
+                f"{name}: parameters: {str(key)[:_MAX_KEY_IN_MESSAGE]!r} must map to a value"
+            )
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        out.append((key[:1000], text[:1000]))
+    return tuple(out)
 
 
 # --- JUnit XML -------------------------------------------------------------------------------

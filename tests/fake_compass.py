@@ -84,9 +84,18 @@ EVENT_TYPES = (
 )
 GRAPHQL_FIELDS = ("eventSource", "component", "createEventSource", "attachEventSource")
 SCHEMA_PATH = Path(__file__).resolve().parent / "compass_schema.json"
-SHARED_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
-)
+DEPLOYMENT_SCHEMA_PATH = Path(__file__).resolve().parent / "compass_deployment_schema.json"
+SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+SHARED_SCHEMA_PATH = SHARED_REFERENCE / "compass-build-event.schema.json"
+SHARED_DEPLOYMENT_SCHEMA_PATH = SHARED_REFERENCE / "compass-deployment-event.schema.json"
+# the schemas each kind of event is checked against: the project's own, and the reference's when present
+_SCHEMAS = {
+    "build": (("project schema", SCHEMA_PATH), ("reference schema", SHARED_SCHEMA_PATH)),
+    "deployment": (
+        ("project deployment schema", DEPLOYMENT_SCHEMA_PATH),
+        ("reference deployment schema", SHARED_DEPLOYMENT_SCHEMA_PATH),
+    ),
+}
 _HEADERS_KEPT = ("Authorization", "Content-Type", "Accept", "User-Agent", "Content-Length")
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T")
 
@@ -169,21 +178,42 @@ class _State:
     graphql_failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> error
 
 
-def _load_validators() -> list[tuple[str, Any]]:
-    validators: list[tuple[str, Any]] = []
-    for name, path in (("project schema", SCHEMA_PATH), ("reference schema", SHARED_SCHEMA_PATH)):
-        if path.exists():
-            schema = json.loads(path.read_text(encoding="utf-8"))
-            cls = jsonschema.validators.validator_for(schema)
-            cls.check_schema(schema)
-            validators.append((name, cls(schema, format_checker=cls.FORMAT_CHECKER)))
+Validators = dict[str, list[tuple[str, Any]]]
+
+
+def _load_validators() -> Validators:
+    """Per kind of event (``build``, ``deployment``), the schemas its body is checked against."""
+    validators: Validators = {}
+    for kind, schemas in _SCHEMAS.items():
+        for name, path in schemas:
+            if path.exists():
+                schema = json.loads(path.read_text(encoding="utf-8"))
+                cls = jsonschema.validators.validator_for(schema)
+                cls.check_schema(schema)
+                validators.setdefault(kind, []).append((name, cls(schema, format_checker=cls.FORMAT_CHECKER)))
     return validators
+
+
+def event_kind(body: Any) -> str:
+    """``build`` or ``deployment``: the one key of a body's ``event`` (``build`` when it has none)."""
+    event = body.get("event") if isinstance(body, dict) else None
+    return next(iter(event), "build") if isinstance(event, dict) and len(event) == 1 else "build"
+
+
+def event_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The event a body carries: its build or its deployment."""
+    return body["event"][event_kind(body)]  # type: ignore[no-any-return]
+
+
+def properties_of(body: dict[str, Any]) -> dict[str, Any]:
+    """``buildProperties`` or ``deploymentProperties``."""
+    return event_of(body)[f"{event_kind(body)}Properties"]  # type: ignore[no-any-return]
 
 
 def _check_dates(body: dict[str, Any]) -> str | None:
     """Calendar check the regex cannot do (2026-02-30 matches the pattern)."""
-    build = body.get("event", {}).get("build", {})
-    props = build.get("buildProperties", {})
+    build = body.get("event", {}).get(event_kind(body), {})
+    props = build.get(f"{event_kind(body)}Properties", {})
     for key, value in (
         ("lastUpdated", build.get("lastUpdated")),
         ("startedAt", props.get("startedAt")),
@@ -197,8 +227,11 @@ def _check_dates(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _schema_problem(validators: list[tuple[str, Any]], body: Any) -> str | None:
-    for name, validator in validators:
+def _schema_problem(validators: Validators, body: Any) -> str | None:
+    kind = event_kind(body)
+    if kind not in validators:
+        return f"event: {kind!r} is not an event this fake knows (build or deployment)"
+    for name, validator in validators[kind]:
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
         if errors:
             err = errors[0]
@@ -628,11 +661,18 @@ class FakeCompass:
             self._state.tenant_info_requests = 0
 
     def builds(self) -> dict[str, list[dict[str, Any]]]:
-        """Accepted events grouped by pipelineId, in arrival order."""
+        """Accepted build events grouped by pipelineId, in arrival order."""
+        return self._grouped("build")
+
+    def deployments(self) -> dict[str, list[dict[str, Any]]]:
+        """Accepted deployment events grouped by pipelineId, in arrival order."""
+        return self._grouped("deployment")
+
+    def _grouped(self, kind: str) -> dict[str, list[dict[str, Any]]]:
         grouped: dict[str, list[dict[str, Any]]] = {}
         for body in self.events:
-            pid = body["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"]
-            grouped.setdefault(pid, []).append(body)
+            if event_kind(body) == kind:
+                grouped.setdefault(properties_of(body)["pipeline"]["pipelineId"], []).append(body)
         return grouped
 
     def wait_for(
@@ -770,24 +810,25 @@ class FakeCompass:
                 self._state.invalid.append((parsed, problem))
             return 400, _errors("FORMAT_INVALID", problem), {}
 
-        build = parsed["event"]["build"]
-        pid = build["buildProperties"]["pipeline"]["pipelineId"]
+        build = event_of(parsed)
+        kind = event_kind(parsed).upper()
+        pid = properties_of(parsed)["pipeline"]["pipelineId"]
         usn = int(build["updateSequenceNumber"])
         with self._state.lock:
             if (
                 self.require_event_source
                 and not parsed.get("componentId")
-                and self._lookup_source(build["externalEventSourceId"], "BUILD") is None
+                and self._lookup_source(build["externalEventSourceId"], kind) is None
             ):
                 missing = _errors(
                     "CREATE_EVENT_SOURCE_NOT_FOUND",
-                    f"no event source {build['externalEventSourceId']!r} of type BUILD: create it "
-                    "(createEventSource, eventType BUILD) and attach it to a component",
+                    f"no event source {build['externalEventSourceId']!r} of type {kind}: create it "
+                    f"(createEventSource, eventType {kind}) and attach it to a component",
                 )
                 return 404, missing, {}
             self._state.events.append(parsed)
             previous = self._state.stored.get(pid)
-            keep = previous is None or usn > int(previous["event"]["build"]["updateSequenceNumber"])
+            keep = previous is None or usn > int(event_of(previous)["updateSequenceNumber"])
             if keep:
                 self._state.stored[pid] = parsed
             self._state.sequence.append(
@@ -795,7 +836,7 @@ class FakeCompass:
                     external_event_source_id=build["externalEventSourceId"],
                     pipeline_id=pid,
                     update_sequence_number=usn,
-                    state=build["buildProperties"]["state"],
+                    state=properties_of(parsed)["state"],
                     stored=keep,
                 )
             )

@@ -321,10 +321,69 @@ def test_custom_credentials_and_cloud_id() -> None:
 
 def test_shared_reference_schema_is_used_when_present() -> None:
     fake = FakeCompass()
-    names = [name for name, _ in fake._validators]
+    shared = Path(__file__).resolve().parents[2] / "shared" / "reference"
+    names = [name for name, _ in fake._validators["build"]]
     assert names[0] == "project schema"
-    shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "compass-build-event.schema.json"
-    assert ("reference schema" in names) == shared.exists()
+    assert ("reference schema" in names) == (shared / "compass-build-event.schema.json").exists()
+    names = [name for name, _ in fake._validators["deployment"]]
+    assert names[0] == "project deployment schema"
+    assert ("reference deployment schema" in names) == (
+        shared / "compass-deployment-event.schema.json"
+    ).exists()
+
+
+def _deployment_body(**props: Any) -> dict[str, Any]:
+    return {
+        "cloudId": "cloud-123",
+        "event": {
+            "deployment": {
+                "displayName": "deploy-shop #4 to production",
+                "lastUpdated": "2026-11-20T10:00:05.000Z",
+                "updateSequenceNumber": 7,
+                "description": "SUCCESS in 1m 02s",
+                "url": "https://jenkins.example.com/job/deploy-shop/4/",
+                "externalEventSourceId": "jenkins.example.com",
+                "deploymentProperties": {
+                    "sequenceNumber": 4,
+                    "state": "SUCCESSFUL",
+                    "pipeline": {
+                        "pipelineId": "deploy-shop#4",
+                        "url": "https://jenkins.example.com/job/deploy-shop/",
+                        "displayName": "deploy-shop",
+                    },
+                    "environment": {
+                        "category": "PRODUCTION",
+                        "displayName": "production",
+                        "environmentId": "prod",
+                    },
+                    "startedAt": "2026-11-20T09:59:03.000Z",
+                    "completedAt": "2026-11-20T10:00:05.000Z",
+                    **props,
+                },
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "accepted"),
+    [
+        ({}, True),
+        ({"state": "ROLLED_BACK"}, True),
+        ({"state": "TIMED_OUT"}, False),  # a build's state, not a deployment's
+        ({"environment": {"category": "PROD", "displayName": "p", "environmentId": "p"}}, False),
+        ({"pipeline": {"pipelineId": "deploy-shop#4", "displayName": "deploy-shop"}}, False),  # url required
+        ({"sequenceNumber": -1}, False),
+    ],
+)
+async def test_deployment_events_are_checked_against_their_own_schema(
+    compass: FakeCompass, session: aiohttp.ClientSession, change: dict[str, Any], accepted: bool
+) -> None:
+    body = _deployment_body(**change)
+    status, _, _ = await post(session, compass, body)
+    assert (status == 202) is accepted, compass.dump()
+    if accepted:
+        assert compass.deployments() == {"deploy-shop#4": [body]} and compass.builds() == {}
 
 
 # --- tenant info, GraphQL registry and the older event-source flow ----------------------------------

@@ -433,4 +433,4 @@ def test_the_daemon_exports_what_the_alerts_need(exported: Exported) -> None:
     assert "buildtail_delivery_paused" in exported
     assert "buildtail_rate_limit_current_per_minute" in exported
     assert exported["buildtail_events_sent_total"] == {"outcome", "status"}
-    assert exported["buildtail_runs_detected_total"] == {"state"}
+    assert exported["buildtail_runs_detected_total"] == {"kind", "state"}

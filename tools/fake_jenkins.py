@@ -501,14 +501,17 @@ class Job:
         cause: str = "Started by user admin",
         start_ms: int | None = None,
         durability: str = "MAX_SURVIVABILITY",
+        parameters: dict[str, str] | None = None,
     ) -> Run:
-        """Start a build: assign the number, create builds/N and its log (Pipeline: build.xml too)."""
+        """Start a build: assign the number, create builds/N and its log (Pipeline: build.xml too).
+        ``parameters`` are the build's (string) parameters, kept in build.xml's ParametersAction."""
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {DURABILITY}")
         if start_ms is None:
             start_ms = _now_ms()
         number = self._assign_number()
         run = Run(self, number, start_ms, _Cause(cause), durability)
+        run.parameters = dict(parameters or {})
         run.dir.mkdir(parents=True, exist_ok=False)
         head = run.cause.console()
         if self.kind == "pipeline":
@@ -587,6 +590,7 @@ class Run:
         self.dir = dir if dir is not None else job.builds_dir / str(number)
         self.queue_id = next(_queue_ids)
         self.finished = False
+        self.parameters: dict[str, str] = {}
         self._checkpoints = 0
 
     def __repr__(self) -> str:
@@ -621,7 +625,8 @@ class Run:
     # -- build.xml ---------------------------------------------------------------------------------
 
     def _actions(self, extra: list[str], cause_xml: str | None = None) -> str:
-        actions = [_cause_action(cause_xml or self.cause.xml)]
+        actions = [_parameters_action(self.parameters)] if self.parameters else []
+        actions.append(_cause_action(cause_xml or self.cause.xml))
         if self.job.kind == "pipeline" and self._checkpoints:
             actions.append(
                 f'<org.jenkinsci.plugins.workflow.libs.LibrariesAction plugin="{GROOVY_LIB}">\n'
@@ -819,6 +824,27 @@ class Run:
             axes_xml += "".join(f"        <string>{_x(v)}</string>\n" for v in axes[n])
             axes_xml += "      </values>\n    </hudson.matrix.TextAxis>\n"
         return axes_xml + "  </axes>\n"
+
+
+def _parameters_action(parameters: dict[str, str]) -> str:
+    """ParametersAction as Jenkins saves it: one StringParameterValue per parameter (a choice
+    parameter's value is saved as a string too)."""
+    values = "".join(
+        "    <hudson.model.StringParameterValue>\n"
+        f"      <name>{_x(name)}</name>\n"
+        "      <description></description>\n"
+        f"      <value>{_x(value)}</value>\n"
+        "    </hudson.model.StringParameterValue>\n"
+        for name, value in parameters.items()
+    )
+    names = "".join(f"    <string>{_x(name)}</string>\n" for name in parameters)
+    return (
+        "<hudson.model.ParametersAction>\n"
+        '  <safeParameters class="sorted-set"/>\n'
+        f"  <parameters>\n{values}  </parameters>\n"
+        f"  <parameterDefinitionNames>\n{names}  </parameterDefinitionNames>\n"
+        "</hudson.model.ParametersAction>"
+    )
 
 
 def _interrupted_action(timed_out: bool) -> str:
@@ -1101,6 +1127,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--duration", type=float, default=5.0, help="seconds (default 5)")
     b.add_argument("--steps", type=int, default=3, help="log lines spread over the duration")
     b.add_argument("--cause", default="Started by user admin")
+    b.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a build parameter (repeatable)"
+    )
     sub.add_parser("example", help="(re)create the bundled example home")
     args = parser.parse_args(argv)
 
@@ -1110,7 +1139,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     home = JenkinsHome(args.home, builds_dir=args.builds_dir)
     job = home.job(args.job, args.kind or "freestyle")
-    run = job.start(cause=args.cause)
+    run = job.start(cause=args.cause, parameters=dict(p.split("=", 1) for p in args.param))
     steps = max(0, args.steps)
     pause = args.duration / (steps + 1) if args.duration > 0 else 0.0
     for i in range(steps):

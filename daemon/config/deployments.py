@@ -17,7 +17,13 @@ from pydantic import Field, field_validator, model_validator
 from daemon.config.types import Strict
 from daemon.config.values import job_matches
 
-__all__ = ["ENVIRONMENT_CATEGORIES", "DeploymentRule", "Environment", "deployment_environment"]
+__all__ = [
+    "ENVIRONMENT_CATEGORIES",
+    "DeploymentRule",
+    "Environment",
+    "deployment_environment",
+    "deployment_rule",
+]
 
 ENVIRONMENT_CATEGORIES = ("PRODUCTION", "STAGING", "TESTING", "DEVELOPMENT", "UNMAPPED")
 
@@ -73,6 +79,14 @@ def _example(given: object) -> str:
     return word if word in ENVIRONMENT_CATEGORIES else "PRODUCTION"
 
 
+def deployment_rule(rules: tuple[DeploymentRule, ...], source: str, job: str) -> DeploymentRule | None:
+    """The first rule that names this job (of this source), if any."""
+    for rule in rules:
+        if (rule.source is None or rule.source == source) and job_matches(rule.match, job):
+            return rule
+    return None
+
+
 def deployment_environment(
     rules: tuple[DeploymentRule, ...], source: str, job: str, parameters: Mapping[str, str]
 ) -> Environment | None:
@@ -82,14 +96,11 @@ def deployment_environment(
     told about: UNMAPPED, under that value. Without the parameter at all there is nothing to say
     where it went, and the run is reported as a build.
     """
-    for rule in rules:
-        if (rule.source is not None and rule.source != source) or not job_matches(rule.match, job):
-            continue
-        if rule.environment is not None:
-            return rule.environment
-        assert rule.environment_parameter is not None
-        value = parameters.get(rule.environment_parameter)
-        if value is None or not value.strip():
-            return None
-        return rule.environments.get(value) or Environment(category="UNMAPPED", name=value)
-    return None
+    rule = deployment_rule(rules, source, job)
+    if rule is None or rule.environment is not None:
+        return None if rule is None else rule.environment
+    assert rule.environment_parameter is not None
+    value = parameters.get(rule.environment_parameter)
+    if value is None or not value.strip():
+        return None
+    return rule.environments.get(value) or Environment(category="UNMAPPED", name=value)

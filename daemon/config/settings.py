@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from daemon.config.deployments import DeploymentRule, Environment, deployment_environment
+from daemon.config.deployments import DeploymentRule, Environment, deployment_environment, deployment_rule
 from daemon.config.sources import (
     JenkinsSourceSettings,
     LogSourceSettings,
@@ -220,6 +220,13 @@ class Settings(Strict):
     def state_for(self, result: str) -> str:
         mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
         return mapped.get(result, "UNKNOWN")
+
+    def needs_parameters(self, source: str, job: str) -> bool:
+        """Whether a run's parameters decide if it is a deployment (its job's rule reads one)."""
+        if self.compass is None:
+            return False
+        rule = deployment_rule(self.compass.deployments, source, job)
+        return rule is not None and rule.environment_parameter is not None
 
     def deployment_for(self, source: str, job: str, parameters: Mapping[str, str]) -> Environment | None:
         """The environment a run of ``job`` deployed to, or None for a build."""

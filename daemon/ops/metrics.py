@@ -25,6 +25,9 @@ from prometheus_client.exposition import generate_latest
 from daemon import __version__
 from daemon.config.types import COMPASS_STATES, parse_listen
 
+# a deployment's states (no ERROR or TIMED_OUT; ROLLED_BACK); PENDING is never sent
+DEPLOYMENT_STATES = ("IN_PROGRESS", "SUCCESSFUL", "CANCELLED", "FAILED", "ROLLED_BACK", "UNKNOWN")
+
 __all__ = ["Metrics", "MetricsServer", "StateProbe"]
 
 log = logging.getLogger("buildtail.metrics")
@@ -108,7 +111,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._runs = Counter(
-            "buildtail_runs_detected", "Events queued for runs, by Compass state.", ["state"], registry=r
+            "buildtail_runs_detected",
+            "Events queued for runs, by kind (build or deployment) and Compass state.",
+            ["kind", "state"],
+            registry=r,
         )
         self._sent = Counter(
             "buildtail_events_sent",
@@ -120,7 +126,9 @@ class Metrics:
         # series' first increment, so one born at 1 would hide the first run after a restart, the
         # first accepted event, or the first 429.
         for state in COMPASS_STATES:
-            self._runs.labels(state)
+            self._runs.labels("build", state)
+        for state in DEPLOYMENT_STATES:
+            self._runs.labels("deployment", state)
         self._sent.labels("accepted", "202")
         self._sent.labels("retry", "429")
         self._send_seconds = Histogram(
@@ -151,8 +159,8 @@ class Metrics:
         self._probe = _ProbeCollector()
         r.register(self._probe)
 
-    def run_detected(self, state: str) -> None:
-        self._runs.labels(state).inc()
+    def run_detected(self, state: str, kind: str = "build") -> None:
+        self._runs.labels(kind, state).inc()
 
     def event_sent(self, outcome: str, status: int | None, seconds: float) -> None:
         self._sent.labels(outcome, "none" if status is None else str(status)).inc()

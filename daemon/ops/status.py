@@ -159,6 +159,7 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
                 "depth": depth,
                 "by_state": dict(sorted(store.outbox_by_state().items())),
                 "backfill": store.outbox_depth(PRIORITY_BACKFILL),
+                "deployments": store.outbox_deployments(),
                 "oldest_at": _iso(oldest),
                 "oldest_age_s": None if oldest is None else max(0, (now - oldest) // 1000),
                 "last_error": store.last_error() if depth else None,
@@ -276,6 +277,7 @@ def render(report: dict[str, Any]) -> list[str]:
         f"state database   {report['state_database']} {_schema_text(report['schema'], now)}",
         f"queue            {q['depth']} event(s)"
         + (f" ({detail})" if detail else "")
+        + (f", {q['deployments']} of them deployments" if q["deployments"] else "")
         + (f", {q['backfill']} of them from backfill" if q["backfill"] else ""),
         f"oldest queued    {_age(_from_iso(q['oldest_at']), now) if q['oldest_at'] else '-'}",
     ]

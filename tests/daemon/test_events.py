@@ -313,3 +313,124 @@ def test_every_body_validates(cfg: Settings) -> None:
     ]
     for f in cases:
         checked(next_update(f, None, cfg, taken=never))
+
+
+# --- deployments ------------------------------------------------------------------------------------
+
+DEPLOYS = {
+    "deployments": [
+        {"match": "deploy-*", "environment": {"category": "PRODUCTION", "name": "production", "id": "prod"}},
+        {
+            "match": "release",
+            "environment_parameter": "TARGET_ENV",
+            "environments": {"stage": {"category": "STAGING", "name": "staging"}},
+        },
+    ]
+}
+
+
+def deployed(update: Update | None, seq: int = 17) -> dict[str, Any]:
+    """The deployment event's wire body, valid for Compass."""
+    assert update is not None and update.run.kind == "deployment"
+    body = {"cloudId": "cloud-1", **update.event}
+    body["event"]["deployment"]["updateSequenceNumber"] = seq
+    problem = validate_body(body)
+    assert problem is None, problem
+    return body["event"]["deployment"]  # type: ignore[no-any-return]
+
+
+def test_a_deploy_job_sends_deployment_events(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, compass=DEPLOYS)
+    first = next_update(facts(job="deploy-shop", number=12), None, cfg, taken=never)
+    event = deployed(first)
+    assert event["displayName"] == "deploy-shop #12 to production"
+    props = event["deploymentProperties"]
+    assert props["state"] == "IN_PROGRESS" and props["sequenceNumber"] == 12
+    assert props["environment"] == {
+        "category": "PRODUCTION",
+        "displayName": "production",
+        "environmentId": "prod",
+    }
+    assert props["pipeline"]["pipelineId"] == "deploy-shop#12" and props["pipeline"]["url"]
+    assert props["completedAt"] is None
+    assert first is not None
+    final = deployed(next_update(finished(job="deploy-shop", number=12), first.run, cfg, taken=never))
+    assert final["deploymentProperties"]["state"] == "SUCCESSFUL"
+    assert final["deploymentProperties"]["startedAt"] == props["startedAt"]
+    assert final["deploymentProperties"]["completedAt"] == iso_ms(END)
+
+
+def test_a_build_parameter_says_where_it_deployed(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, compass=DEPLOYS)
+    staged = deployed(
+        next_update(finished(job="release", parameters=(("TARGET_ENV", "stage"),)), None, cfg, taken=never)
+    )
+    assert staged["deploymentProperties"]["environment"]["category"] == "STAGING"
+    other = deployed(
+        next_update(finished(job="release", parameters=(("TARGET_ENV", "qa"),)), None, cfg, taken=never)
+    )
+    assert other["deploymentProperties"]["environment"] == {
+        "category": "UNMAPPED",
+        "displayName": "qa",
+        "environmentId": "qa",
+    }
+    plain = next_update(finished(job="release"), None, cfg, taken=never)
+    assert plain is not None and plain.run.kind == "build", "no parameter: reported as a build"
+    checked(plain)
+
+
+@pytest.mark.parametrize(
+    ("result", "timed_out", "state_map", "state"),
+    [
+        ("UNSTABLE", False, {}, "FAILED"),
+        ("ABORTED", True, {}, "FAILED"),  # a deployment has no TIMED_OUT
+        ("ABORTED", False, {}, "CANCELLED"),
+        ("ABORTED", False, {"ABORTED": "ROLLED_BACK"}, "ROLLED_BACK"),
+        ("BOGUS", False, {}, "UNKNOWN"),
+    ],
+)
+def test_deployment_states(
+    tmp_path: Path, result: str, timed_out: bool, state_map: dict[str, str], state: str
+) -> None:
+    cfg = settings(tmp_path, compass=DEPLOYS, state_map=state_map)
+    update = next_update(finished(result, job="deploy-x", timed_out=timed_out), None, cfg, taken=never)
+    assert deployed(update)["deploymentProperties"]["state"] == state
+
+
+def test_a_build_mapped_to_rolled_back_is_failed(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, state_map={"ABORTED": "ROLLED_BACK"})
+    assert props(next_update(finished("ABORTED"), None, cfg, taken=never))["state"] == "FAILED"
+
+
+def test_a_run_keeps_what_it_was_first_reported_as(tmp_path: Path) -> None:
+    """A rule added while a run is going does not turn its final event into another kind."""
+    started = next_update(facts(job="deploy-shop"), None, settings(tmp_path), taken=never)
+    assert started is not None and started.run.kind == "build"
+    final = next_update(
+        finished(job="deploy-shop"), started.run, settings(tmp_path, compass=DEPLOYS), taken=never
+    )
+    assert final is not None and final.run.kind == "build"
+    checked(final)
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [(7, 7), ("13.1", 13), ("20020507010355", 20020507010355), ("1.1a", 1), ("rc", START // 1000)],
+)
+def test_a_deployment_number_from_any_run_id(tmp_path: Path, number: int | str, expected: int) -> None:
+    cfg = settings(tmp_path, compass=DEPLOYS)
+    event = deployed(next_update(finished(job="deploy-x", number=number), None, cfg, taken=never))
+    assert event["deploymentProperties"]["sequenceNumber"] == expected
+
+
+def test_a_run_whose_parameters_are_not_known_yet_waits_for_them(tmp_path: Path) -> None:
+    """A freestyle run has no build.xml (its parameters) until it ends: whether it is a deployment is
+    not known, so nothing is sent for it until then, and then only its final event."""
+    cfg = settings(tmp_path, compass=DEPLOYS)
+    assert next_update(facts(job="release", parameters=None), None, cfg, taken=never) is None
+    plain_job = next_update(facts(job="app", parameters=None), None, cfg, taken=never)
+    assert plain_job is not None and plain_job.run.kind == "build", "no rule reads its parameters: go"
+    final = finished(job="release", parameters=(("TARGET_ENV", "stage"),))
+    assert (
+        deployed(next_update(final, None, cfg, taken=never))["deploymentProperties"]["state"] == "SUCCESSFUL"
+    )

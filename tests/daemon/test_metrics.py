@@ -126,8 +126,8 @@ async def test_metrics_counts_what_the_daemon_reports(
     assert status == 200
     assert ctype == CONTENT_TYPE_LATEST
     found = samples(text)
-    assert value(found, "buildtail_runs_detected_total", state="IN_PROGRESS") == 2
-    assert value(found, "buildtail_runs_detected_total", state="SUCCESSFUL") == 1
+    assert value(found, "buildtail_runs_detected_total", kind="build", state="IN_PROGRESS") == 2
+    assert value(found, "buildtail_runs_detected_total", kind="build", state="SUCCESSFUL") == 1
     assert value(found, "buildtail_events_sent_total", outcome="accepted", status="202") == 2
     assert value(found, "buildtail_events_sent_total", outcome="retry", status="503") == 1
     assert value(found, "buildtail_events_sent_total", outcome="retry", status="none") == 1
@@ -147,7 +147,7 @@ def test_the_series_alerts_count_start_at_0() -> None:
     """rate() and increase() see an increment only between two samples: these exist before the first."""
     found = samples(generate_latest(Metrics().registry).decode())
     for state in COMPASS_STATES:
-        assert value(found, "buildtail_runs_detected_total", state=state) == 0
+        assert value(found, "buildtail_runs_detected_total", kind="build", state=state) == 0
     assert value(found, "buildtail_events_sent_total", outcome="accepted", status="202") == 0
     assert value(found, "buildtail_events_sent_total", outcome="retry", status="429") == 0
 
@@ -295,8 +295,8 @@ def test_two_instances_do_not_collide() -> None:
     b.bind(Probe(depth=9))
     found_a = samples(generate_latest(a.registry).decode())
     found_b = samples(generate_latest(b.registry).decode())
-    assert value(found_a, "buildtail_runs_detected_total", state="FAILED") == 1
-    assert value(found_b, "buildtail_runs_detected_total", state="FAILED") == 0
+    assert value(found_a, "buildtail_runs_detected_total", kind="build", state="FAILED") == 1
+    assert value(found_b, "buildtail_runs_detected_total", kind="build", state="FAILED") == 0
     assert value(found_a, "buildtail_queue_depth") == 4
     assert value(found_b, "buildtail_queue_depth") == 9
 

@@ -56,8 +56,8 @@ def test_metrics_and_health_endpoints(
 
     wait_until(lambda: scraped().get(("buildtail_queue_depth", ())) == 0.0, what="an empty queue")
     m = scraped()
-    assert m[("buildtail_runs_detected_total", (("state", "IN_PROGRESS"),))] == 1
-    assert m[("buildtail_runs_detected_total", (("state", "FAILED"),))] == 1
+    assert m[("buildtail_runs_detected_total", (("kind", "build"), ("state", "IN_PROGRESS")))] == 1
+    assert m[("buildtail_runs_detected_total", (("kind", "build"), ("state", "FAILED")))] == 1
     assert m[("buildtail_events_sent_total", (("outcome", "accepted"), ("status", "202")))] == 2
     assert m[("buildtail_send_duration_seconds_count", ())] == 2
     # the job's builds/ only: jobs/ is not watched, the finished run's watch is gone once idle

@@ -165,6 +165,7 @@ class LogSource:
             start_is_exact=ev.time is not None,
             run_url=url,
             written_ms=mtime_ms,
+            parameters=tuple(ev.fields.items()),  # the line's named groups
         )
         if ev.kind == "start":
             return base
@@ -323,6 +324,7 @@ class ResultFileSource:
             written_ms=written,
             run_url=rec.url or _url(self.cfg.url, fields, f"file://{self.host}{path}"),
             causes=notes,
+            parameters=rec.parameters,
         )
 
     def _junit(self, path: str, patterns: tuple[str, ...]) -> str | None:

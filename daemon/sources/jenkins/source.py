@@ -248,6 +248,7 @@ class JenkinsSource:
                 causes=record.causes or (logfacts.causes if logfacts else ()),
                 commit=record.commit or (logfacts.commit if logfacts else None),
                 branch=record.branch,
+                parameters=record.parameters,
             )
             if not record.finished:
                 return facts
@@ -263,7 +264,11 @@ class JenkinsSource:
         if not logfacts.causes and time.time() - log_mtime / 1000 < 1.0 and _is_empty(run_dir / "log"):
             return Retry(0.1, "the log was just created; waiting for its first line")
         facts = replace(
-            base, start_ms=_fallback_start(dir_st, log_mtime), causes=logfacts.causes, commit=logfacts.commit
+            base,
+            start_ms=_fallback_start(dir_st, log_mtime),
+            causes=logfacts.causes,
+            commit=logfacts.commit,
+            parameters=None,  # kept in build.xml, which a freestyle run writes when it ends
         )
         idle = time.time() - log_mtime / 1000
         if logfacts.finished_result is not None:
