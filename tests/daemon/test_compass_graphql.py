@@ -209,20 +209,23 @@ def _settings(tmp_path: Path, compass: FakeCompass) -> Settings:
 async def test_every_request_sent_is_declared_and_valid(
     tmp_path: Path, compass: FakeCompass, compass_schema: GraphQLSchema
 ) -> None:
-    """doctor, setup and doctor again on the grey-icon case: every request that reached Compass."""
+    """doctor, setup and doctor again on the grey-icon case with deployments configured: every
+    request that reached Compass (both event types and their attachments)."""
     compass.attach(compass.add_component(COMPONENT), compass.add_event_source(HOST, "CUSTOM"))
     settings = _settings(tmp_path, compass)
     assert settings.compass is not None
     client = CompassGraphQL(settings.compass)
     try:
         wanted = targets(settings, [])
-        assert (await doctor(client, settings.compass, wanted))[1] == 1
+        assert (await doctor(client, settings.compass, wanted))[1] == 2  # BUILD, DEPLOYMENT only CUSTOM
         await setup(client, compass.cloud_id, wanted)
         assert (await doctor(client, settings.compass, wanted))[1] == 0
     finally:
         await client.close()
     sent = compass.graphql_requests
     assert {r.field for r in sent} == {"eventSource", "component", "createEventSource", "attachEventSource"}
+    created = [r.variables["input"]["eventType"] for r in sent if r.field == "createEventSource"]
+    assert created == ["BUILD", "DEPLOYMENT"]
     for request in sent:
         assert request.query in documents(), request.query
         assert request.query is not None
