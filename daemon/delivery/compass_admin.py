@@ -1,9 +1,10 @@
-"""Compass event sources: ``compass setup`` makes them right, ``doctor`` explains.
+"""Compass event sources and derived metrics: ``compass setup`` makes them right, ``doctor`` explains.
 
 An event source is identified by ``externalEventSourceId`` *and* ``eventType``. Build events need a
 source of type BUILD and deployment events one of type DEPLOYMENT, with the same id; a CUSTOM source
 with that id (as in widely copied examples) is what makes builds show as grey "other" events.
-``setup`` creates and attaches what is missing (idempotent); ``doctor`` only reads and explains.
+``setup`` creates and attaches what is missing and connects the derived metrics the events feed
+(idempotent); ``doctor`` only reads and explains.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 
 from daemon.config import CompassSettings, Settings
 from daemon.delivery.compass_graphql import EVENT_TYPES, CompassGraphQL, EventSource, GraphQLError
+from daemon.delivery.compass_metrics import check_metrics, connect_metrics
 from daemon.events import job_matches
 
-__all__ = ["Target", "doctor", "setup", "setup_sources", "targets"]
+__all__ = ["Target", "doctor", "receiving", "setup", "setup_sources", "targets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,15 @@ def _sources(wanted: list[Target]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((t.external_id, kind) for t in wanted for kind in t.event_types))
 
 
+def receiving(wanted: list[Target]) -> dict[str, list[str]]:
+    """Each mapped component -> the event types it receives."""
+    kinds: dict[str, set[str]] = {}
+    for target in wanted:
+        if target.component_id is not None:
+            kinds.setdefault(target.component_id, set()).update(target.event_types)
+    return {c: [t for t in EVENT_TYPES if t in k] for c, k in kinds.items()}
+
+
 async def setup_sources(
     client: CompassGraphQL, cloud_id: str, wanted: list[Target]
 ) -> tuple[list[str], bool]:
@@ -107,10 +118,10 @@ async def setup_sources(
 
 
 async def setup(client: CompassGraphQL, cloud_id: str, wanted: list[Target]) -> list[str]:
-    """Event sources and attachments; one line per thing found or done. Idempotent: a second run
-    sends no mutation."""
+    """Event sources, attachments, then the derived metrics of each mapped component; one line per
+    thing found or done. Idempotent: a second run sends no mutation."""
     lines, _ = await setup_sources(client, cloud_id, wanted)
-    return lines
+    return lines + await connect_metrics(client, receiving(wanted))
 
 
 _CONSEQUENCE = {
@@ -199,6 +210,8 @@ async def doctor(
                     bad(
                         f"{label} is not attached to {component}: run `buildtail compass setup --config PATH`"
                     )
+        for healthy, text in await check_metrics(client, receiving(wanted)):
+            (ok if healthy else bad)(text)
     except GraphQLError as exc:
         if exc.status in (401, 403):
             bad(f"{exc}: check compass.email and the API token (it must belong to that account)")

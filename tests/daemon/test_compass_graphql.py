@@ -210,22 +210,31 @@ async def test_every_request_sent_is_declared_and_valid(
     tmp_path: Path, compass: FakeCompass, compass_schema: GraphQLSchema
 ) -> None:
     """doctor, setup and doctor again on the grey-icon case with deployments configured: every
-    request that reached Compass (both event types and their attachments)."""
+    request that reached Compass (both event types, attachments, metric sources)."""
     compass.attach(compass.add_component(COMPONENT), compass.add_event_source(HOST, "CUSTOM"))
     settings = _settings(tmp_path, compass)
     assert settings.compass is not None
     client = CompassGraphQL(settings.compass)
     try:
         wanted = targets(settings, [])
-        assert (await doctor(client, settings.compass, wanted))[1] == 2  # BUILD, DEPLOYMENT only CUSTOM
+        # BUILD and DEPLOYMENT exist only as CUSTOM; neither kind's metrics are connected
+        assert (await doctor(client, settings.compass, wanted))[1] == 4
         await setup(client, compass.cloud_id, wanted)
         assert (await doctor(client, settings.compass, wanted))[1] == 0
     finally:
         await client.close()
     sent = compass.graphql_requests
-    assert {r.field for r in sent} == {"eventSource", "component", "createEventSource", "attachEventSource"}
-    created = [r.variables["input"]["eventType"] for r in sent if r.field == "createEventSource"]
+    assert {r.field for r in sent} == {
+        "eventSource",
+        "component",
+        "createEventSource",
+        "attachEventSource",
+        "createMetricSource",
+    }
+    assert "buildtailMetricSources" in {r.operation for r in sent}
+    created = [r.variables["input"].get("eventType") for r in sent if r.field == "createEventSource"]
     assert created == ["BUILD", "DEPLOYMENT"]
+    assert sum(r.field == "createMetricSource" for r in sent) == 4
     for request in sent:
         assert request.query in documents(), request.query
         assert request.query is not None

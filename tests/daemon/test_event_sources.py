@@ -188,20 +188,24 @@ async def test_setup_creates_and_attaches_then_changes_nothing(
     assert mutation_count(compass) == {
         "createEventSource": 1,
         "attachEventSource": 1,
-        "createMetricSource": 0,
+        "createMetricSource": 2,
     }
     assert any(line.startswith("created event source") for line in lines), lines
     assert any(line.startswith("attached event source") for line in lines), lines
+    assert f"connected metric Build Success Rate to {COMP_API} (derived from its build events)" in lines
+    metrics = compass.metric_sources(COMP_API)
 
     again = await setup(client_for(settings), compass.cloud_id, wanted)
     assert mutation_count(compass) == {
         "createEventSource": 1,
         "attachEventSource": 1,
-        "createMetricSource": 0,
+        "createMetricSource": 2,
     }, "idempotent"
     assert compass.event_sources() == [source]
+    assert compass.metric_sources(COMP_API) == metrics
     assert any("exists" in line for line in again), again
     assert any("is attached to" in line for line in again), again
+    assert f"metric Build Success Rate is connected to {COMP_API}" in again, again
     assert not any(line.startswith(("created", "attached")) for line in again), again
 
 
@@ -224,7 +228,7 @@ async def test_setup_job_template_creates_one_source_per_job(
     assert mutation_count(compass) == {
         "createEventSource": 2,
         "attachEventSource": 2,
-        "createMetricSource": 0,
+        "createMetricSource": 4,
     }
 
 
@@ -369,7 +373,185 @@ async def test_every_graphql_call_spends_the_budget(tmp_path: Path, compass: Fak
         await setup(client, compass.cloud_id, targets(settings, []))
     finally:
         await client.close()
-    assert bucket.spent == len(compass.graphql_requests) == 4  # find, create, component, attach
+    # find, create, component, attach; metricSources, createMetricSource x2
+    assert bucket.spent == len(compass.graphql_requests) == 7
+
+
+# --- derived metrics ------------------------------------------------------------------------------
+
+
+def definitions(compass: FakeCompass, component: str) -> list[str]:
+    """The short names of the definitions connected to the component, in creation order."""
+    return [m["metricDefinitionId"].rsplit("/", 1)[-1] for m in compass.metric_sources(component)]
+
+
+async def test_setup_connects_the_four_derived_metrics_with_deployments(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    compass.add_component(COMP_WEB)
+    settings = make_settings(
+        tmp_path, compass, components=[("api", COMP_API), ("web", COMP_WEB)], deployments=DEPLOY_JOBS
+    )
+    lines = await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    four = [
+        "build-success-rate",
+        "build-time-avg-last-10",
+        "weekly-deployment-frequency-28d",
+        "deployment-time-avg-last-25",
+    ]
+    assert definitions(compass, COMP_API) == definitions(compass, COMP_WEB) == four
+    for metric in compass.metric_sources(COMP_WEB):
+        short = metric["metricDefinitionId"].rsplit("/", 1)[-1]
+        assert metric["derived"] is True
+        assert metric["externalMetricSourceId"] == f"buildtail:{short}:{COMP_WEB}"
+    assert (
+        f"connected metric Deployment Frequency to {COMP_WEB} (derived from its deployment events)" in lines
+    )
+
+    before = len(compass.mutations())
+    again = await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert len(compass.mutations()) == before, "the second run sent a mutation"
+    assert sum("is connected to" in line for line in again) == 8, again
+
+
+async def test_setup_keeps_a_metric_connected_elsewhere(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    """Build Success Rate connected in the UI (another external id): only Build Time is added, and
+    the second metric source Compass would refuse is never asked for."""
+    compass.add_component(COMP_API)
+    ui = compass.add_metric_source(
+        COMP_API, fake_compass.BUILTIN_METRICS + "build-success-rate", "from-the-ui"
+    )
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    lines = await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    first = compass.metric_sources(COMP_API)[0]
+    assert (first["id"], first["externalMetricSourceId"]) == (ui, "from-the-ui"), "left as it was"
+    assert definitions(compass, COMP_API) == ["build-success-rate", "build-time-avg-last-10"]
+    assert mutation_count(compass)["createMetricSource"] == 1
+    assert f"metric Build Success Rate is connected to {COMP_API}" in lines
+
+
+async def test_setup_reads_every_page_of_metric_sources(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    for n in range(11):
+        compass.add_metric_source(
+            COMP_API, f"ari:cloud:compass:cloud-123:metric-definition/custom/{n}", derived=False
+        )
+    connect_in_ui(compass, COMP_API, "BUILD")  # the 12th and 13th: on the second page
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert mutation_count(compass)["createMetricSource"] == 0
+    pages = [r.variables for r in compass.graphql_requests if r.operation == "buildtailMetricSources"]
+    assert [p["after"] for p in pages] == [None, "cursor:9"]
+
+
+async def test_setup_job_template_connects_each_metric_once_per_component(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    """Two jobs, two event sources, one component: Compass derives the metric from the component's
+    events, so there is one metric source per definition."""
+    compass.add_component(COMP_API)
+    settings = make_settings(tmp_path, compass, template="{host}/{job}", components=[("**", COMP_API)])
+    await setup(client_for(settings), compass.cloud_id, targets(settings, ["api-1", "api-2"]))
+    assert len(compass.components()[COMP_API]) == 2
+    assert definitions(compass, COMP_API) == ["build-success-rate", "build-time-avg-last-10"]
+
+
+async def test_setup_connects_no_metric_without_a_component(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    settings = make_settings(tmp_path, compass, deployments=DEPLOY_JOBS)
+    await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert mutation_count(compass) == {
+        "createEventSource": 2,
+        "attachEventSource": 0,
+        "createMetricSource": 0,
+    }
+    assert "buildtailMetricSources" not in {r.operation for r in compass.graphql_requests}
+
+
+async def test_setup_stops_when_metric_sources_cannot_be_read(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    """``metricSources: null`` beside an error is not "none connected": nothing may be created."""
+    compass.add_component(COMP_API)
+    compass.fail_graphql("metricSources", "the API token lacks the scope read:metric:compass")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    with pytest.raises(GraphQLError, match="lacks the scope read:metric:compass") as caught:
+        await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert caught.value.status == 403
+    assert mutation_count(compass)["createMetricSource"] == 0 and compass.metric_sources(COMP_API) == []
+
+
+async def test_setup_reports_a_refused_metric_source(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    compass.fail_graphql("createMetricSource", "the API token lacks the scope write:metric:compass")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    with pytest.raises(GraphQLError, match="write:metric:compass"):
+        await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert compass.metric_sources(COMP_API) == []
+
+
+async def test_doctor_reports_a_component_without_its_metrics(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "BUILD"))
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    [problem] = problems_of(lines)
+    assert (
+        f"component {COMP_API} receives build events but has no Build Success Rate or Build Time" in problem
+    )
+    assert problem.endswith("Fix: run `buildtail compass setup --config PATH`")
+
+    compass.add_metric_source(COMP_API, fake_compass.BUILTIN_METRICS + "build-success-rate", "from-the-ui")
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    [problem] = problems_of(lines)
+    assert "no Build Time metric" in problem and "Success Rate" not in problem
+    assert compass.mutations() == []
+
+
+async def test_doctor_reports_missing_deployment_metrics(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.add_component(COMP_API)
+    for kind in ("BUILD", "DEPLOYMENT"):
+        compass.attach(COMP_API, compass.add_event_source(HOST, kind))
+    connect_in_ui(compass, COMP_API, "BUILD")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)], deployments=DEPLOY_JOBS)
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    [problem] = problems_of(lines)
+    assert "receives deployment events but has no Deployment Frequency or Deployment Time metric" in problem
+    assert "buildtail compass setup --config PATH" in problem
+    assert any("has the metrics its build events feed (Build Success Rate, Build Time)" in x for x in lines)
+
+    await setup(client_for(settings), compass.cloud_id, targets(settings, []))
+    assert (await doctor(client_for(settings), settings.compass, targets(settings, [])))[1] == 0
+
+
+async def test_doctor_reports_unreadable_metrics(
+    tmp_path: Path, compass: FakeCompass, client_for: ClientFactory
+) -> None:
+    compass.attach(compass.add_component(COMP_API), compass.add_event_source(HOST, "BUILD"))
+    connect_in_ui(compass, COMP_API, "BUILD")
+    compass.fail_graphql("metricSources", "the API token lacks the scope read:metric:compass")
+    settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
+    assert settings.compass is not None
+    lines, problems = await doctor(client_for(settings), settings.compass, targets(settings, []))
+    assert problems == 1, lines
+    [problem] = problems_of(lines)
+    assert "read:metric:compass" in problem and "API token" in problem
+    assert "has no" not in problem
 
 
 # --- auto-setup on a 404 -------------------------------------------------------------------------------
@@ -606,7 +788,7 @@ async def test_doctor_then_setup_then_doctor(
     settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
     assert settings.compass is not None
     wanted = targets(settings, [])
-    assert (await doctor(client_for(settings), settings.compass, wanted))[1] == 1
+    assert (await doctor(client_for(settings), settings.compass, wanted))[1] == 2  # grey icon, metrics
     await setup(client_for(settings), compass.cloud_id, wanted)
     lines, problems = await doctor(client_for(settings), settings.compass, wanted)
     assert problems == 0, lines
