@@ -17,12 +17,16 @@ but not stored (see ``stored`` and ``dropped``).
 
 The same app also fakes what ``buildtail compass setup`` / ``buildtail doctor`` use:
 ``GET /_edge/tenant_info`` (no auth) and ``POST /gateway/api/graphql`` with an in-memory registry of
-event sources (``add_event_source``, ``event_sources()``) and components (``add_component``,
-``attach``, ``components()``). When Atlassian's published schema sits next to the checkout
+event sources (``add_event_source``, ``event_sources()``), components (``add_component``,
+``attach``, ``components()``) and their metric sources (``add_metric_source``,
+``metric_sources(component_id)``; ``createMetricSource`` refuses a second one for the same
+component and metric definition with a 409 ``ALREADY_EXISTS`` error, and ``derived: true`` for a
+definition Compass does not derive from events). When Atlassian's published schema sits next to the checkout
 (``tests/compass_graphql.py``), each GraphQL request is validated and executed against it, so a
 document Compass would refuse is refused here too and answers have the schema's shapes by
 construction (``QueryError.extensions`` a list, ``__typename`` only where asked for); without it, or
-with ``graphql_schema=False``, the same resolvers answer by hand in the same shapes.
+with ``graphql_schema=False``, the same resolvers answer by hand in the same shapes (the fields the
+document selects, inline fragments by ``__typename``, nested fields with arguments called).
 ``fail_graphql(field, message)`` makes a field answer null beside a top-level error, as Compass does
 for a missing permission. GraphQL requests are recorded in ``graphql_requests``, never in
 ``requests``, and scripted faults do not apply to them. With ``require_event_source=True`` an event
@@ -50,7 +54,7 @@ from typing import Any
 import graphql
 import jsonschema  # type: ignore[import-untyped]
 from aiohttp import web
-from graphql.language import FieldNode, OperationDefinitionNode
+from graphql.language import FieldNode, InlineFragmentNode, OperationDefinitionNode, SelectionSetNode
 from graphql.utilities import value_from_ast_untyped
 
 from tests import compass_graphql
@@ -82,7 +86,17 @@ EVENT_TYPES = (
     "PULL_REQUEST",
     "VULNERABILITY",
 )
-GRAPHQL_FIELDS = ("eventSource", "component", "createEventSource", "attachEventSource")
+GRAPHQL_FIELDS = ("eventSource", "component", "createEventSource", "attachEventSource", "createMetricSource")
+NESTED_FIELDS = ("metricSources",)  # fields of a component that ``fail_graphql`` can fail too
+BUILTIN_METRICS = "ari:cloud:compass::metric-definition/builtin/"
+# The built-in definitions Compass derives from events: id -> (name, the event type they come from).
+DERIVED_DEFINITIONS = {
+    BUILTIN_METRICS + "build-success-rate": ("Build success rate", "BUILD"),
+    BUILTIN_METRICS + "build-time-avg-last-10": ("Build time", "BUILD"),
+    BUILTIN_METRICS + "weekly-deployment-frequency-28d": ("Deployment frequency", "DEPLOYMENT"),
+    BUILTIN_METRICS + "deployment-time-avg-last-25": ("Deployment time", "DEPLOYMENT"),
+}
+METRIC_PAGE = 10  # metricSources' default page size
 SCHEMA_PATH = Path(__file__).resolve().parent / "compass_schema.json"
 DEPLOYMENT_SCHEMA_PATH = Path(__file__).resolve().parent / "compass_deployment_schema.json"
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -175,6 +189,8 @@ class _State:
     sources: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> event source
     components: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {name, sources}
     next_source: int = 1
+    metric_sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> metric source
+    next_metric: int = 1
     graphql_failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> error
 
 
@@ -263,6 +279,19 @@ def _query_error(message: str, status: int, kind: str) -> dict[str, Any]:
     }
 
 
+def _metric_node(source: dict[str, Any]) -> dict[str, Any]:
+    """A ``CompassMetricSource`` as the schema has it (the registry keeps the definition's id)."""
+    definition = source["metricDefinitionId"]
+    name = DERIVED_DEFINITIONS.get(definition, (None, None))[0]
+    return {
+        "id": source["id"],
+        "externalMetricSourceId": source["externalMetricSourceId"],
+        "metricDefinition": {"id": definition, "name": name},
+        "title": name,
+        "url": None,
+    }
+
+
 def _read_operation(query: object) -> tuple[OperationDefinitionNode | None, list[FieldNode]]:
     """The request's operation and the fields it selects under ``compass`` (None, [] if it does not parse)."""
     if not isinstance(query, str):
@@ -324,7 +353,51 @@ class _CompassApi:
             "id": id,
             "name": component["name"],
             "eventSources": [dict(self._fake._state.sources[s]) for s in component["sources"]],
+            "metricSources": lambda info, query=None: self.metricSources(info, str(id), query),
         }
+
+    def metricSources(self, _info: Any, component_id: str, query: Any = None) -> dict[str, Any]:
+        """A component's ``metricSources(query: {first, after})``: one page of the connection."""
+        self._scripted_failure("metricSources")
+        query = query if isinstance(query, dict) else {}
+        first = METRIC_PAGE if query.get("first") is None else query["first"]
+        after = query.get("after")
+        found = [m for m in self._fake._state.metric_sources.values() if m["componentId"] == component_id]
+        start = 0
+        if after is not None:
+            if not (isinstance(after, str) and after.startswith("cursor:") and after[7:].isdigit()):
+                return _query_error(f"invalid cursor {after!r}", 400, "BAD_REQUEST")
+            start = int(after[7:]) + 1
+        if not isinstance(first, int) or first < 0:
+            return _query_error(f"first must be a positive number, not {first!r}", 400, "BAD_REQUEST")
+        page = list(enumerate(found))[start : start + first]
+        cursors = [f"cursor:{i}" for i, _ in page]
+        return {
+            "__typename": "CompassComponentMetricSourcesConnection",
+            "nodes": [_metric_node(m) for _, m in page],
+            "edges": [
+                {"cursor": c, "node": _metric_node(m)} for c, (_, m) in zip(cursors, page, strict=True)
+            ],
+            "pageInfo": {
+                "hasNextPage": start + len(page) < len(found),
+                "hasPreviousPage": start > 0,
+                "startCursor": cursors[0] if cursors else None,
+                "endCursor": cursors[-1] if cursors else None,
+            },
+        }
+
+    def createMetricSource(self, _info: Any, input: Any) -> dict[str, Any]:
+        self._scripted_failure("createMetricSource")
+        input = input if isinstance(input, dict) else {}
+        source, error = self._fake._create_metric_source(
+            str(input.get("componentId")),
+            str(input.get("metricDefinitionId")),
+            input.get("externalMetricSourceId"),
+            derived=input.get("derived") is True,
+        )
+        if source is None:
+            return {"success": False, "createdMetricSource": None, "errors": [error]}
+        return {"success": True, "createdMetricSource": _metric_node(source), "errors": None}
 
     def createEventSource(self, _info: Any, input: Any) -> dict[str, Any]:
         self._scripted_failure("createEventSource")
@@ -533,7 +606,8 @@ class FakeCompass:
             return list(self._state.graphql_requests)
 
     def mutations(self) -> list[GraphQLRequest]:
-        """The GraphQL requests that were createEventSource or attachEventSource mutations."""
+        """The GraphQL requests that were mutations (createEventSource, attachEventSource,
+        createMetricSource)."""
         return [r for r in self.graphql_requests if r.mutation]
 
     @property
@@ -581,6 +655,62 @@ class FakeCompass:
         with self._state.lock:
             return {cid: list(c["sources"]) for cid, c in self._state.components.items()}
 
+    def add_metric_source(
+        self,
+        component_id: str,
+        definition_id: str,
+        external_id: str = "connected-in-the-ui",
+        *,
+        derived: bool = True,
+    ) -> str:
+        """Connects a metric to a component, as the UI or another integration would; returns its id."""
+        with self._state.lock:
+            source, problem = self._create_metric_source(component_id, definition_id, external_id, derived)
+        if source is None:
+            raise ValueError(problem["message"])
+        return str(source["id"])
+
+    def metric_sources(self, component_id: str) -> list[dict[str, Any]]:
+        """The component's metric sources, in creation order: ``{"id", "componentId",
+        "metricDefinitionId", "externalMetricSourceId", "derived"}``."""
+        with self._state.lock:
+            return [dict(m) for m in self._state.metric_sources.values() if m["componentId"] == component_id]
+
+    def _create_metric_source(
+        self, component_id: str, definition_id: str, external_id: object, derived: bool
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Called with the lock held: (the new metric source, {}) or (None, a mutation error).
+
+        Compass derives only its built-in definitions from events, and a component has one metric
+        source per definition: a second one is refused, as the metric already shows there."""
+        if component_id not in self._state.components:
+            return None, _mutation_error(f"component {component_id!r} not found", 404, "NOT_FOUND")
+        if not isinstance(external_id, str) or not external_id:
+            return None, _mutation_error("externalMetricSourceId must not be empty", 400, "BAD_REQUEST")
+        if derived and definition_id not in DERIVED_DEFINITIONS:
+            return None, _mutation_error(
+                f"metric definition {definition_id!r} cannot be derived from events", 400, "BAD_REQUEST"
+            )
+        for other in self._state.metric_sources.values():
+            if (other["componentId"], other["metricDefinitionId"]) == (component_id, definition_id):
+                return None, _mutation_error(
+                    f"component {component_id!r} already has a metric source for {definition_id!r}",
+                    409,
+                    "ALREADY_EXISTS",
+                )
+        number = self._state.next_metric
+        self._state.next_metric += 1
+        metric_id = f"ari:cloud:compass:{self.cloud_id}:metric-source/{number:08d}"
+        source: dict[str, Any] = {
+            "id": metric_id,
+            "componentId": component_id,
+            "metricDefinitionId": definition_id,
+            "externalMetricSourceId": external_id,
+            "derived": derived,
+        }
+        self._state.metric_sources[metric_id] = source
+        return source, {}
+
     def _lookup_source(self, external_id: str, event_type: str) -> dict[str, str] | None:
         for source in self._state.sources.values():
             if source["externalEventSourceId"] == external_id and source["eventType"] == event_type:
@@ -626,10 +756,11 @@ class FakeCompass:
     def fail_graphql(
         self, field_name: str, message: str, *, status: int = 403, error_type: str = "FORBIDDEN"
     ) -> None:
-        """From now on ``field_name`` (one of ``GRAPHQL_FIELDS``) answers null with a top-level error
-        beside the rest of the data, as Compass answers a token that lacks a permission."""
-        if field_name not in GRAPHQL_FIELDS:
-            raise ValueError(f"unknown field {field_name!r}; one of {GRAPHQL_FIELDS}")
+        """From now on ``field_name`` (one of ``GRAPHQL_FIELDS`` or ``NESTED_FIELDS``) answers null with
+        a top-level error beside the rest of the data, as Compass answers a token that lacks a
+        permission."""
+        if field_name not in GRAPHQL_FIELDS + NESTED_FIELDS:
+            raise ValueError(f"unknown field {field_name!r}; one of {GRAPHQL_FIELDS + NESTED_FIELDS}")
         with self._state.lock:
             self._state.graphql_failures[field_name] = {
                 "message": message,
@@ -936,24 +1067,74 @@ def _answer_by_hand(
         except graphql.GraphQLError as exc:
             return {"errors": [exc.formatted]}
         return {"errors": [{"message": "the query selects no field under compass"}]}
-    data: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for node in fields:
-        name, key = node.name.value, (node.alias or node.name).value
-        resolver = getattr(api, name) if name in GRAPHQL_FIELDS else None
-        if resolver is None:
-            return {
-                "errors": [{"message": f"Cannot query field {name!r} (this fake knows {GRAPHQL_FIELDS})"}]
-            }
-        arguments = {a.name.value: value_from_ast_untyped(a.value, variables) for a in node.arguments}
-        try:
-            data[key] = resolver(None, **arguments)
-        except TypeError as exc:
-            return {"errors": [{"message": f"{name}: wrong arguments: {exc}"}]}
-        except graphql.GraphQLError as exc:
-            data[key] = None
-            error = graphql.GraphQLError(
-                exc.message, nodes=[node], path=["compass", key], extensions=exc.extensions
-            )
-            errors.append(dict(error.formatted))
+        if node.name.value not in GRAPHQL_FIELDS:
+            message = f"Cannot query field {node.name.value!r} (this fake knows {GRAPHQL_FIELDS})"
+            return {"errors": [{"message": message}]}
+    root = {name: getattr(api, name) for name in GRAPHQL_FIELDS}
+    try:
+        data = _project(root, fields, variables, ["compass"], errors)
+    except TypeError as exc:
+        return {"errors": [{"message": f"wrong arguments: {exc}"}]}
     return {"data": {"compass": data}, **({"errors": errors} if errors else {})}
+
+
+def _selected(selections: SelectionSetNode | None, typename: object) -> list[FieldNode]:
+    """The fields selected on an object of this ``__typename``: its own, and those of the inline
+    fragments on its type (all of them when the object does not say its type)."""
+    out: list[FieldNode] = []
+    for selection in selections.selections if selections is not None else ():
+        if isinstance(selection, FieldNode):
+            out.append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition.name.value if selection.type_condition else None
+            if condition is None or typename is None or condition == typename:
+                out.extend(_selected(selection.selection_set, typename))
+    return out
+
+
+def _project(
+    value: dict[str, Any],
+    fields: list[FieldNode],
+    variables: dict[str, Any],
+    path: list[str | int],
+    errors: list[Any],
+) -> dict[str, Any]:
+    """What a GraphQL server answers over the resolvers' values: the selected fields only (under
+    their aliases), a callable field called with its arguments, and a field error (a scripted
+    failure) as null beside a top-level error with the field's path."""
+    out: dict[str, Any] = {}
+    for node in fields:
+        key = (node.alias or node.name).value
+        item = value.get(node.name.value)
+        if callable(item):
+            arguments = {
+                a.name.value: value_from_ast_untyped(a.value, variables) for a in node.arguments or ()
+            }
+            try:
+                item = item(None, **arguments)
+            except graphql.GraphQLError as exc:
+                error = graphql.GraphQLError(
+                    exc.message, nodes=[node], path=[*path, key], extensions=exc.extensions
+                )
+                errors.append(dict(error.formatted))
+                item = None
+        out[key] = _project_value(item, node.selection_set, variables, [*path, key], errors)
+    return out
+
+
+def _project_value(
+    value: Any,
+    selections: SelectionSetNode | None,
+    variables: dict[str, Any],
+    path: list[str | int],
+    errors: list[Any],
+) -> Any:
+    if selections is None:
+        return value
+    if isinstance(value, list):
+        return [_project_value(v, selections, variables, [*path, i], errors) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return _project(value, _selected(selections, value.get("__typename")), variables, path, errors)
+    return value

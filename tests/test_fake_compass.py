@@ -21,6 +21,11 @@ from daemon.delivery.compass_graphql import (
     create_operation,
     find_operation,
 )
+from daemon.delivery.compass_metrics import (
+    DERIVED_METRICS,
+    create_metric_source_operation,
+    metric_sources_operation,
+)
 from tests.fake_compass import SCHEMA_PATH, FakeCompass, Fault
 
 
@@ -571,6 +576,105 @@ async def test_fail_graphql_answers_null_beside_a_top_level_error(
         gql_compass.fail_graphql("eventSources", "typo")
 
 
+async def test_graphql_metric_sources_one_per_definition(
+    gql_compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    """createMetricSource and a component's metricSources in the schema's shapes (both modes); a
+    second metric source for the same component and definition is refused."""
+    compass = gql_compass
+    compass.add_component("comp-1")
+    rate, build_time = DERIVED_METRICS[0], DERIVED_METRICS[1]
+    _, answer = await gql(session, compass, create_metric_source_operation("comp-1", rate))
+    payload = compass_field(answer, "createMetricSource")
+    assert payload["success"] is True and payload["errors"] is None
+    created = payload["createdMetricSource"]
+    assert created == {
+        "id": created["id"],
+        "externalMetricSourceId": "buildtail:build-success-rate:comp-1",
+        "metricDefinition": {"id": rate.id, "name": "Build success rate"},
+    }
+    assert compass.metric_sources("comp-1") == [
+        {
+            "id": created["id"],
+            "componentId": "comp-1",
+            "metricDefinitionId": rate.id,
+            "externalMetricSourceId": "buildtail:build-success-rate:comp-1",
+            "derived": True,
+        }
+    ]
+
+    _, answer = await gql(session, compass, create_metric_source_operation("comp-1", rate))
+    assert compass_field(answer, "createMetricSource") == {
+        "success": False,
+        "createdMetricSource": None,
+        "errors": [
+            {
+                "message": f"component 'comp-1' already has a metric source for {rate.id!r}",
+                "extensions": {"statusCode": 409, "errorType": "ALREADY_EXISTS"},
+            }
+        ],
+    }
+    _, answer = await gql(session, compass, create_metric_source_operation("nope", rate))
+    errors = compass_field(answer, "createMetricSource")["errors"]
+    assert errors[0]["extensions"] == {"statusCode": 404, "errorType": "NOT_FOUND"}
+    custom = create_metric_source_operation("comp-1", build_time)
+    custom.variables["input"]["metricDefinitionId"] = "ari:cloud:compass:cloud-123:metric-definition/custom/1"
+    _, answer = await gql(session, compass, custom)
+    errors = compass_field(answer, "createMetricSource")["errors"]
+    assert "cannot be derived" in errors[0]["message"] and errors[0]["extensions"]["statusCode"] == 400
+    assert len(compass.metric_sources("comp-1")) == 1
+
+    _, answer = await gql(session, compass, metric_sources_operation("comp-1"))
+    assert compass_field(answer, "component") == {
+        "__typename": "CompassComponent",
+        "id": "comp-1",
+        "metricSources": {
+            "__typename": "CompassComponentMetricSourcesConnection",
+            "nodes": [created],
+            "pageInfo": {"hasNextPage": False, "endCursor": "cursor:0"},
+        },
+    }
+
+
+async def test_graphql_metric_sources_pages(gql_compass: FakeCompass, session: aiohttp.ClientSession) -> None:
+    compass = gql_compass
+    compass.add_component("comp-1")
+    for n in range(12):
+        compass.add_metric_source("comp-1", f"custom-{n}", f"ext-{n}", derived=False)
+    pages: list[list[str]] = []
+    after: str | None = None
+    while True:
+        _, answer = await gql(session, compass, metric_sources_operation("comp-1", after))
+        connection = compass_field(answer, "component")["metricSources"]
+        pages.append([n["metricDefinition"]["id"] for n in connection["nodes"]])
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    assert pages == [[f"custom-{n}" for n in range(10)], ["custom-10", "custom-11"]]
+    _, answer = await gql(session, compass, metric_sources_operation("comp-1", "junk"))
+    refused = compass_field(answer, "component")["metricSources"]
+    assert refused["__typename"] == "QueryError"
+    assert refused["extensions"] == [{"statusCode": 400, "errorType": "BAD_REQUEST"}]
+    _, answer = await gql(session, compass, metric_sources_operation("comp-2"))
+    assert compass_field(answer, "component")["__typename"] == "QueryError"
+
+
+async def test_fail_graphql_metric_sources_answers_null_beside_an_error(
+    gql_compass: FakeCompass, session: aiohttp.ClientSession
+) -> None:
+    """A nested field fails as Compass fails it: null in place, the component still there."""
+    gql_compass.add_component("comp-1")
+    gql_compass.fail_graphql("metricSources", "the API token lacks the scope read:metric:compass")
+    _, answer = await gql(session, gql_compass, metric_sources_operation("comp-1"))
+    assert answer["data"] == {
+        "compass": {"component": {"__typename": "CompassComponent", "id": "comp-1", "metricSources": None}}
+    }
+    [error] = answer["errors"]
+    assert error["message"] == "the API token lacks the scope read:metric:compass"
+    assert error["path"] == ["compass", "component", "metricSources"]
+    assert error["extensions"] == {"statusCode": 403, "errorType": "FORBIDDEN"}
+
+
 def test_graphql_modes(compass_schema: Any) -> None:
     assert FakeCompass().graphql_schema is True, "the schema is used when it is there"
     assert FakeCompass(graphql_schema=False).graphql_schema is False
@@ -594,6 +698,12 @@ def test_registry_helpers() -> None:
         "eventType": "CUSTOM",
     }
     assert fake.components() == {"c": [sid]}
+    mid = fake.add_metric_source("c", DERIVED_METRICS[0].id)
+    with pytest.raises(ValueError, match="already has a metric source"):
+        fake.add_metric_source("c", DERIVED_METRICS[0].id, "another")
+    with pytest.raises(ValueError, match="not found"):
+        fake.add_metric_source("unknown", DERIVED_METRICS[0].id)
+    assert [m["id"] for m in fake.metric_sources("c")] == [mid] and fake.metric_sources("x") == []
 
 
 async def test_faults_do_not_touch_graphql(compass: FakeCompass, session: aiohttp.ClientSession) -> None:

@@ -1,9 +1,10 @@
-"""Compass event sources: make sure each one this configuration sends to exists as BUILD and is attached.
+"""Compass event sources and derived metrics: ``compass setup`` makes them right, ``doctor`` explains.
 
 An event source is identified by ``externalEventSourceId`` *and* ``eventType``. Build events need a
-source of type BUILD; a CUSTOM source with the same id (as in widely copied examples) is what makes
-builds show as grey "other" events. ``setup`` creates and attaches what is missing (idempotent);
-``doctor`` only reads and explains.
+source of type BUILD and deployment events one of type DEPLOYMENT, with the same id; a CUSTOM source
+with that id (as in widely copied examples) is what makes builds show as grey "other" events.
+``setup`` creates and attaches what is missing and connects the derived metrics the events feed
+(idempotent); ``doctor`` only reads and explains.
 """
 
 from __future__ import annotations
@@ -13,24 +14,36 @@ from dataclasses import dataclass
 
 from daemon.config import CompassSettings, Settings
 from daemon.delivery.compass_graphql import EVENT_TYPES, CompassGraphQL, EventSource, GraphQLError
+from daemon.delivery.compass_metrics import check_metrics, connect_metrics
 from daemon.events import job_matches
 
-__all__ = ["Target", "doctor", "setup", "targets"]
+__all__ = ["Target", "doctor", "receiving", "setup", "setup_sources", "targets"]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One (externalEventSourceId, component) pair this configuration sends to; component may be None."""
+    """One (externalEventSourceId, component) pair this configuration sends to, and the types of the
+    events it sends there; component may be None."""
 
     external_id: str
     component_id: str | None
+    event_types: tuple[str, ...] = ("BUILD",)
+
+
+def _types(deployments: bool) -> tuple[str, ...]:
+    """Every run can be a build: a deployment rule's job still reports a build when the run lacks
+    the rule's parameter, so BUILD is always there."""
+    return ("BUILD", "DEPLOYMENT") if deployments else ("BUILD",)
 
 
 def targets(settings: Settings, job_names: Iterable[str]) -> list[Target]:
-    """Every (event source, component) pair the configuration sends to.
+    """Every (event source, component) pair the configuration sends to, with its event types.
 
-    With a per-host template all jobs share one source, attached to every mapped component; with
-    ``{job}`` in the template each job has its own source, attached to that job's component.
+    With a per-host template all jobs share one source, attached to every mapped component, and it
+    carries deployments as soon as ``compass.deployments`` has a rule. With ``{job}`` in the template
+    each job has its own source, attached to that job's component, carrying deployments when a rule's
+    glob matches the job (a rule's ``source`` is not checked: at worst a DEPLOYMENT source waits
+    unused).
     """
     assert settings.compass is not None
     compass = settings.compass
@@ -39,48 +52,98 @@ def targets(settings: Settings, job_names: Iterable[str]) -> list[Target]:
         components: list[str | None] = [*dict.fromkeys(r.component_id for r in compass.components)]
         if not components:
             components.append(None)
-        return [Target(external, c) for c in components]
-    out: list[Target] = []
+        return [Target(external, c, _types(bool(compass.deployments))) for c in components]
+    merged: dict[tuple[str, str | None], set[str]] = {}
     for job in job_names:
         component = next((r.component_id for r in compass.components if job_matches(r.match, job)), None)
-        target = Target(compass.event_source.format(host=settings.host, job=job), component)
-        if target not in out:
-            out.append(target)
-    return out
+        key = (compass.event_source.format(host=settings.host, job=job), component)
+        deploys = any(job_matches(rule.match, job) for rule in compass.deployments)
+        merged.setdefault(key, set()).update(_types(deploys))
+    return [Target(e, c, tuple(t for t in EVENT_TYPES if t in kinds)) for (e, c), kinds in merged.items()]
 
 
-async def setup(client: CompassGraphQL, cloud_id: str, wanted: list[Target]) -> list[str]:
-    """Creates missing BUILD sources and attaches them; returns one line per action. Idempotent."""
+def _sources(wanted: list[Target]) -> list[tuple[str, str]]:
+    """The (external id, event type) pairs of the targets, each once, in order."""
+    return list(dict.fromkeys((t.external_id, kind) for t in wanted for kind in t.event_types))
+
+
+def receiving(wanted: list[Target]) -> dict[str, list[str]]:
+    """Each mapped component -> the event types it receives."""
+    kinds: dict[str, set[str]] = {}
+    for target in wanted:
+        if target.component_id is not None:
+            kinds.setdefault(target.component_id, set()).update(target.event_types)
+    return {c: [t for t in EVENT_TYPES if t in k] for c, k in kinds.items()}
+
+
+async def setup_sources(
+    client: CompassGraphQL, cloud_id: str, wanted: list[Target]
+) -> tuple[list[str], bool]:
+    """Creates the missing event sources (of each target's types) and attaches them; returns one
+    line per source and attachment, and whether anything changed. Idempotent."""
     lines: list[str] = []
-    sources: dict[str, EventSource] = {}
-    for external in dict.fromkeys(t.external_id for t in wanted):
-        found = await client.find(cloud_id, external)
+    changed = False
+    sources: dict[tuple[str, str], EventSource] = {}
+    for external, kind in _sources(wanted):
+        found = await client.find(cloud_id, external, kind)
         if found is None:
-            found = await client.create(cloud_id, external)
-            lines.append(f"created event source {external!r} (type BUILD)")
+            found = await client.create(cloud_id, external, kind)
+            lines.append(f"created event source {external!r} (type {kind})")
+            changed = True
         else:
-            lines.append(f"event source {external!r} (type BUILD) exists")
-        sources[external] = found
+            lines.append(f"event source {external!r} (type {kind}) exists")
+        sources[(external, kind)] = found
     attached: dict[str, set[str]] = {}
     for target in wanted:
-        if target.component_id is None:
+        component = target.component_id
+        if component is None:
             lines.append(
                 f"event source {target.external_id!r} is not mapped to a component (compass.components); "
                 "events without componentId only show once it is attached to one"
             )
             continue
-        if target.component_id not in attached:
-            attached[target.component_id] = {
-                s.id for s in await client.component_sources(target.component_id)
-            }
-        source = sources[target.external_id]
-        if source.id in attached[target.component_id]:
-            lines.append(f"event source {target.external_id!r} is attached to {target.component_id}")
-            continue
-        await client.attach(target.component_id, source)
-        attached[target.component_id].add(source.id)
-        lines.append(f"attached event source {target.external_id!r} to {target.component_id}")
-    return lines
+        if component not in attached:
+            attached[component] = {s.id for s in await client.component_sources(component)}
+        for kind in target.event_types:
+            source = sources[(target.external_id, kind)]
+            label = f"event source {target.external_id!r} (type {kind})"
+            if source.id in attached[component]:
+                lines.append(f"{label} is attached to {component}")
+                continue
+            await client.attach(component, source)
+            attached[component].add(source.id)
+            lines.append(f"attached {label} to {component}")
+            changed = True
+    return lines, changed
+
+
+async def setup(client: CompassGraphQL, cloud_id: str, wanted: list[Target]) -> list[str]:
+    """Event sources, attachments, then the derived metrics of each mapped component; one line per
+    thing found or done. Idempotent: a second run sends no mutation."""
+    lines, _ = await setup_sources(client, cloud_id, wanted)
+    return lines + await connect_metrics(client, receiving(wanted))
+
+
+_CONSEQUENCE = {
+    "BUILD": 'This is what makes builds show as grey "other" events and leaves the build success rate wrong.',
+    "DEPLOYMENT": (
+        "Deployment events need a source of their own, of type DEPLOYMENT, with this id: without it "
+        "Compass does not count them as deployments, and Deployment Frequency and Deployment Time "
+        "stay empty."
+    ),
+}
+
+
+def _wrong_type(external: str, kind: str, other: list[str], sent: set[str]) -> str:
+    text = (
+        f"event source {external!r} exists only with type {', '.join(other)}, not {kind}. "
+        f"{_CONSEQUENCE.get(kind, '')} Fix: run `buildtail compass setup --config PATH`, which "
+        f"creates the {kind} source and attaches it"
+    )
+    obsolete = [t for t in other if t not in sent]  # a BUILD source beside a missing DEPLOYMENT one stays
+    if obsolete:
+        return f"{text}; then detach the {', '.join(obsolete)} source from the component in Compass."
+    return f"{text}."
 
 
 async def doctor(
@@ -109,43 +172,46 @@ async def doctor(
             )
     except GraphQLError as exc:
         bad(f"the site does not answer: {exc}")
-    externals = list(dict.fromkeys(t.external_id for t in wanted))
-    found: dict[str, EventSource] = {}
+    looked: dict[tuple[str, str], EventSource | None] = {}
+
+    async def find(external: str, kind: str) -> EventSource | None:
+        if (external, kind) not in looked:
+            looked[(external, kind)] = await client.find(compass.cloud_id, external, kind)
+        return looked[(external, kind)]
+
     try:
-        for external in externals:
-            source = await client.find(compass.cloud_id, external)
-            if source is not None:
-                found[external] = source
-                ok(f"event source {external!r} exists with type BUILD")
+        for external, kind in _sources(wanted):
+            if await find(external, kind) is not None:
+                ok(f"event source {external!r} exists with type {kind}")
                 continue
-            other = [
-                t for t in EVENT_TYPES[1:] if await client.find(compass.cloud_id, external, t) is not None
-            ]
+            other = [t for t in EVENT_TYPES if t != kind and await find(external, t) is not None]
             if other:
-                bad(
-                    f"event source {external!r} exists only with type {', '.join(other)}, not BUILD. "
-                    'This is what makes builds show as grey "other" events and leaves the build '
-                    "success rate wrong. Fix: run `buildtail compass setup --config PATH`, which "
-                    "creates the BUILD source and attaches it; then detach the old source from the "
-                    "component in Compass."
-                )
+                sent = {t for target in wanted if target.external_id == external for t in target.event_types}
+                bad(_wrong_type(external, kind, other, sent))
             else:
                 bad(
-                    f"event source {external!r} of type BUILD does not exist: run "
+                    f"event source {external!r} of type {kind} does not exist: run "
                     "`buildtail compass setup --config PATH` (or set compass.auto_setup: true)"
                 )
         ok("the credentials work (GraphQL answered)")
+        attached: dict[str, set[str]] = {}
         for target in wanted:
-            if target.component_id is None or target.external_id not in found:
+            component = target.component_id
+            found = [(k, s) for k in target.event_types if (s := looked.get((target.external_id, k)))]
+            if component is None or not found:
                 continue
-            ids = {s.id for s in await client.component_sources(target.component_id)}
-            if found[target.external_id].id in ids:
-                ok(f"event source {target.external_id!r} is attached to {target.component_id}")
-            else:
-                bad(
-                    f"event source {target.external_id!r} is not attached to {target.component_id}: run "
-                    "`buildtail compass setup --config PATH`"
-                )
+            if component not in attached:
+                attached[component] = {s.id for s in await client.component_sources(component)}
+            for kind, source in found:
+                label = f"event source {target.external_id!r} (type {kind})"
+                if source.id in attached[component]:
+                    ok(f"{label} is attached to {component}")
+                else:
+                    bad(
+                        f"{label} is not attached to {component}: run `buildtail compass setup --config PATH`"
+                    )
+        for healthy, text in await check_metrics(client, receiving(wanted)):
+            (ok if healthy else bad)(text)
     except GraphQLError as exc:
         if exc.status in (401, 403):
             bad(f"{exc}: check compass.email and the API token (it must belong to that account)")

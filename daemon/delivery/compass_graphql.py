@@ -26,11 +26,16 @@ __all__ = [
     "GraphQLError",
     "Operation",
     "attach_operation",
+    "brief",
+    "compass_field",
+    "component_of",
     "component_operation",
     "create_operation",
     "documents",
     "find_operation",
     "graphql_document",
+    "mutation_payload",
+    "query_error",
     "read_attach",
     "read_component",
     "read_create",
@@ -142,10 +147,10 @@ def component_operation(component_id: str) -> Operation:
     return Operation(_COMPONENT, {"id": component_id})
 
 
-def create_operation(cloud_id: str, external_id: str) -> Operation:
+def create_operation(cloud_id: str, external_id: str, event_type: str = "BUILD") -> Operation:
     return Operation(
         _CREATE,
-        {"input": {"cloudId": cloud_id, "externalEventSourceId": external_id, "eventType": "BUILD"}},
+        {"input": {"cloudId": cloud_id, "externalEventSourceId": external_id, "eventType": event_type}},
     )
 
 
@@ -189,7 +194,7 @@ class CompassGraphQL:
             raise GraphQLError(f"{url} did not answer with a cloudId")
         return cloud_id
 
-    async def _call(self, operation: Operation) -> object:
+    async def call(self, operation: Operation) -> object:
         """The parsed JSON answer; what it says is read by the ``read_*`` functions."""
         if self._bucket is not None:
             await self._bucket.acquire()
@@ -218,17 +223,18 @@ class CompassGraphQL:
 
     async def find(self, cloud_id: str, external_id: str, event_type: str = "BUILD") -> EventSource | None:
         """The event source, or None when Compass says it does not exist (and only then)."""
-        answer = await self._call(find_operation(cloud_id, external_id, event_type))
+        answer = await self.call(find_operation(cloud_id, external_id, event_type))
         return read_find(answer, external_id, event_type)
 
     async def component_sources(self, component_id: str) -> list[EventSource]:
-        return read_component(await self._call(component_operation(component_id)), component_id)
+        return read_component(await self.call(component_operation(component_id)), component_id)
 
-    async def create(self, cloud_id: str, external_id: str) -> EventSource:
-        return read_create(await self._call(create_operation(cloud_id, external_id)), external_id)
+    async def create(self, cloud_id: str, external_id: str, event_type: str = "BUILD") -> EventSource:
+        answer = await self.call(create_operation(cloud_id, external_id, event_type))
+        return read_create(answer, external_id, event_type)
 
     async def attach(self, component_id: str, source: EventSource) -> None:
-        answer = await self._call(attach_operation(component_id, source.id))
+        answer = await self.call(attach_operation(component_id, source.id))
         read_attach(answer, f"attaching {source.external_id!r} to {component_id}")
 
 
@@ -237,7 +243,7 @@ class CompassGraphQL:
 # use into a GraphQLError that says what Compass answered.
 
 
-def _brief(value: object) -> str:
+def brief(value: object) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= 300 else text[:300] + "..."
 
@@ -260,25 +266,25 @@ def _messages(errors: object) -> tuple[str, int | None]:
     for item in items:
         if isinstance(item, dict):
             message = item.get("message")
-            texts.append(message if isinstance(message, str) and message else _brief(item))
+            texts.append(message if isinstance(message, str) and message else brief(item))
             status = status if status is not None else _status(item.get("extensions"))
         else:
-            texts.append(_brief(item))
+            texts.append(brief(item))
     return "; ".join(texts) or "no error message", status
 
 
-def _compass_field(answer: object, field: str) -> object:
+def compass_field(answer: object, field: str) -> object:
     """``data.compass.<field>``. Top-level errors are a failure even beside data: a field that is null
     next to an error (a missing permission, say) says nothing about whether the object exists."""
     if not isinstance(answer, dict):
-        raise GraphQLError(f"GraphQL answered {_brief(answer)}, not an object")
+        raise GraphQLError(f"GraphQL answered {brief(answer)}, not an object")
     if answer.get("errors"):
         text, status = _messages(answer["errors"])
         raise GraphQLError(f"Compass answered {field} with an error: {text}", status)
     data = answer.get("data")
     compass = data.get("compass") if isinstance(data, dict) else None
     if not isinstance(compass, dict):
-        raise GraphQLError(f"the GraphQL answer has no data.compass: {_brief(answer)}")
+        raise GraphQLError(f"the GraphQL answer has no data.compass: {brief(answer)}")
     return compass.get(field)
 
 
@@ -287,10 +293,10 @@ def _event_source(value: object, where: str) -> EventSource:
         sid, kind, external = value.get("id"), value.get("eventType"), value.get("externalEventSourceId")
         if isinstance(sid, str) and isinstance(kind, str) and isinstance(external, str):
             return EventSource(sid, kind, external)
-    raise GraphQLError(f"{where}: not an event source: {_brief(value)}")
+    raise GraphQLError(f"{where}: not an event source: {brief(value)}")
 
 
-def _query_error(value: dict[str, Any]) -> tuple[str, int | None]:
+def query_error(value: dict[str, Any]) -> tuple[str, int | None]:
     message = value.get("message")
     return (message if isinstance(message, str) and message else "no message"), _status(
         value.get("extensions")
@@ -301,53 +307,58 @@ def read_find(answer: object, external_id: str, event_type: str) -> EventSource 
     """None only for a QueryError with status 404: anything else unexpected is an error, never
     "not found", so ``setup`` does not create a second source when it could not look."""
     where = f"looking up event source {external_id!r} of type {event_type}"
-    value = _compass_field(answer, "eventSource")
+    value = compass_field(answer, "eventSource")
     kind = value.get("__typename") if isinstance(value, dict) else None
     if isinstance(value, dict) and kind == "EventSource":
         return _event_source(value, where)
     if isinstance(value, dict) and kind == "QueryError":
-        message, status = _query_error(value)
+        message, status = query_error(value)
         if status == 404:
             return None
         raise GraphQLError(f"{where}: {message}", status)
-    raise GraphQLError(f"{where}: Compass answered {_brief(value)}")
+    raise GraphQLError(f"{where}: Compass answered {brief(value)}")
 
 
-def read_component(answer: object, component_id: str) -> list[EventSource]:
-    value = _compass_field(answer, "component")
+def component_of(answer: object, component_id: str) -> dict[str, Any]:
+    """``data.compass.component`` when it is a CompassComponent; a GraphQLError that says why not."""
+    value = compass_field(answer, "component")
     kind = value.get("__typename") if isinstance(value, dict) else None
     if isinstance(value, dict) and kind == "CompassComponent":
-        sources = value.get("eventSources")
-        if sources is None:
-            return []
-        if not isinstance(sources, list):
-            raise GraphQLError(f"component {component_id}: eventSources is {_brief(sources)}")
-        return [_event_source(s, f"component {component_id}") for s in sources]
+        return value
     if isinstance(value, dict) and kind == "QueryError":
-        message, status = _query_error(value)
+        message, status = query_error(value)
         if status == 404:
             raise GraphQLError(f"component {component_id} not found ({message})", status)
         raise GraphQLError(f"component {component_id}: {message}", status)
-    raise GraphQLError(f"component {component_id}: Compass answered {_brief(value)}")
+    raise GraphQLError(f"component {component_id}: Compass answered {brief(value)}")
 
 
-def _payload(answer: object, field: str, what: str) -> dict[str, Any]:
+def read_component(answer: object, component_id: str) -> list[EventSource]:
+    sources = component_of(answer, component_id).get("eventSources")
+    if sources is None:
+        return []
+    if not isinstance(sources, list):
+        raise GraphQLError(f"component {component_id}: eventSources is {brief(sources)}")
+    return [_event_source(s, f"component {component_id}") for s in sources]
+
+
+def mutation_payload(answer: object, field: str, what: str) -> dict[str, Any]:
     """A mutation payload that says ``success: true``; its errors (with HTTP 200) otherwise."""
-    payload = _compass_field(answer, field)
+    payload = compass_field(answer, field)
     if not isinstance(payload, dict):
-        raise GraphQLError(f"{what}: Compass answered {field}: {_brief(payload)}")
+        raise GraphQLError(f"{what}: Compass answered {field}: {brief(payload)}")
     if payload.get("success") is True:
         return payload
     errors = payload.get("errors")
     if not errors:
-        raise GraphQLError(f"{what}: Compass did not report success and gave no error: {_brief(payload)}")
+        raise GraphQLError(f"{what}: Compass did not report success and gave no error: {brief(payload)}")
     text, status = _messages(errors)
     raise GraphQLError(f"{what}: {text}", status)
 
 
-def read_create(answer: object, external_id: str) -> EventSource:
-    what = f"creating event source {external_id!r}"
-    payload = _payload(answer, "createEventSource", what)
+def read_create(answer: object, external_id: str, event_type: str = "BUILD") -> EventSource:
+    what = f"creating event source {external_id!r} of type {event_type}"
+    payload = mutation_payload(answer, "createEventSource", what)
     if payload.get("eventSource") is None:
         raise GraphQLError(
             f"{what}: Compass reported success but returned no event source; "
@@ -357,4 +368,4 @@ def read_create(answer: object, external_id: str) -> EventSource:
 
 
 def read_attach(answer: object, what: str) -> None:
-    _payload(answer, "attachEventSource", what)
+    mutation_payload(answer, "attachEventSource", what)

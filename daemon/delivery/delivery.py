@@ -13,8 +13,8 @@ import time
 
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.compass_admin import Target, setup
-from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
+from daemon.delivery.compass_admin import Target, setup_sources
+from daemon.delivery.compass_graphql import EVENT_TYPES, CompassGraphQL, GraphQLError
 from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.sender import Sender
 from daemon.delivery.transport import CompassTransport, StdoutTransport, Transport
@@ -167,22 +167,30 @@ class Delivery:
         await old_transport.close()
 
     async def _missing_source(self, item: OutboxItem) -> bool:
-        """404 from Compass: with auto_setup, create and attach the BUILD event source, then resend."""
+        """404 from Compass: with auto_setup, create and attach the event source of the refused
+        event's own type (a build's BUILD, a deployment's DEPLOYMENT), then resend. Only what the
+        event needs: the derived metrics are ``compass setup``'s to connect (``doctor`` says so)."""
         compass = self.settings.compass
         if compass is None or not compass.auto_setup:
             return False
         external = event_payload(item.event)["externalEventSourceId"]
+        event_type = next(iter(item.event["event"])).upper()  # {"event": {"deployment": {...}}}
+        if event_type not in EVENT_TYPES:
+            log.error("no event source to create for a %r event (%r)", event_type, external)
+            return False
         component = item.event.get("componentId")
         client = CompassGraphQL(compass, self.bucket)
         try:
-            lines = await setup(client, compass.cloud_id, [Target(external, component)])
+            lines, changed = await setup_sources(
+                client, compass.cloud_id, [Target(external, component, (event_type,))]
+            )
             for line in lines:
                 log.info("compass setup: %s", line)
             # only a change is a reason to resend at once; if everything was already in place the
             # 404 has another cause, and delivery pauses instead of spending the budget on 404s
-            return any(line.startswith(("created", "attached")) for line in lines)
+            return changed
         except GraphQLError as exc:
-            log.error("could not create the event source %r: %s", external, exc)
+            log.error("could not create the event source %r (type %s): %s", external, event_type, exc)
             return False
         finally:
             await client.close()

@@ -1,7 +1,7 @@
 """buildtail's GraphQL requests against Atlassian's published Compass schema, and how it reads answers.
 
-The requests come from the code that sends them (``daemon.delivery.compass_graphql``), never from
-copies here.
+The requests come from the code that sends them (``daemon.delivery.compass_graphql`` and
+``daemon.delivery.compass_metrics``), never from copies here.
 To add a document: declare it with ``graphql_document()`` beside the code, build its request in a
 function (as ``find_operation`` does), and add one call of that function to ``REQUESTS`` below;
 ``test_every_declared_document_has_a_request`` fails until it is there.
@@ -36,7 +36,16 @@ from daemon.delivery.compass_graphql import (
     read_create,
     read_find,
 )
-from tests import fake_compass
+from daemon.delivery.compass_metrics import (
+    DERIVED_METRICS,
+    PAGE_SIZE,
+    MetricSource,
+    create_metric_source_operation,
+    metric_sources_operation,
+    read_create_metric_source,
+    read_metric_sources,
+)
+from tests import compass_graphql, fake_compass
 from tests.compass_graphql import allowed_answer, problems
 from tests.fake_compass import FakeCompass
 
@@ -52,11 +61,18 @@ REQUESTS: list[tuple[str, Operation]] = [
     ("component", component_operation(COMPONENT)),
     ("createEventSource", create_operation(CLOUD, HOST)),
     ("attachEventSource", attach_operation(COMPONENT, SOURCE)),
+    *[(f"createEventSource-{t}", create_operation(CLOUD, HOST, t)) for t in ("DEPLOYMENT",)],
+    ("metricSources-first-page", metric_sources_operation(COMPONENT)),
+    ("metricSources-next-page", metric_sources_operation(COMPONENT, "b2Zmc2V0OjEw")),
+    *[
+        (f"createMetricSource-{d.short}", create_metric_source_operation(COMPONENT, d))
+        for d in DERIVED_METRICS
+    ],
 ]
 
 
 def test_every_declared_document_has_a_request() -> None:
-    assert len(documents()) == len(set(documents())) == 4
+    assert len(documents()) == len(set(documents())) == 6
     assert {op.document for _, op in REQUESTS} == set(documents())
 
 
@@ -74,11 +90,48 @@ def test_event_types_are_the_schemas(compass_schema: GraphQLSchema) -> None:
     assert len(EVENT_TYPES) == len(set(EVENT_TYPES)) and EVENT_TYPES[0] == "BUILD"
 
 
+def test_derived_metrics_are_the_builtin_definitions() -> None:
+    """The definitions connected are the built-in ones the reference names, one per (kind, metric)."""
+    readme = compass_graphql.SDL_PATH.parent / "README.md"
+    if not readme.exists():
+        pytest.skip(f"the reference is not there ({readme})")
+    text = readme.read_text(encoding="utf-8")
+    for definition in DERIVED_METRICS:
+        assert definition.id.startswith("ari:cloud:compass::metric-definition/builtin/")
+        assert f"builtin/{definition.short}" in text, definition
+    assert [(d.event_type, d.name) for d in DERIVED_METRICS] == [
+        ("BUILD", "Build Success Rate"),
+        ("BUILD", "Build Time"),
+        ("DEPLOYMENT", "Deployment Frequency"),
+        ("DEPLOYMENT", "Deployment Time"),
+    ]
+    assert {d.id for d in DERIVED_METRICS} == set(fake_compass.DERIVED_DEFINITIONS)
+
+
+def test_create_metric_source_input() -> None:
+    [rate] = [d for d in DERIVED_METRICS if d.short == "build-success-rate"]
+    assert create_metric_source_operation(COMPONENT, rate).variables == {
+        "input": {
+            "componentId": COMPONENT,
+            "metricDefinitionId": "ari:cloud:compass::metric-definition/builtin/build-success-rate",
+            "externalMetricSourceId": f"buildtail:build-success-rate:{COMPONENT}",
+            "derived": True,
+        }
+    }
+    assert metric_sources_operation(COMPONENT).variables == {
+        "id": COMPONENT,
+        "first": PAGE_SIZE,
+        "after": None,
+    }
+
+
 def _broken() -> list[tuple[str, str, dict[str, Any], str]]:
     find = find_operation(CLOUD, HOST, "BUILD")
     create = create_operation(CLOUD, HOST)
     attach = attach_operation(COMPONENT, SOURCE)
     component = component_operation(COMPONENT)
+    metrics = metric_sources_operation(COMPONENT)
+    metric = create_metric_source_operation(COMPONENT, DERIVED_METRICS[0])
     return [
         ("unknown argument", find.document.replace("externalEventSourceId:", "externalId:"), find.variables,
          "Unknown argument 'externalId'"),
@@ -96,6 +149,19 @@ def _broken() -> list[tuple[str, str, dict[str, Any], str]]:
          "to include required field 'cloudId'"),
         ("extra input field", attach.document, {"input": {**attach.variables["input"], "eventType": "BUILD"}},
          "not to include unknown field 'eventType'"),
+        ("page arguments on the field", metrics.document.replace("metricSources(query: {", "metricSources({"),
+         metrics.variables, "Syntax Error"),
+        ("first outside query", metrics.document.replace("(query: {first: $first, after: $after})",
+         "(first: $first)"), metrics.variables, "Unknown argument 'first'"),
+        ("edges without node", metrics.document.replace("nodes {", "edges {"), metrics.variables,
+         "Cannot query field 'id' on type 'CompassMetricSourceEdge'"),
+        ("derived as text", metric.document, {"input": {**metric.variables["input"], "derived": "true"}},
+         "Boolean cannot represent"),
+        ("missing metric definition", metric.document,
+         {"input": {k: v for k, v in metric.variables["input"].items() if k != "metricDefinitionId"}},
+         "to include required field 'metricDefinitionId'"),
+        ("payload field of another mutation", metric.document.replace("createdMetricSource", "metricSource"),
+         metric.variables, "Cannot query field 'metricSource'"),
     ]  # fmt: skip
 
 
@@ -131,6 +197,9 @@ def _settings(tmp_path: Path, compass: FakeCompass) -> Settings:
                 "email": compass.email,
                 "api_token": compass.token,
                 "components": [{"match": "**", "component_id": COMPONENT}],
+                "deployments": [
+                    {"match": "deploy-*", "environment": {"category": "PRODUCTION", "name": "prod"}}
+                ],
                 "timeout": "10s",
             },
         }
@@ -140,20 +209,32 @@ def _settings(tmp_path: Path, compass: FakeCompass) -> Settings:
 async def test_every_request_sent_is_declared_and_valid(
     tmp_path: Path, compass: FakeCompass, compass_schema: GraphQLSchema
 ) -> None:
-    """doctor, setup and doctor again on the grey-icon case: every request that reached Compass."""
+    """doctor, setup and doctor again on the grey-icon case with deployments configured: every
+    request that reached Compass (both event types, attachments, metric sources)."""
     compass.attach(compass.add_component(COMPONENT), compass.add_event_source(HOST, "CUSTOM"))
     settings = _settings(tmp_path, compass)
     assert settings.compass is not None
     client = CompassGraphQL(settings.compass)
     try:
         wanted = targets(settings, [])
-        assert (await doctor(client, settings.compass, wanted))[1] == 1
+        # BUILD and DEPLOYMENT exist only as CUSTOM; neither kind's metrics are connected
+        assert (await doctor(client, settings.compass, wanted))[1] == 4
         await setup(client, compass.cloud_id, wanted)
         assert (await doctor(client, settings.compass, wanted))[1] == 0
     finally:
         await client.close()
     sent = compass.graphql_requests
-    assert {r.field for r in sent} == {"eventSource", "component", "createEventSource", "attachEventSource"}
+    assert {r.field for r in sent} == {
+        "eventSource",
+        "component",
+        "createEventSource",
+        "attachEventSource",
+        "createMetricSource",
+    }
+    assert "buildtailMetricSources" in {r.operation for r in sent}
+    created = [r.variables["input"].get("eventType") for r in sent if r.field == "createEventSource"]
+    assert created == ["BUILD", "DEPLOYMENT"]
+    assert sum(r.field == "createMetricSource" for r in sent) == 4
     for request in sent:
         assert request.query in documents(), request.query
         assert request.query is not None
@@ -175,6 +256,11 @@ _READERS: dict[str, tuple[Operation, Callable[[object], object]]] = {
     "component": (component_operation(COMPONENT), lambda a: read_component(a, COMPONENT)),
     "create": (create_operation(CLOUD, HOST), lambda a: read_create(a, HOST)),
     "attach": (attach_operation(COMPONENT, SOURCE), lambda a: read_attach(a, "attaching")),
+    "metrics": (metric_sources_operation(COMPONENT), lambda a: read_metric_sources(a, COMPONENT)),
+    "create-metric": (
+        create_metric_source_operation(COMPONENT, DERIVED_METRICS[0]),
+        lambda a: read_create_metric_source(a, "connecting"),
+    ),
 }
 _SOURCE = {"id": SOURCE, "eventType": "BUILD", "externalEventSourceId": HOST}
 _FOUND = EventSource(SOURCE, "BUILD", HOST)
@@ -212,6 +298,24 @@ def _component(sources: Any) -> dict[str, Any]:
 
 def _failed(field: str, message: Any, extensions: Any, **more: Any) -> dict[str, Any]:
     return _on(field, _mutation(False, [{"message": message, "extensions": extensions}], **more))
+
+
+RATE = DERIVED_METRICS[0].id
+METRIC = f"ari:cloud:compass:{CLOUD}:metric-source/77aa"
+_METRIC = {"id": METRIC, "externalMetricSourceId": "ext", "metricDefinition": {"id": RATE, "name": "Build"}}
+_LAST = {"hasNextPage": False, "endCursor": "b2Zmc2V0OjA="}
+
+
+def _metrics(value: Any, **top: Any) -> dict[str, Any]:
+    return _on(
+        "component", {"__typename": "CompassComponent", "id": COMPONENT, "metricSources": value}, **top
+    )
+
+
+def _page(nodes: Any, page: Any = _LAST) -> dict[str, Any]:
+    return _metrics(
+        {"__typename": "CompassComponentMetricSourcesConnection", "nodes": nodes, "pageInfo": page}
+    )
 
 
 # (id, reader, answer, what reading it gives, whether the schema allows the answer's data)
@@ -270,6 +374,47 @@ ANSWERS: list[tuple[str, str, object, object, bool]] = [
     ("attach", "attach", _on("attachEventSource", _mutation(True, None)), None, True),
     ("attach-failed", "attach", _failed("attachEventSource", "nope", None), Fails("nope"), True),
     ("attach-null", "attach", _on("attachEventSource", None), Fails("attachEventSource"), True),
+    ("metrics", "metrics", _page([_METRIC]), ([MetricSource(METRIC, RATE, "ext")], None), True),
+    ("metrics-next-page", "metrics", _page([_METRIC], {"hasNextPage": True, "endCursor": "c1"}),
+     ([MetricSource(METRIC, RATE, "ext")], "c1"), True),
+    ("metrics-next-page-without-cursor", "metrics", _page([], {"hasNextPage": True, "endCursor": None}),
+     Fails("gives no endCursor"), True),
+    ("metrics-empty", "metrics", _page([]), ([], None), True),
+    ("metrics-nodes-null", "metrics", _page(None), ([], None), True),
+    ("metrics-null", "metrics", _metrics(None), ([], None), True),
+    ("metrics-definition-null", "metrics", _page([{**_METRIC, "metricDefinition": None}]),
+     ([MetricSource(METRIC, None, "ext")], None), True),
+    ("metrics-external-id-null", "metrics", _page([{**_METRIC, "externalMetricSourceId": None}]),
+     ([MetricSource(METRIC, RATE, None)], None), True),
+    ("metrics-query-error", "metrics", _metrics(_query_error("needs read:metric:compass", _not_found(403))),
+     Fails("metricSources: needs read:metric:compass", 403), True),
+    ("metrics-null-beside-error", "metrics", _metrics(None, errors=[{**_DENIED[0], "message": "no metrics"}]),
+     Fails("no metrics", 403), True),
+    ("metrics-component-404", "metrics", _on("component", _query_error("gone", _not_found())),
+     Fails("not found \\(gone\\)", 404), True),
+    ("metrics-no-page-info", "metrics", _metrics({"__typename": "CompassComponentMetricSourcesConnection",
+     "nodes": []}), Fails("no pageInfo.hasNextPage"), False),
+    ("metrics-junk-node", "metrics", _page([1]), Fails("not a metric source"), False),
+    ("metrics-id-null", "metrics", _page([{**_METRIC, "id": None}]), Fails("not a metric source"), False),
+    ("metrics-not-a-connection", "metrics", _metrics({"__typename": "CompassComponent"}),
+     Fails("Compass answered"), False),
+    ("create-metric", "create-metric",
+     _on("createMetricSource", _mutation(True, None, createdMetricSource=_METRIC)),
+     MetricSource(METRIC, RATE, "ext"), True),
+    ("create-metric-success-without-source", "create-metric",
+     _on("createMetricSource", _mutation(True, None, createdMetricSource=None)), None, True),
+    ("create-metric-409", "create-metric",
+     _failed("createMetricSource", "already has a metric source",
+             {"statusCode": 409, "errorType": "ALREADY_EXISTS"}, createdMetricSource=None),
+     Fails("connecting: already has a metric source", 409), True),
+    ("create-metric-failed-without-errors", "create-metric",
+     _on("createMetricSource", _mutation(False, [], createdMetricSource=None)),
+     Fails("did not report success"), True),
+    ("create-metric-null", "create-metric", _on("createMetricSource", None),
+     Fails("createMetricSource"), True),
+    ("create-metric-null-beside-error", "create-metric",
+     _on("createMetricSource", None, errors=[{"message": "needs write:metric:compass"}]),
+     Fails("needs write:metric:compass"), True),
 ]  # fmt: skip
 
 

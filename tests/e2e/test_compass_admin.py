@@ -1,6 +1,7 @@
 """End to end: ``buildtail compass setup``, ``buildtail doctor`` and the daemon's answer to a 404.
 
-The real ``buildtail`` process against the local fake Compass and its GraphQL registry. A 404 from
+The real ``buildtail`` process against the local fake Compass and its GraphQL registry: event
+sources of both types, their attachments, and the derived metrics of each component. A 404 from
 the events endpoint means the BUILD event source is missing: with ``compass.auto_setup`` the daemon
 creates it and re-sends the same event; without it, delivery pauses until ``buildtail compass setup``
 and a SIGHUP. The fake executes each GraphQL request against Atlassian's published schema when it is
@@ -30,6 +31,8 @@ DaemonFactory = Callable[..., Daemon]
 
 HOST = "build01.example.com"
 COMPONENT = "ari:cloud:compass:cloud-123:component/api"
+BUILD_METRICS = ["createMetricSource"] * 2  # Build Success Rate, Build Time
+RATE = "ari:cloud:compass::metric-definition/builtin/build-success-rate"
 NOT_FOUND = {"errors": [{"type": "CREATE_EVENT_SOURCE_NOT_FOUND", "message": "event source not found"}]}
 LACKS_SCOPE = "The API token lacks the scope read:event:compass"
 
@@ -115,21 +118,33 @@ def test_setup_creates_and_attaches_once_then_doctor_is_happy(
     [source] = compass.event_sources()
     assert (source["externalEventSourceId"], source["eventType"]) == (HOST, "BUILD")
     assert compass.components() == {COMPONENT: [source["id"]]}
-    assert _mutations(compass) == ["createEventSource", "attachEventSource"]
+    assert _mutations(compass) == ["createEventSource", "attachEventSource", *BUILD_METRICS]
     assert "created event source" in first.stdout and "attached event source" in first.stdout
+    assert f"connected metric Build Success Rate to {COMPONENT}" in first.stdout
+    metrics = compass.metric_sources(COMPONENT)
+    assert [m["metricDefinitionId"] for m in metrics] == [
+        RATE,
+        RATE.replace("success-rate", "time-avg-last-10"),
+    ]
+    assert all(m["derived"] for m in metrics)
 
     second = buildtail("compass", "setup", config=config)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert _mutations(compass) == ["createEventSource", "attachEventSource"], "the second run changed things"
+    assert _mutations(compass) == ["createEventSource", "attachEventSource", *BUILD_METRICS], (
+        "the second run changed things"
+    )
     assert compass.event_sources() == [source]
     assert compass.components() == {COMPONENT: [source["id"]]}
+    assert compass.metric_sources(COMPONENT) == metrics
     assert "exists" in second.stdout and "is attached to" in second.stdout
+    assert f"metric Build Time is connected to {COMPONENT}" in second.stdout
 
     doctor = buildtail("doctor", config=config)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "no problems found" in doctor.stdout
     assert "PROBLEM" not in doctor.stdout
-    assert len(compass.mutations()) == 2, "doctor is read-only"
+    assert len(compass.mutations()) == 4, "doctor is read-only"
+    assert _refused_requests(compass) == []
 
 
 def test_grey_icon_case_doctor_explains_setup_fixes_it_doctor_passes(
@@ -148,7 +163,8 @@ def test_grey_icon_case_doctor_explains_setup_fixes_it_doctor_passes(
     assert "Traceback" not in doctor.stderr
     assert "exists only with type CUSTOM, not BUILD" in doctor.stdout
     assert "grey" in doctor.stdout and '"other"' in doctor.stdout
-    assert "buildtail compass setup" in doctor.stdout and "1 problem(s) found" in doctor.stdout
+    assert f"{COMPONENT} receives build events but has no Build Success Rate or Build Time" in doctor.stdout
+    assert "buildtail compass setup" in doctor.stdout and "2 problem(s) found" in doctor.stdout
     assert compass.mutations() == []
 
     setup = buildtail("compass", "setup", config=config)
@@ -156,12 +172,12 @@ def test_grey_icon_case_doctor_explains_setup_fixes_it_doctor_passes(
     build = compass.find_event_source(HOST, "BUILD")
     assert build is not None and build["id"] != custom
     assert compass.components() == {COMPONENT: [custom, build["id"]]}
-    assert _mutations(compass) == ["createEventSource", "attachEventSource"]
+    assert _mutations(compass) == ["createEventSource", "attachEventSource", *BUILD_METRICS]
     assert "created event source" in setup.stdout and "attached event source" in setup.stdout
 
     again = buildtail("compass", "setup", config=config)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert _mutations(compass) == ["createEventSource", "attachEventSource"], (
+    assert _mutations(compass) == ["createEventSource", "attachEventSource", *BUILD_METRICS], (
         "the second setup changed things"
     )
     assert "exists" in again.stdout and "is attached to" in again.stdout
@@ -169,6 +185,61 @@ def test_grey_icon_case_doctor_explains_setup_fixes_it_doctor_passes(
     after = buildtail("doctor", config=config)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "no problems found" in after.stdout and "PROBLEM" not in after.stdout
+    assert _refused_requests(compass) == []
+
+
+def test_deployments_setup_adds_the_deployment_source_and_metrics_doctor_explains_first(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    """Builds were set up before ``compass.deployments`` got a rule: doctor explains the missing
+    DEPLOYMENT source and metrics, setup adds exactly those, once."""
+    home.job("deploy-api")
+    home.job("api")
+    build = compass.add_event_source(HOST, "BUILD")
+    compass.attach(compass.add_component(COMPONENT), build)
+    for short in ("build-success-rate", "build-time-avg-last-10"):
+        compass.add_metric_source(COMPONENT, f"ari:cloud:compass::metric-definition/builtin/{short}")
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "**", "component_id": COMPONENT}]
+    cfg["compass"]["deployments"] = [
+        {"match": "deploy-*", "environment": {"category": "PRODUCTION", "name": "production"}}
+    ]
+    config = daemon_factory(cfg, start=False).config_path
+
+    doctor = buildtail("doctor", config=config)
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert f"event source {HOST!r} exists only with type BUILD, not DEPLOYMENT" in doctor.stdout
+    assert "receives deployment events but has no Deployment Frequency or Deployment Time" in doctor.stdout
+    assert "detach" not in doctor.stdout, "the BUILD source is still needed"
+    assert "2 problem(s) found" in doctor.stdout and "Traceback" not in doctor.stderr
+    assert compass.mutations() == []
+
+    setup = buildtail("compass", "setup", config=config)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    deployment = compass.find_event_source(HOST, "DEPLOYMENT")
+    assert deployment is not None
+    assert compass.components() == {COMPONENT: [build, deployment["id"]]}
+    assert _mutations(compass) == [
+        "createEventSource",
+        "attachEventSource",
+        "createMetricSource",
+        "createMetricSource",
+    ]
+    created = [r.variables["input"] for r in compass.mutations()]
+    assert created[0]["eventType"] == "DEPLOYMENT"
+    assert [i["metricDefinitionId"].rsplit("/", 1)[-1] for i in created[2:]] == [
+        "weekly-deployment-frequency-28d",
+        "deployment-time-avg-last-25",
+    ]
+    assert all(i["derived"] is True for i in created[2:])
+
+    again = buildtail("compass", "setup", config=config)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(compass.mutations()) == 4, "the second setup changed things"
+
+    after = buildtail("doctor", config=config)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "no problems found" in after.stdout
     assert _refused_requests(compass) == []
 
 
