@@ -56,14 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config", required=True, type=Path, metavar="PATH")
     status.add_argument("--json", action="store_true", help="one JSON object (the README describes it)")
     doctor = sub.add_parser(
-        "doctor", help="check the Compass site, credentials and event sources (read-only)"
+        "doctor", help="check the Compass site, credentials, event sources and derived metrics (read-only)"
     )
     doctor.add_argument("--config", required=True, type=Path, metavar="PATH")
     compass = sub.add_parser("compass", help="Compass administration")
     compass_sub = compass.add_subparsers(dest="compass_command", required=True, metavar="COMMAND")
     setup = compass_sub.add_parser(
         "setup",
-        help="create the BUILD event sources this configuration sends to and attach them (idempotent)",
+        help="create and attach the event sources this configuration sends to, and connect the derived "
+        "metrics their events feed (idempotent)",
     )
     setup.add_argument("--config", required=True, type=Path, metavar="PATH")
     return parser
