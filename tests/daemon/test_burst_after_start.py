@@ -25,7 +25,7 @@ from tests.daemon.runner_loop import Loop
 from tools.fake_jenkins import JenkinsHome, Run
 
 JOBS = (("app", "freestyle"), ("team/api", "freestyle"), ("pipe", "pipeline"))
-TRIALS = 15
+TRIALS = 10
 LATE_AFTER_S = 3.0
 
 

@@ -20,7 +20,7 @@ from tests.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]
-TRIALS = int(os.environ.get("BUILDTAIL_BURST_TRIALS", "6"))
+TRIALS = int(os.environ.get("BUILDTAIL_BURST_TRIALS", "4"))
 ARRIVES_WITHIN_S = 5.0
 
 

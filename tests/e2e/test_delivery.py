@@ -166,7 +166,7 @@ def test_rate_budget_paces_requests_and_sends_terminal_events_first(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:
     limit, burst = 120, 3  # 2 requests per second at most on average, 3 at once
-    compass.script(Fault(status=503))  # hold the queue back so it fills up
+    compass.script(Fault(status=503, retry_after="2"))  # hold the queue back for 2 s so it fills up
     job = home.job("app")
     daemon = daemon_factory(_budgeted(tmp_path, home, compass, limit, burst))
     running = [home.job(f"long{i}").start() for i in range(3)]
