@@ -106,7 +106,7 @@ def leave_old_state(version: str, work: Path, compass: FakeCompass) -> OldState 
         with cron_log.open("a") as fh:
             fh.write("START backup 2\nEND backup 2 ok\n")
         wanted = {f"app#{running.number}", "team/api#2", "backup#2"}
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # 0.1.0 may wait 30 s for a build.xml it looked for too early
         while not wanted <= set(_queued(Path(config["state_dir"]))):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{version} did not queue {wanted}:\n{old.stderr}")
