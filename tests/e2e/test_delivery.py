@@ -166,12 +166,17 @@ def test_rate_budget_paces_requests_and_sends_terminal_events_first(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:
     limit, burst = 120, 3  # 2 requests per second at most on average, 3 at once
-    compass.script(Fault(status=503, retry_after="2"))  # hold the queue back for 2 s so it fills up
+    # hold the queue back for 2 s so it fills up: every request of the first burst (up to the
+    # sender's four in flight) is refused, so no IN_PROGRESS slips through beside the first refusal
+    compass.script(*[Fault(status=503, retry_after="2")] * 4)
     job = home.job("app")
     daemon = daemon_factory(_budgeted(tmp_path, home, compass, limit, burst))
     running = [home.job(f"long{i}").start() for i in range(3)]
     for _ in range(8):
         job.start(start_ms=int(time.time() * 1000) - 1000).finish("SUCCESS", duration_ms=500)
+    wait_until(lambda: len(compass.requests) >= 1, what="the first request")
+    time.sleep(1.0)  # the burst is refused within milliseconds; the hold lasts 2 s from its answer
+    compass.unscript()
     compass.wait_for(lambda events: len({_pid(e) for e in events}) >= 11, timeout=40)
     times = [r.at for r in compass.requests]
     rate = (limit - burst) / 60

@@ -61,7 +61,8 @@ def test_freestyle_pipeline_and_parameterized_deploy_jobs_send_deployment_events
     def arrived(_: object) -> bool:
         deployments = compass.deployments()
         done = {p for p, events in deployments.items() if _final(events)["state"] != "IN_PROGRESS"}
-        return wanted <= done and "app#1" in compass.builds()
+        builds = compass.builds()
+        return wanted <= done and "app#1" in builds and _final(builds["app#1"])["state"] != "IN_PROGRESS"
 
     compass.wait_for(arrived, timeout=15)
     assert compass.invalid == [], "every body valid against its schema"
