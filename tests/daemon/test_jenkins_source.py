@@ -146,6 +146,24 @@ def test_containers_changed_by_mtime_and_once_more_when_listed_just_after_a_chan
     assert src.containers_changed() is False
 
 
+def test_sweep_reports_each_run_that_came_without_a_hint_once(tmp_path: Path) -> None:
+    home = JenkinsHome(tmp_path)
+    app, api = home.job("app"), home.job("team/api")
+    app.start().finish("SUCCESS")  # history: older than the sweep's horizon
+    age(app.builds_dir / "1", 60)
+    src = source(tmp_path)
+    since = int(time.time() * 1000) - 5000
+    assert src.sweep(since, set()) == [], "a run older than the burst is not news"
+    hinted, silent = app.start(), api.start()
+    (api.builds_dir / "lastSuccessfulBuild").symlink_to("1")  # names that are not runs
+    (api.builds_dir / "legacyIds").write_text("")
+    src.note_run(hinted.dir)
+    assert src.sweep(since, {hinted.dir}) == [silent.dir], "only the run without a hint"
+    assert src.sweep(since, set()) == [], "reported once"
+    third = app.start()
+    assert src.sweep(since, set()) == [third.dir], "a directory listed before: any new name is news"
+
+
 # --- observing one run ------------------------------------------------------------------------------
 
 
