@@ -6,7 +6,7 @@ sends the running builds' IN_PROGRESS, and the daemon is stopped. Then, ``--runs
 finishes while the daemon is down, the daemon is started, and the wall time from spawning it to the
 moment its event reaches Compass is taken (interpreter start, imports, catch-up and the rate
 budget's wait included). The budget is rebuilt from the last minute's requests, so a restart that
-has budget left sends at once; ``--before DIR`` runs a snapshot of earlier code for comparison.
+has budget left sends at once. ``BUILDTAIL_BENCH_CODE=DIR`` measures a snapshot of other code.
 
 Goal: restart to first event <= 1.0 s.
 
