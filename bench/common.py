@@ -2,7 +2,7 @@
 generator, configuration, statistics, machine information and result reporting.
 
 Only the Python stdlib, the repository's own ``tools/fake_jenkins.py`` and
-``tests/fake_compass.py`` (which needs aiohttp and jsonschema, both in the test extras) and PyYAML
+``tests/fake_compass/`` (which needs aiohttp and jsonschema, both in the test extras) and PyYAML
 are used. Nothing here needs psutil: RSS, CPU time and inotify watches are read from /proc.
 """
 
