@@ -2,11 +2,11 @@
 
 Method: a small home (50 jobs, alternating freestyle and Pipeline, 5 finished builds each) watched by
 the real daemon with ``watch: inotify`` and the rate budget off. Builds are written by
-tools/fake_jenkins.py exactly as Jenkins writes them. For each sample a run is started, its
+tools/fake_jenkins exactly as Jenkins writes them. For each sample a run is started, its
 IN_PROGRESS event is awaited (so the daemon is idle again), then ``Run.finish`` writes permalinks,
 ``Finished:`` and the final build.xml through temp file + rename. The time is taken with
-time.monotonic() right after that rename returns (fake_jenkins' ``_atomic_write`` is wrapped for
-this); the end is the fake Compass' own time.monotonic() arrival stamp of the run's terminal event.
+time.monotonic() right after that rename returns (the atomic writer of fake_jenkins' runs is wrapped
+for this); the end is the fake Compass' own time.monotonic() arrival stamp of the run's terminal event.
 
 * concurrency 1: one run at a time;
 * 50 concurrent runs, two ways per round: 50 runs on 50 jobs started together, then
@@ -56,17 +56,22 @@ from bench.common import (
 )
 from tools import fake_jenkins
 from tools.fake_jenkins import JenkinsHome
+from tools.fake_jenkins import _run as fake_jenkins_run
 
 JOBS = 50
 SPREAD_S = 1.0  # "within": the runs run together and end at independent moments, as a busy server's do
 
 
 class RenameClock:
-    """Wraps fake_jenkins' atomic writer: the monotonic time right after each build.xml rename."""
+    """Wraps the atomic writer of fake_jenkins' runs: the monotonic time right after each build.xml rename.
+
+    Patched in ``tools.fake_jenkins._run``, the module that writes build.xml and looks the name up there
+    at each call.
+    """
 
     def __init__(self) -> None:
         self.at: dict[Path, float] = {}
-        self._orig = fake_jenkins._atomic_write
+        self._orig = fake_jenkins_run._atomic_write
 
     def __enter__(self) -> RenameClock:
         orig = self._orig
@@ -76,11 +81,11 @@ class RenameClock:
             if path.name == "build.xml":
                 self.at[path.parent] = time.monotonic()
 
-        fake_jenkins._atomic_write = timed  # type: ignore[assignment]
+        fake_jenkins_run._atomic_write = timed  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fake_jenkins._atomic_write = self._orig  # type: ignore[assignment]
+        fake_jenkins_run._atomic_write = self._orig  # type: ignore[assignment]
 
 
 def _settle(watch: str, poll_interval: float) -> None:

@@ -1,7 +1,7 @@
 """B3: restart on a large home whose state is already current: time to ready, RSS, ratio to ``find``.
 
 Method: a home of 2,000 jobs x 50 finished builds (100,000 build directories, file times in the
-past) plus 20 running builds, written by bench/common.generate_home from a tools/fake_jenkins.py
+past) plus 20 running builds, written by bench/common.generate_home from a tools/fake_jenkins
 template (or reused with ``--home``). The daemon is started once on a fresh state (first start;
 its IN_PROGRESS events for the running builds are delivered), stopped with SIGTERM, and then
 restarted ``--runs`` times. For each restart: the wall time from spawning the process to its

@@ -1,8 +1,8 @@
 """Shared pieces of the benchmark scripts: the real daemon process, /proc readings, a fast Jenkins-home
 generator, configuration, statistics, machine information and result reporting.
 
-Only the Python stdlib, the repository's own ``tools/fake_jenkins.py`` and
-``tests/fake_compass/`` (which needs aiohttp and jsonschema, both in the test extras) and PyYAML
+Only the Python stdlib, the repository's own ``tools/fake_jenkins`` and
+``tests/fake_compass`` (which needs aiohttp and jsonschema, both in the test extras) and PyYAML
 are used. Nothing here needs psutil: RSS, CPU time and inotify watches are read from /proc.
 """
 
@@ -402,7 +402,7 @@ KINDS = ("freestyle", "pipeline")
 
 @dataclass(frozen=True)
 class Template:
-    """One build of each kind as tools/fake_jenkins.py writes it, with markers for what varies."""
+    """One build of each kind as tools/fake_jenkins writes it, with markers for what varies."""
 
     kind: str
     config: bytes
@@ -570,7 +570,7 @@ def generate_home(
 ) -> HomeInfo:
     """``jobs`` jobs (alternating kinds) with builds ``first``..``first+builds-1`` each, all finished.
 
-    Files are written directly from a template made by tools/fake_jenkins.py, so the format is the
+    Files are written directly from a template made by tools/fake_jenkins, so the format is the
     real writer's. With ``backdate`` every build's files get the modification time of its end (hours
     to days ago), as a real history has. ``running`` builds are then started with the real writer
     (fake_jenkins ``Job.start``) on the first jobs and left running.

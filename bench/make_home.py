@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/make_home.py DIR [--jobs 2000] [--builds 50] [--running 20]
 
 The builds are finished, with file times hours to days in the past (a history); ``--running``
-builds are started with tools/fake_jenkins.py and left running. DIR must not exist yet.
+builds are started with tools/fake_jenkins and left running. DIR must not exist yet.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""tools/fake_jenkins.py writes build records the way Jenkins does."""
+"""tools/fake_jenkins writes build records the way Jenkins does."""
 
 from __future__ import annotations
 
@@ -478,7 +478,7 @@ def test_example_home(tmp_path: Path) -> None:
 
 
 def test_cli_build(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(REPO / "tools" / "fake_jenkins.py"), "--home", str(tmp_path / "h")]
+    cmd = [sys.executable, str(REPO / "tools" / "fake_jenkins"), "--home", str(tmp_path / "h")]
     out = subprocess.run(
         [
             *cmd,
