@@ -14,6 +14,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,7 +55,13 @@ def test_an_upgrade_delivers_every_queued_event_and_keeps_each_run(
     try:
         new.start(wait=True)
         running_id = f"app#{old.running.number}"
-        wait_until(lambda: set(old.queued) <= set(compass.builds()), timeout=10, what="the queued events")
+        # backoffs live in the outbox and survive the restart: an event the old release tried many
+        # times (it may wait 30 s for a build.xml) goes again only when its backoff is over
+        wait_until(
+            lambda: set(old.queued) <= set(compass.builds()),
+            timeout=10 + _backoff_left_s(old.state_dir),
+            what="the queued events",
+        )
         for pipeline_id, (state, seq) in old.queued.items():
             (event,) = compass.builds()[pipeline_id]
             assert _props(event)["state"] == state
@@ -95,6 +102,16 @@ def test_an_upgrade_delivers_every_queued_event_and_keeps_each_run(
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone() == (len(old.queued),)
         db.close()
     _refuses_a_newer_database(tmp_path, old, db_path)
+
+
+def _backoff_left_s(state_dir: Path) -> float:
+    """Seconds until the last of the old release's queued events is due again."""
+    db = sqlite3.connect(state_dir / "buildtail.sqlite3")
+    try:
+        (due_ms,) = db.execute("SELECT MAX(next_attempt_ms) FROM outbox").fetchone()
+    finally:
+        db.close()
+    return max(0.0, (due_ms or 0) / 1000 - time.time())
 
 
 def _refuses_a_newer_database(tmp_path: Path, old: OldState, db_path: Path) -> None:
