@@ -28,7 +28,7 @@ from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext
-from daemon.sources.watch import Hint, InotifyReader
+from daemon.sources.watch import OVERFLOW, Hint, InotifyReader
 from daemon.store import Store
 
 __all__ = ["Service"]
@@ -37,6 +37,7 @@ log = logging.getLogger("buildtail")
 
 SHUTDOWN_GRACE_S = 10.0
 IDLE_WAKE_S = 60.0
+READER_RETRY_S = 5.0  # a new inotify reader that could not be started is tried again this often
 
 _WAKE = Hint(None, "wake")  # not from inotify: only ends the wait for hints
 
@@ -68,6 +69,7 @@ class Service:
         self._transport = transport
         self._reload_requested = False
         self._watchdog_task: asyncio.Task[None] | None = None
+        self._reader_retry_at = float("inf")
 
     # --- signals -----------------------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class Service:
             if self.reader is not None and self.hints.empty():
                 self.reader.flush_retired()  # nothing waiting: a moment for the bookkeeping
             deadline = min((r.deadline() for r in self.runners), default=time.monotonic() + IDLE_WAKE_S)
+            deadline = min(deadline, self._reader_retry_at)
             batch = await self._hints_until(deadline)
             if self.should_exit.is_set():
                 break
@@ -176,6 +179,8 @@ class Service:
                 self._reload_requested = False
                 await self.reload()
             self._dispatch(batch)
+            if self.reader is not None and self.reader.stopped:
+                self._restart_reader()
             for runner in list(self.runners):
                 await runner.due()
             assert self.delivery is not None
@@ -198,15 +203,47 @@ class Service:
 
     def _dispatch(self, batch: list[Hint]) -> None:
         by_name = {r.name: r for r in self.runners}
+        if OVERFLOW in batch:
+            log.warning("the inotify queue overflowed; scanning everything again")
+            self.metrics.inotify_overflow()
+            self._rescan_all()
         for hint in batch:
-            if hint is _WAKE:
-                continue
-            if hint.directory is None:
-                log.warning("the inotify queue overflowed; scanning everything again")
-                for runner in self.runners:
-                    runner.overflow()
-            elif (owner := by_name.get(hint.owner)) is not None:
+            if hint.directory is not None and (owner := by_name.get(hint.owner)) is not None:
                 owner.claim(hint)
+
+    def _rescan_all(self) -> None:
+        """Events were lost: each runner scans its sources and adds its watches again."""
+        for runner in self.runners:
+            runner.overflow()
+
+    def _restart_reader(self) -> None:
+        """The inotify reader thread ended unasked (``READER_STOPPED``, or found dead on a wake-up): a
+        new one, every watch added again by the rescan that follows. Until a new one starts, the
+        rescans every ``READER_RETRY_S`` are the sources' polling."""
+        reader = self.reader
+        assert reader is not None
+        if self._reader_retry_at == float("inf"):  # once per stop, not once per retry
+            error = reader.stopped_error
+            log.error(
+                "the inotify reader stopped (%s); starting a new one and scanning everything again",
+                "no error" if error is None else f"{type(error).__name__}: {error}",
+            )
+            self.metrics.inotify_reader_stopped()
+        try:
+            reader.restart()
+        except OSError as exc:
+            if self._reader_retry_at == float("inf"):
+                log.error(
+                    "cannot start a new inotify reader (%s); rescanning every %gs until one starts",
+                    exc.strerror or exc,
+                    READER_RETRY_S,
+                )
+            self._reader_retry_at = time.monotonic() + READER_RETRY_S
+        else:
+            if self._reader_retry_at != float("inf"):
+                log.info("a new inotify reader runs again")
+            self._reader_retry_at = float("inf")
+        self._rescan_all()
 
     # --- shutdown and reload -----------------------------------------------------------------------
 

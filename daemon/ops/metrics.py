@@ -152,6 +152,16 @@ class Metrics:
             buckets=SCAN_BUCKETS,
             registry=r,
         )
+        self._inotify_overflows = Counter(
+            "buildtail_inotify_overflows",
+            "Times the kernel's inotify queue overflowed (each costs one rescan of every source).",
+            registry=r,
+        )
+        self._inotify_reader_stops = Counter(
+            "buildtail_inotify_reader_stops",
+            "Times the inotify reader thread ended unasked and a new one was started.",
+            registry=r,
+        )
         Gauge("buildtail_up", "1 while the daemon runs.", registry=r).set(1)
         Gauge("buildtail_build_info", "The running version.", ["version"], registry=r).labels(
             __version__
@@ -167,6 +177,12 @@ class Metrics:
         self._send_seconds.observe(seconds)
         if outcome == "accepted":
             self._last_delivery.set(time.time())
+
+    def inotify_overflow(self) -> None:
+        self._inotify_overflows.inc()
+
+    def inotify_reader_stopped(self) -> None:
+        self._inotify_reader_stops.inc()
 
     def reconcile_scan(self, source: str, seconds: float) -> None:
         self._scans.labels(source).inc()

@@ -6,8 +6,17 @@ watches on that descriptor (an ``InotifyWatcher``), and its hints carry its name
 the source that asked for them. The reader thread drops the events a directory's ``accept`` rule says
 cannot matter (a Jenkins build finishing writes about ten entries, of which one or two count), and
 hints that arrive together wake the loop once, not once each. Hints are only hints: the source
-re-reads the files, and a periodic reconcile scan repairs whatever inotify missed or dropped
-(an overflowed queue is reported as a hint of its own).
+re-reads the files, and a periodic reconcile scan repairs whatever inotify missed or dropped.
+
+Two hints are not about a directory. ``OVERFLOW``: the kernel's queue overflowed and events were lost,
+reported once per overflow however many directories are watched. ``READER_STOPPED``: the reader
+thread ended without being asked to (an exception in watchdog or in a callback); the service starts a
+new one and rescans, so seeing builds never waits for a restart of the process.
+
+This module uses watchdog's inotify layer below its public surface (``inotify_c``), so the versions
+it runs with are bounded in ``pyproject.toml`` to those the tests have seen. The callback subclasses
+watchdog's own ``WatchCallback`` protocol: a method a later release adds to the protocol is then
+inherited (as a no-op) instead of raising in the dispatcher thread.
 """
 
 from __future__ import annotations
@@ -22,10 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, Mask, WatchDescriptor
+from watchdog.observers.inotify_c import (
+    CallbackId,
+    InotifyEvent,
+    InotifyFD,
+    Mask,
+    WatchCallback,
+    WatchDescriptor,
+)
 from watchdog.observers.inotify_c import InotifyConstants as C
 
-__all__ = ["Accept", "Hint", "InotifyReader", "InotifyWatcher"]
+__all__ = ["OVERFLOW", "READER_STOPPED", "Accept", "Hint", "InotifyReader", "InotifyWatcher"]
 
 log = logging.getLogger("buildtail.watch")
 
@@ -58,8 +74,18 @@ class Hint:
     owner: str = ""  # the watch set (a source's name) that asked for this directory
 
 
-class _DirCallback:
-    """Receives the reader thread's events for one directory and forwards them to the loop."""
+OVERFLOW = Hint(None, "")
+"""The kernel's inotify queue overflowed: anything may have changed."""
+READER_STOPPED = Hint(None, "reader stopped")
+"""The reader thread ended unasked: every watch went with it."""
+
+
+class _DirCallback(WatchCallback):
+    """Receives the reader thread's events for one directory and forwards them to the loop.
+
+    Subclassing watchdog's protocol (rather than matching it by hand) means a callback method a newer
+    release adds is inherited as a no-op, never an ``AttributeError`` that ends the dispatcher thread.
+    """
 
     def __init__(self, watcher: InotifyWatcher, directory: Path, accept: Accept | None) -> None:
         self.watcher = watcher
@@ -67,6 +93,7 @@ class _DirCallback:
         self.accept = accept
 
     def on_event(self, event: InotifyEvent) -> None:
+        self.watcher.reader.overflow_over()
         mask = event.mask
         owner = self.watcher.owner
         gone = bool(mask & (C.IN_DELETE | C.IN_MOVED_FROM | C.IN_DELETE_SELF | C.IN_MOVE_SELF))
@@ -84,11 +111,37 @@ class _DirCallback:
         self.watcher.reader.post(Hint(self.directory, name, gone, closed, owner))
 
     def on_watch_deleted(self, wd: WatchDescriptor) -> None:
+        if self.watcher.reader.closing:
+            return  # the descriptor is closing: its watches end, the directories did not go away
         self.watcher.forget(self.directory)
         self.watcher.reader.post(Hint(self.directory, "", True, owner=self.watcher.owner))
 
     def on_queue_overflow(self) -> None:
-        self.watcher.reader.post(Hint(None, ""))
+        self.watcher.reader.overflowed()
+
+    def on_events_lost(self) -> None:
+        """watchdog >= 7.1.1: called on every callback once all have seen ``on_queue_overflow``."""
+        self.watcher.reader.overflow_over()
+
+
+class _ReaderThread(InotifyFD):
+    """watchdog's reader thread, which says when it ends: a thread that dies must not take the
+    daemon's sight with it unnoticed (watchdog only stores the error, or lets it escape ``run``)."""
+
+    def __init__(self, on_exit: Callable[[_ReaderThread, BaseException | None], None]) -> None:
+        super().__init__()
+        self._on_exit = on_exit
+        self.ended = False
+
+    def run(self) -> None:
+        error: BaseException | None = None
+        try:
+            super().run()
+        except BaseException as exc:  # reported to the loop, not to threading's excepthook
+            error = exc
+        finally:
+            self.ended = True
+            self._on_exit(self, error)
 
 
 class InotifyReader:
@@ -97,13 +150,16 @@ class InotifyReader:
     def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Hint]) -> None:
         self.loop = loop
         self._queue = queue
-        self._fd: InotifyFD | None = None
+        self._fd: _ReaderThread | None = None
         self._ids = itertools.count(1)
         self._limit_warned = False
         self._pending: list[Hint] = []
         self._pending_lock = threading.Lock()
         self._scheduled = False
         self._watchers: list[InotifyWatcher] = []
+        self._stopping = False
+        self._overflow_reported = False  # touched by the dispatcher thread only
+        self.stopped_error: BaseException | None = None  # why the last reader thread ended unasked
 
     def watcher(self, owner: str = "") -> InotifyWatcher:
         """A watch set of its own on this descriptor, for one source."""
@@ -131,12 +187,47 @@ class InotifyReader:
         for hint in hints:
             self._queue.put_nowait(hint)
 
+    def overflowed(self) -> None:
+        """Reader thread: one ``OVERFLOW`` hint per overflow, not one per watched directory."""
+        if not self._overflow_reported:
+            self._overflow_reported = True
+            self.post(OVERFLOW)
+
+    def overflow_over(self) -> None:
+        """Reader thread: every callback has heard of the overflow (``on_events_lost``), or events
+        flow again; the next overflow is a new one."""
+        self._overflow_reported = False
+
+    @property
+    def closing(self) -> bool:
+        fd = self._fd
+        return self._stopping or fd is None or fd.stopped_event.is_set()
+
+    def _thread_ended(self, thread: _ReaderThread, error: BaseException | None) -> None:
+        """Reader thread, as it ends: unless ``stop`` asked for it, the loop hears ``READER_STOPPED``."""
+        if self._stopping or thread is not self._fd:
+            return
+        self.stopped_error = error
+        self.post(READER_STOPPED)
+
     def start(self) -> None:
-        self._fd = InotifyFD()
-        self._fd.daemon = True
-        self._fd.start()
+        """Starts a reader thread on a new inotify descriptor; raises ``OSError`` when the kernel
+        refuses one (``fs.inotify.max_user_instances``)."""
+        self._stopping = False
+        self._overflow_reported = False
+        fd = _ReaderThread(self._thread_ended)
+        fd.daemon = True
+        self._fd = fd
+        fd.start()
+
+    def restart(self) -> None:
+        """After ``READER_STOPPED``: the old descriptor closed, every watch set emptied (their owners
+        add them again on their next sync), and a new reader thread started."""
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
+        self._stopping = True
         if self._fd is not None:
             self._fd.stop()
             self._fd.join(timeout=5)
@@ -152,6 +243,12 @@ class InotifyReader:
         return self._fd is not None and self._fd.is_alive()
 
     @property
+    def stopped(self) -> bool:
+        """The reader thread ended (or none could be started): no watch reports anything."""
+        fd = self._fd
+        return fd is None or fd.ended or not fd.is_alive()
+
+    @property
     def count(self) -> int:
         return sum(w.count for w in self._watchers)
 
@@ -162,7 +259,8 @@ class InotifyReader:
     def add_watch(
         self, path: Path, mask: Mask, callback: _DirCallback
     ) -> tuple[WatchDescriptor, CallbackId] | None:
-        assert self._fd is not None, "start() first"
+        if self._fd is None:  # no reader (it could not be restarted): the scans cover everything
+            return None
         try:
             cid = CallbackId(next(self._ids))
             return self._fd.add_callback(bytes(path), mask, callback, cid), cid

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from watchdog.observers.inotify_c import InotifyConstants as C
+from watchdog.observers.inotify_c import InotifyEvent, Mask, WatchDescriptor
 
-from daemon.sources.watch import Hint, InotifyReader, InotifyWatcher
+from daemon.sources.watch import OVERFLOW, READER_STOPPED, Hint, InotifyReader, InotifyWatcher
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux-only")
 
@@ -220,3 +222,74 @@ async def test_watch_sets_share_one_descriptor_and_hints_name_their_owner(
         assert (jenkins.count, logs.count, reader.count) == (0, 1, 1)
     finally:
         reader.stop()
+
+
+def _overflow_through_watchdog(reader: InotifyReader) -> None:
+    """What watchdog's dispatcher does with the kernel's IN_Q_OVERFLOW event (wd -1), through its own
+    ``InotifyFD.handle_event``: every callback hears ``on_queue_overflow`` (and, from 7.1.1 on,
+    ``on_events_lost``)."""
+    fd = reader._fd  # the real InotifyFD the reader runs
+    assert fd is not None
+    fd.handle_event(InotifyEvent(WatchDescriptor(-1), Mask(C.IN_Q_OVERFLOW), 0, b""))
+
+
+async def test_an_overflow_is_one_hint_and_every_watch_keeps_working(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    dirs = [tmp_path / str(i) for i in range(5)]
+    for d in dirs:
+        d.mkdir()
+        assert watcher.add(d)
+    await asyncio.to_thread(_overflow_through_watchdog, watcher.reader)
+    await hints.until(lambda h: h == OVERFLOW)
+    (dirs[3] / "build.xml").write_text("<build/>")
+    await hints.until(lambda h: h.directory == dirs[3] and h.name == "build.xml")
+    assert hints.seen.count(OVERFLOW) == 1  # one overflow, one hint: not one per watched directory
+    assert watcher.reader.alive
+    # a later overflow is a new one, and is reported again
+    await asyncio.to_thread(_overflow_through_watchdog, watcher.reader)
+    await hints.until(lambda h: hints.seen.count(OVERFLOW) == 2)
+    (dirs[0] / "log").write_text("x")
+    await hints.until(lambda h: h.directory == dirs[0] and h.name == "log")
+
+
+class _ReaderKiller(BaseException):
+    """Not an ``Exception``: gets past the callback's guard, as a bug in watchdog itself would."""
+
+
+async def test_a_reader_thread_that_dies_is_reported_and_a_new_one_sees_again(
+    tmp_path: Path, watcher: InotifyWatcher, hints: Hints
+) -> None:
+    d = tmp_path / "builds"
+    d.mkdir()
+
+    def explodes_on_poison(name: str, closed: bool) -> bool:
+        if name == "poison":
+            raise _ReaderKiller(name)
+        return True
+
+    assert watcher.add(d, accept=explodes_on_poison)
+    (d / "poison").touch()
+    await hints.until(lambda h: h == READER_STOPPED)
+    reader = watcher.reader
+    assert reader.stopped and isinstance(reader.stopped_error, _ReaderKiller)
+    # the directory did not go away: the dying descriptor's watches are not reported as deleted
+    assert [h for h in hints.seen if h.directory == d and h.gone] == []
+    reader.restart()
+    assert not reader.stopped and watcher.count == 0  # the old watches went with the old descriptor
+    assert watcher.sync({d: None}) == {d}
+    (d / "7").mkdir()
+    await hints.until(lambda h: h.directory == d and h.name == "7")
+    assert hints.seen.count(READER_STOPPED) == 1
+
+
+async def test_stopping_the_reader_is_not_reported_as_a_death(tmp_path: Path, hints: Hints) -> None:
+    reader = InotifyReader(asyncio.get_running_loop(), hints.queue)
+    reader.start()
+    assert reader.watcher().add(tmp_path)
+    await asyncio.to_thread(reader.stop)
+    await asyncio.sleep(0)  # let anything posted from the thread reach the queue
+    while not hints.queue.empty():
+        hints.seen.append(hints.queue.get_nowait())
+    assert READER_STOPPED not in hints.seen
+    assert [h for h in hints.seen if h.gone] == []
