@@ -31,6 +31,8 @@ def check_proxy_url(value: str) -> str:
     value = value.strip()
     if value == "":
         return ""
+    if "://" not in value:
+        raise ValueError("expected a proxy URL with its scheme, such as http://proxy.example:3128")
     try:
         parts = urlsplit(value)
         port = parts.port
