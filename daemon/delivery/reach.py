@@ -94,8 +94,8 @@ def describe_connection_error(
         isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, TimeoutError)
     ):
         return (
-            f"the connection timed out ({via.describe()}): a firewall probably drops the traffic; set "
-            f"{_PROXY_VARIABLES} if the network needs one"
+            f"no connection within the timeout, connecting {via.describe()}: a firewall probably drops "
+            f"the traffic; set {_PROXY_VARIABLES} if the network needs one"
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {target}: {_os_reason(exc)}"
