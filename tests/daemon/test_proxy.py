@@ -8,6 +8,7 @@ refused CONNECT, or the TLS issuer it was shown with "set compass.ca_file".
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +164,39 @@ async def test_a_connect_the_proxy_does_not_allow_is_named(
     proxy = tinyproxy_factory([fake.port + 1 if fake.port < 65535 else fake.port - 1])
     [problem] = problems(await run_doctor(settings(fake, company_ca, proxy=proxy.url)))
     assert f"the proxy {proxy.url} refused to CONNECT to 127.0.0.1:{fake.port}: HTTP 403" in problem
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_an_https_proxy_is_spoken_to_over_tls_verified_with_the_ca_file(
+    company_ca: CompanyCA, tls_compass_factory: CompassFactory, tinyproxy_factory: ProxyFactory
+) -> None:
+    """An ``https://`` proxy: TLS to the proxy (verified like Compass's, so the CA file counts), then
+    TLS to Compass inside the CONNECT tunnel. Here TLS in front of tinyproxy plays that proxy."""
+    fake = tls_compass_factory()
+    proxy = tinyproxy_factory([fake.port])
+
+    async def front(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    server = await asyncio.start_server(front, "127.0.0.1", 0, ssl=company_ca.server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await send(settings(fake, company_ca, proxy=f"https://127.0.0.1:{port}"), fake)
+        assert (result.outcome, result.status) == ("accepted", 202), result.detail
+        assert proxy.connects(fake.port) == 1
+    finally:
+        server.close()
 
 
 # --- the proxy left out ----------------------------------------------------------------------------
