@@ -22,7 +22,6 @@ __all__ = [
     "CompanyCA",
     "clean_proxy_env",
     "company_ca",
-    "needs_tinyproxy",
     "tinyproxy_factory",
     "tls_compass_factory",
 ]
@@ -30,10 +29,6 @@ __all__ = [
 CA_ORG = "Example Corp"
 CA_UNIT = "TLS inspection"
 PROXY_VARIABLES = ("https_proxy", "http_proxy", "no_proxy", "all_proxy")
-
-needs_tinyproxy = pytest.mark.skipif(
-    TINYPROXY is None, reason="tinyproxy is not installed (apt-get install tinyproxy)"
-)
 
 
 @dataclass(frozen=True)
