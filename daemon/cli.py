@@ -88,13 +88,15 @@ def _warnings(settings: Settings) -> list[str]:
     compass = settings.compass
     if compass is None:
         return out
-    token_file = compass.api_token_file
-    if token_file is not None:
-        mode = token_file.stat().st_mode
+    for key, secret in (
+        ("api_token_file", compass.api_token_file),
+        ("proxy_credentials_file", compass.proxy_credentials_file),
+    ):
+        mode = secret.stat().st_mode if secret is not None else 0
         if mode & 0o004:
-            out.append(f"compass.api_token_file: {token_file} is readable by every user (chmod 600 it)")
+            out.append(f"compass.{key}: {secret} is readable by every user (chmod 600 it)")
         elif mode & 0o040:
-            out.append(f"compass.api_token_file: {token_file} is readable by its group (chmod 600 it)")
+            out.append(f"compass.{key}: {secret} is readable by its group (chmod 600 it)")
     for key, url in (("base_url", compass.base_url), ("graphql_url", compass.graphql_url)):
         if url and url.startswith("http://") and not _is_loopback_url(url):
             out.append(

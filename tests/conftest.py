@@ -6,6 +6,9 @@ import pytest
 from graphql import GraphQLSchema
 
 from tests import compass_graphql
+from tests.proxy_net import clean_proxy_env, company_ca, tinyproxy_factory, tls_compass_factory
+
+__all__ = ["clean_proxy_env", "company_ca", "tinyproxy_factory", "tls_compass_factory"]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from daemon.config.deployments import DeploymentRule, Environment, deployment_environment, deployment_rule
+from daemon.config.network import check_ca_file, check_credentials_file, check_proxy_url
 from daemon.config.sources import (
     JenkinsSourceSettings,
     LogSourceSettings,
@@ -65,6 +66,10 @@ class CompassSettings(Strict):
     burst: int = Field(default=10, ge=1)
     auto_setup: bool = False
     graphql_url: str | None = None
+    # None: the environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "": no proxy at all; else this proxy
+    proxy: str | None = None
+    proxy_credentials_file: Path | None = None
+    ca_file: Path | None = None
 
     @field_validator("site")
     @classmethod
@@ -94,9 +99,9 @@ class CompassSettings(Strict):
             raise ValueError("must not be empty")
         return v
 
-    @field_validator("api_token_file")
+    @field_validator("api_token_file", "proxy_credentials_file", "ca_file")
     @classmethod
-    def _token_file_readable(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+    def _file_readable(cls, v: Path | None, info: ValidationInfo) -> Path | None:
         if v is None:
             return None
         v = resolve_path(v, info)
@@ -106,7 +111,16 @@ class CompassSettings(Strict):
             raise ValueError(f"file does not exist: {v}")
         if not os.access(v, os.R_OK):
             raise ValueError(f"file is not readable: {v}")
+        if info.field_name == "proxy_credentials_file":
+            check_credentials_file(v)
+        elif info.field_name == "ca_file":
+            check_ca_file(v)
         return v
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, v: str | None) -> str | None:
+        return None if v is None else check_proxy_url(v)
 
     @model_validator(mode="after")
     def _one_of_each(self) -> CompassSettings:

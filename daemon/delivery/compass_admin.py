@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from daemon.config import CompassSettings, Settings
 from daemon.delivery.compass_graphql import EVENT_TYPES, CompassGraphQL, EventSource, GraphQLError
 from daemon.delivery.compass_metrics import check_metrics, connect_metrics
+from daemon.delivery.http import ProxySettingError, route
+from daemon.delivery.reach import explain
 from daemon.events import job_matches
 
 __all__ = ["Target", "doctor", "receiving", "setup", "setup_sources", "targets"]
@@ -162,6 +164,11 @@ async def doctor(
         lines.append(f"PROBLEM  {text}")
 
     try:
+        ok(f"connecting to {compass.site_url} {route(compass, compass.site_url).describe()}")
+    except ProxySettingError as exc:
+        bad(f"the proxy setting cannot be used: {exc}")
+        return lines, problems
+    try:
         cloud_id = await client.tenant_cloud_id()
         if cloud_id == compass.cloud_id:
             ok(f"{compass.site_url} answers; its cloudId matches compass.cloud_id")
@@ -171,6 +178,9 @@ async def doctor(
                 "set compass.cloud_id to the site's"
             )
     except GraphQLError as exc:
+        if exc.cause is not None:  # not reachable at all: the checks after this one would fail alike
+            bad(await explain(exc.cause, compass, compass.site_url))
+            return lines, problems
         bad(f"the site does not answer: {exc}")
     looked: dict[tuple[str, str], EventSource | None] = {}
 

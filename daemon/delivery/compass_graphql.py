@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
-from daemon import __version__
 from daemon.config import CompassSettings
 from daemon.delivery.budget import TokenBucket
+from daemon.delivery.http import open_session
 
 __all__ = [
     "EVENT_TYPES",
@@ -119,9 +119,12 @@ _ATTACH = graphql_document(
 
 
 class GraphQLError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
+    """``cause``: the connection error when Compass could not be reached at all (``doctor`` explains it)."""
+
+    def __init__(self, message: str, status: int | None = None, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +171,7 @@ class CompassGraphQL:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._settings.timeout),
-                headers={"User-Agent": f"buildtail/{__version__}", "Accept": "application/json"},
-            )
+            self._session = open_session(self._settings, aiohttp.ClientTimeout(total=self._settings.timeout))
         return self._session
 
     async def close(self) -> None:
@@ -188,7 +188,8 @@ class CompassGraphQL:
                     raise GraphQLError(f"{url} answered HTTP {resp.status}", resp.status)
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}") from None
+            cause = exc if isinstance(exc, aiohttp.ClientError | TimeoutError) else None
+            raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}", cause=cause) from None
         cloud_id = data.get("cloudId") if isinstance(data, dict) else None
         if not isinstance(cloud_id, str):
             raise GraphQLError(f"{url} did not answer with a cloudId")
@@ -214,7 +215,7 @@ class CompassGraphQL:
                 if resp.status != 200:
                     raise GraphQLError(f"GraphQL answered HTTP {resp.status}: {text[:300]}", resp.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GraphQLError(f"{self._settings.graphql}: {type(exc).__name__}: {exc}") from None
+            raise GraphQLError(f"{self._settings.graphql}: {type(exc).__name__}: {exc}", cause=exc) from None
         try:
             answer: object = json.loads(text)
         except json.JSONDecodeError:

@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol, TextIO
 
 import aiohttp
 
-from daemon import __version__
 from daemon.config import CompassSettings
+from daemon.delivery.http import open_session
 
 __all__ = ["CompassTransport", "Outcome", "SendResult", "StdoutTransport", "Transport", "parse_retry_after"]
 
@@ -82,11 +82,7 @@ class CompassTransport:
             timeout = aiohttp.ClientTimeout(
                 total=self._settings.timeout, connect=min(10.0, self._settings.timeout)
             )
-            self._session = aiohttp.ClientSession(
-                timeout=timeout,
-                connector=aiohttp.TCPConnector(limit_per_host=4),
-                headers={"User-Agent": f"buildtail/{__version__}", "Accept": "application/json"},
-            )
+            self._session = open_session(self._settings, timeout, limit_per_host=4)
         return self._session
 
     async def send(self, body: dict[str, Any]) -> SendResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -41,6 +42,7 @@ class FakeCompass(_EventsEndpoint, _GraphQLEndpoint):
         defer_validation: bool = False,
         graphql_schema: bool | None = None,
         account_limit_per_minute: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """``defer_validation``: bodies are accepted and checked later by ``validate_deferred`` (the
         latency benchmarks, where the schema check would otherwise delay the next request's arrival).
@@ -48,7 +50,8 @@ class FakeCompass(_EventsEndpoint, _GraphQLEndpoint):
         events accepted from every sender; beyond it an event is answered 429 with ``Retry-After``
         the seconds until a slot frees (0: no limit).
         ``graphql_schema``: execute GraphQL requests against Atlassian's schema (True: it must be
-        there; None: when it is there) or answer them by hand (False)."""
+        there; None: when it is there) or answer them by hand (False).
+        ``ssl_context``: serve HTTPS with it (its URLs then start with https://127.0.0.1)."""
         if graphql_schema and not compass_graphql.SDL_PATH.exists():
             raise ValueError(f"graphql_schema=True but {compass_graphql.SDL_PATH} does not exist")
         self.graphql_schema = compass_graphql.SDL_PATH.exists() if graphql_schema is None else graphql_schema
@@ -67,6 +70,8 @@ class FakeCompass(_EventsEndpoint, _GraphQLEndpoint):
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self._ssl_context = ssl_context
+        self.scheme = "https" if ssl_context is not None else "http"
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -130,7 +135,7 @@ class FakeCompass(_EventsEndpoint, _GraphQLEndpoint):
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl_context)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
 
@@ -152,22 +157,22 @@ class FakeCompass(_EventsEndpoint, _GraphQLEndpoint):
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/gateway/api"
+        return f"{self.scheme}://127.0.0.1:{self._port}/gateway/api"
 
     @property
     def url(self) -> str:
         """The full events URL (base_url + "/compass/v1/events")."""
-        return f"http://127.0.0.1:{self._port}{EVENTS_PATH}"
+        return f"{self.scheme}://127.0.0.1:{self._port}{EVENTS_PATH}"
 
     @property
     def site_url(self) -> str:
         """The site root, where ``/_edge/tenant_info`` answers."""
-        return f"http://127.0.0.1:{self._port}"
+        return f"{self.scheme}://127.0.0.1:{self._port}"
 
     @property
     def graphql_url(self) -> str:
         """The GraphQL endpoint (base_url + "/graphql")."""
-        return f"http://127.0.0.1:{self._port}{GRAPHQL_PATH}"
+        return f"{self.scheme}://127.0.0.1:{self._port}{GRAPHQL_PATH}"
 
     @property
     def auth_header(self) -> dict[str, str]:
