@@ -132,7 +132,9 @@ class NotCompassError(GraphQLError):
     redirect's host. Its status is not Compass's, so it is no verdict on the credentials."""
 
     def __init__(self, url: str, answer: Answer) -> None:
-        super().__init__(f"{url}: not Compass answered ({answer.describe()}); {NOT_COMPASS_HINT}")
+        super().__init__(
+            f"{url}: something other than Compass answered ({answer.describe()}); {NOT_COMPASS_HINT}"
+        )
         self.answer = answer
 
 

@@ -290,6 +290,8 @@ class Sender:
                 log.info("delivery resumes: Compass accepted %s (was paused: %s)", name, self.paused)
                 self._store.release_paused()
                 self._set_paused(None)
+                for key in _CAUSE_OF:  # the cause went away: if it comes back, that is news again
+                    self._log_once.clear(key)
             # one info line per run, when its final state is delivered
             log.log(
                 logging.INFO if item.terminal else logging.DEBUG,
@@ -310,7 +312,7 @@ class Sender:
             self._hold_until = time.monotonic() + delay
             if result.outcome == "not_compass":
                 log.warning(
-                    "not Compass answered the request for %s (%s); retrying in %.1fs",
+                    "something other than Compass answered the request for %s (%s); retrying in %.1fs",
                     name,
                     result.detail,
                     delay,
@@ -367,8 +369,8 @@ class Sender:
         recheck = self.not_compass_recheck_s
         # the reason names the answer, not the running count: it is stored only when it changes
         reason = (
-            f"not Compass answered {NOT_COMPASS_PAUSE_AFTER}+ requests in a row, the last with "
-            f"{result.detail}; events are kept, re-checked every {recheck:g}s"
+            f"something other than Compass answered {NOT_COMPASS_PAUSE_AFTER}+ requests in a row, "
+            f"the last with {result.detail}; events are kept, re-checked every {recheck:g}s"
         )
         answer = result.answer.fields() if result.answer is not None else None
         self._set_paused(reason, "not_compass", answer)

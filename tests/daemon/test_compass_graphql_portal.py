@@ -45,8 +45,8 @@ async def test_a_portal_page_instead_of_graphql_json_is_named(client: CompassGra
         await client.find("cloud", "build01.example.com")
     message = str(caught.value)
     assert message == (
-        f"{portal.url}/gateway/api/graphql: not Compass answered (HTTP 200 text/html, page titled "
-        f"'{PORTAL_TITLE}'); a proxy or captive portal may be in the way"
+        f"{portal.url}/gateway/api/graphql: something other than Compass answered (HTTP 200 text/html, "
+        f"page titled '{PORTAL_TITLE}'); a proxy or captive portal may be in the way"
     )
     assert "\n" not in message and "<" not in message
     assert isinstance(caught.value, GraphQLError)  # the commands' one error type still catches it
