@@ -367,9 +367,14 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE outbox SET next_attempt_ms = 0")
 
-    def set_delivery_state(self, paused_reason: str | None) -> None:
+    def set_delivery_state(
+        self, paused_reason: str | None, *, cause: str | None = None, answer: dict[str, Any] | None = None
+    ) -> None:
+        """The pause ``buildtail status`` shows: its reason, its cause (credentials, event_source,
+        not_compass) and, for not_compass, what answered in Compass's place."""
+        state = {"reason": paused_reason, "since_ms": now_ms(), "cause": cause, "answer": answer}
         with self._tx():
-            self._set_meta("delivery_paused", json.dumps({"reason": paused_reason, "since_ms": now_ms()}))
+            self._set_meta("delivery_paused", json.dumps(state))
 
     def delivery_state(self) -> tuple[str | None, int | None]:
         raw = self._get_meta("delivery_paused")

@@ -431,6 +431,7 @@ def test_promtool_finds_nothing_to_lint_in_the_daemon_s_metrics(scrape: str) -> 
 
 def test_the_daemon_exports_what_the_alerts_need(exported: Exported) -> None:
     assert "buildtail_delivery_paused" in exported
+    assert exported["buildtail_delivery_paused_reason"] == {"reason"}  # BuildtailDeliveryPaused's cause
     assert "buildtail_rate_limit_current_per_minute" in exported
     assert exported["buildtail_events_sent_total"] == {"outcome", "status"}
     assert exported["buildtail_runs_detected_total"] == {"kind", "state"}

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from daemon.config import CompassSettings, Settings
-from daemon.delivery.compass_graphql import EVENT_TYPES, CompassGraphQL, EventSource, GraphQLError
+from daemon.delivery.compass_graphql import (
+    EVENT_TYPES,
+    CompassGraphQL,
+    EventSource,
+    GraphQLError,
+    NotCompassError,
+)
 from daemon.delivery.compass_metrics import check_metrics, connect_metrics
 from daemon.delivery.http import ProxySettingError, route
 from daemon.delivery.reach import explain
@@ -177,6 +183,8 @@ async def doctor(
                 f"{compass.site_url} has cloudId {cloud_id!r} but compass.cloud_id is {compass.cloud_id!r}: "
                 "set compass.cloud_id to the site's"
             )
+    except NotCompassError as exc:
+        bad(str(exc))
     except GraphQLError as exc:
         if exc.cause is not None:  # not reachable at all: the checks after this one would fail alike
             bad(await explain(exc.cause, compass, compass.site_url))
@@ -223,7 +231,7 @@ async def doctor(
         for healthy, text in await check_metrics(client, receiving(wanted)):
             (ok if healthy else bad)(text)
     except GraphQLError as exc:
-        if exc.status in (401, 403):
+        if exc.status in (401, 403) and not isinstance(exc, NotCompassError):
             bad(f"{exc}: check compass.email and the API token (it must belong to that account)")
         else:
             bad(str(exc))

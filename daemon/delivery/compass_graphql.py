@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from daemon.config import CompassSettings
+from daemon.delivery.answers import NOT_COMPASS_HINT, Answer, who_answered
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.http import open_session
 
@@ -24,6 +25,7 @@ __all__ = [
     "CompassGraphQL",
     "EventSource",
     "GraphQLError",
+    "NotCompassError",
     "Operation",
     "attach_operation",
     "brief",
@@ -127,6 +129,27 @@ class GraphQLError(Exception):
         self.cause = cause
 
 
+class NotCompassError(GraphQLError):
+    """Something other than Compass answered (a proxy's block page, a captive portal, a redirect to
+    a login page): the message names the status, the content type and the page's title or the
+    redirect's host. Its status is not Compass's, so it is no verdict on the credentials."""
+
+    def __init__(self, url: str, answer: Answer) -> None:
+        super().__init__(
+            f"{url}: something other than Compass answered ({answer.describe()}); {NOT_COMPASS_HINT}"
+        )
+        self.answer = answer
+
+
+async def _answer(resp: aiohttp.ClientResponse) -> Answer:
+    return Answer(
+        resp.status,
+        resp.headers.get("Content-Type"),
+        await resp.text(errors="replace"),
+        resp.headers.get("Location"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class EventSource:
     id: str
@@ -184,12 +207,15 @@ class CompassGraphQL:
         url = f"{self._settings.site_url}/_edge/tenant_info"
         try:
             async with self._open().get(url, allow_redirects=False) as resp:
-                if resp.status != 200:
-                    raise GraphQLError(f"{url} answered HTTP {resp.status}", resp.status)
-                data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            cause = exc if isinstance(exc, aiohttp.ClientError | TimeoutError) else None
-            raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}", cause=cause) from None
+                answer = await _answer(resp)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}", cause=exc) from None
+        who = who_answered(answer, "json")
+        if who == "not_compass":
+            raise NotCompassError(url, answer)
+        if who != "compass_accepted":
+            raise GraphQLError(f"{url} answered HTTP {answer.status}", answer.status)
+        data = json.loads(answer.body)  # who_answered has seen it parse
         cloud_id = data.get("cloudId") if isinstance(data, dict) else None
         if not isinstance(cloud_id, str):
             raise GraphQLError(f"{url} did not answer with a cloudId")
@@ -205,22 +231,23 @@ class CompassGraphQL:
             "X-ExperimentalApi": "compass-beta, compass-prototype",
         }
         body = json.dumps({"query": operation.document, "variables": operation.variables})
+        url = self._settings.graphql
         try:
-            async with self._open().post(
-                self._settings.graphql, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                text = await resp.text(errors="replace")
-                if resp.status in (401, 403):
-                    raise GraphQLError(f"Compass refused the credentials (HTTP {resp.status})", resp.status)
-                if resp.status != 200:
-                    raise GraphQLError(f"GraphQL answered HTTP {resp.status}: {text[:300]}", resp.status)
+            async with self._open().post(url, data=body, headers=headers, allow_redirects=False) as resp:
+                answer = await _answer(resp)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GraphQLError(f"{self._settings.graphql}: {type(exc).__name__}: {exc}", cause=exc) from None
-        try:
-            answer: object = json.loads(text)
-        except json.JSONDecodeError:
-            raise GraphQLError(f"GraphQL answered something that is not JSON: {text[:200]}") from None
-        return answer
+            raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}", cause=exc) from None
+        who = who_answered(answer, "json")
+        if who == "not_compass":
+            raise NotCompassError(url, answer)
+        status = answer.status
+        if status in (401, 403):
+            raise GraphQLError(f"Compass refused the credentials (HTTP {status})", status)
+        if who != "compass_accepted":
+            detail = answer.describe() if answer.html else answer.body[:300]
+            raise GraphQLError(f"GraphQL answered HTTP {status}: {detail}", status)
+        parsed: object = json.loads(answer.body)  # who_answered has seen it parse
+        return parsed
 
     async def find(self, cloud_id: str, external_id: str, event_type: str = "BUILD") -> EventSource | None:
         """The event source, or None when Compass says it does not exist (and only then)."""

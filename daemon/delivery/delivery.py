@@ -151,6 +151,10 @@ class Delivery:
     def paused(self) -> str | None:
         return self.sender.paused
 
+    @property
+    def pause_cause(self) -> str | None:
+        return self.sender.pause_cause
+
     async def reconfigure(self, new: Settings) -> None:
         """A reload: new credentials, site or budget take effect for the next request."""
         old, self.settings = self.settings, new

@@ -14,27 +14,40 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.lock import DeliveryLock
-from daemon.delivery.transport import SendResult, Transport
+from daemon.delivery.transport import Outcome, SendResult, Transport
 from daemon.ops.logs import LogOnce
 from daemon.ops.metrics import Metrics
 from daemon.store import STORE_RETRY_S, OutboxItem, Store, event_payload
 
-__all__ = ["Sender", "backoff_delay"]
+__all__ = ["NOT_COMPASS_PAUSE_AFTER", "NOT_COMPASS_RECHECK_S", "PauseCause", "Sender", "backoff_delay"]
 
 log = logging.getLogger("buildtail.sender")
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 AUTH_RECHECK_S = 60.0
+# Answers from something other than Compass (see daemon/delivery/answers.py) in a row before delivery
+# pauses: one could be a blip, three in a row is a proxy or a captive portal in the way.
+NOT_COMPASS_PAUSE_AFTER = 3
+# Re-checked sooner than the credentials: these requests do not reach Compass (nothing of the
+# account's budget is spent), and a portal logged into or a proxy fixed is noticed within seconds.
+NOT_COMPASS_RECHECK_S = 10.0
 PROBLEM_LOG_EVERY_S = 300.0  # a persistent problem (paused delivery, a broken database) is said this often
 RATE_LIMIT_WINDOW_S = 60.0
 BUDGET_PUBLISH_S = 5.0
 SETTLE_BATCH = 64  # accepted answers acknowledged at the latest together
 
 MissingSourceHook = Callable[[OutboxItem], Awaitable[bool]]
+PauseCause = Literal["credentials", "event_source", "not_compass"]
+_CAUSE_OF: dict[Outcome, PauseCause] = {
+    "unauthorized": "credentials",
+    "not_found": "event_source",
+    "not_compass": "not_compass",
+}
 
 
 def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
@@ -54,6 +67,7 @@ class Sender:
         lock: DeliveryLock | None = None,
         metrics: Metrics | None = None,
         max_in_flight: int = 4,
+        not_compass_recheck_s: float = NOT_COMPASS_RECHECK_S,
     ) -> None:
         self._store = store
         self.transport = transport
@@ -75,6 +89,9 @@ class Sender:
         self.last_delivery_ms: int | None = None
         self.delivered = 0
         self.paused: str | None = None
+        self.pause_cause: PauseCause | None = None
+        self.not_compass_recheck_s = not_compass_recheck_s
+        self._not_compass_streak = 0  # answers from something other than Compass in a row
 
     def wake(self) -> None:
         self._wake.set()
@@ -256,13 +273,25 @@ class Sender:
         build = event_payload(item.event)
         name = build.get("displayName", item.pipeline_id)
         now = time.time()
+        if result.outcome == "not_compass":
+            self._not_compass_streak += 1
+            if self._not_compass_streak >= NOT_COMPASS_PAUSE_AFTER:
+                self._pause_not_compass(item, result, now)
+                return
+        elif result.status is not None:  # an answer from Compass; a connection error says nothing
+            self._not_compass_streak = 0
         if result.outcome == "accepted":
             self.bucket.accepted(more_waiting=time.monotonic() - self._throttled_at < RATE_LIMIT_WINDOW_S)
             self.delivered += 1
             self.last_delivery_ms = int(now * 1000)
             self._store.ack(item)
             if self.paused is not None:
+                # Compass takes events again: those held by the pause need not wait for their re-check
+                log.info("delivery resumes: Compass accepted %s (was paused: %s)", name, self.paused)
+                self._store.release_paused()
                 self._set_paused(None)
+                for key in _CAUSE_OF:  # the cause went away: if it comes back, that is news again
+                    self._log_once.clear(key)
             # one info line per run, when its final state is delivered
             log.log(
                 logging.INFO if item.terminal else logging.DEBUG,
@@ -272,7 +301,7 @@ class Sender:
                 item.seq,
             )
             return
-        if result.outcome == "retry":
+        if result.outcome in ("retry", "not_compass"):
             if result.status == 429:
                 self.bucket.rate_limited()
             delay = backoff_delay(item.attempts)
@@ -281,9 +310,20 @@ class Sender:
             elif result.status == 429:
                 delay = max(delay, RATE_LIMIT_WINDOW_S)  # the budget is per minute: let it pass
             self._hold_until = time.monotonic() + delay
-            log.warning(
-                "Compass did not take %s (%s); retrying in %.1fs", name, result.status or result.detail, delay
-            )
+            if result.outcome == "not_compass":
+                log.warning(
+                    "something other than Compass answered the request for %s (%s); retrying in %.1fs",
+                    name,
+                    result.detail,
+                    delay,
+                )
+            else:
+                log.warning(
+                    "Compass did not take %s (%s); retrying in %.1fs",
+                    name,
+                    result.status or result.detail,
+                    delay,
+                )
             self._store.retry_later(item, int((now + delay) * 1000), f"{result.status}: {result.detail}")
             return
         hook = self.on_missing_source
@@ -302,7 +342,7 @@ class Sender:
                     f"Compass does not know the event source {source!r} (HTTP 404: {result.detail[:200]}); "
                     "run `buildtail compass setup --config PATH` or set compass.auto_setup: true"
                 )
-            self._set_paused(reason)
+            self._set_paused(reason, _CAUSE_OF[result.outcome])
             self._log_once(
                 result.outcome,
                 logging.ERROR,
@@ -323,8 +363,36 @@ class Sender:
         )
         self._store.dead_letter(item, result.status, result.detail)
 
-    def _set_paused(self, reason: str | None) -> None:
+    def _pause_not_compass(self, item: OutboxItem, result: SendResult, now: float) -> None:
+        """Something other than Compass keeps answering: nothing is sent but one event every
+        ``not_compass_recheck_s``, and the first 202 from Compass resumes delivery by itself."""
+        recheck = self.not_compass_recheck_s
+        # the reason names the answer, not the running count: it is stored only when it changes
+        reason = (
+            f"something other than Compass answered {NOT_COMPASS_PAUSE_AFTER}+ requests in a row, "
+            f"the last with {result.detail}; events are kept, re-checked every {recheck:g}s"
+        )
+        answer = result.answer.fields() if result.answer is not None else None
+        self._set_paused(reason, "not_compass", answer)
+        self._log_once(
+            "not_compass",
+            logging.ERROR,
+            "delivery paused, %d event(s) kept: %s",
+            self._store.outbox_depth(),
+            reason,
+        )
+        self._store.retry_later(
+            item, int((now + recheck) * 1000), f"{result.status}: {result.detail}", paused=True
+        )
+
+    def _set_paused(
+        self,
+        reason: str | None,
+        cause: PauseCause | None = None,
+        answer: dict[str, str | int | None] | None = None,
+    ) -> None:
         if reason == self.paused:
             return
         self.paused = reason
-        self._store.set_delivery_state(reason)
+        self.pause_cause = cause if reason is not None else None
+        self._store.set_delivery_state(reason, cause=self.pause_cause, answer=answer)

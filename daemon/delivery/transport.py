@@ -16,11 +16,22 @@ from typing import Any, Literal, Protocol, TextIO
 import aiohttp
 
 from daemon.config import CompassSettings
+from daemon.delivery.answers import NOT_COMPASS_HINT, Answer, who_answered
 from daemon.delivery.http import open_session
 
-__all__ = ["CompassTransport", "Outcome", "SendResult", "StdoutTransport", "Transport", "parse_retry_after"]
+__all__ = [
+    "CompassTransport",
+    "Outcome",
+    "SendResult",
+    "StdoutTransport",
+    "Transport",
+    "classify",
+    "parse_retry_after",
+]
 
-Outcome = Literal["accepted", "retry", "rejected", "unauthorized", "not_found"]
+# not_compass: something other than Compass answered (a proxy's block page, a captive portal, a
+# redirect to a login page); the event stays queued, see daemon/delivery/answers.py
+Outcome = Literal["accepted", "retry", "rejected", "unauthorized", "not_found", "not_compass"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,7 @@ class SendResult:
     status: int | None
     detail: str
     retry_after: float | None = None
+    answer: Answer | None = None  # set for not_compass: what answered in Compass's place
 
 
 class Transport(Protocol):
@@ -53,20 +65,27 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def classify(status: int, text: str, retry_after: str | None) -> SendResult:
-    detail = text.strip()[:2000] or f"HTTP {status}"
-    if status == 202 or 200 <= status < 300:
+def classify(answer: Answer, retry_after: str | None = None) -> SendResult:
+    """What the sender does with one answer. Who answered is ``who_answered``'s decision: only
+    Compass's own 202 is ``accepted``; an answer from something else is ``not_compass`` (kept,
+    retried, and delivery pauses if it goes on)."""
+    status = answer.status
+    who = who_answered(answer)
+    if who == "compass_accepted":
         return SendResult("accepted", status, "")
+    if who == "not_compass":
+        hint = NOT_COMPASS_HINT
+        if 300 <= status < 400:
+            hint += ", or compass.base_url is not the site's API address"
+        return SendResult("not_compass", status, f"{answer.describe()}; {hint}", answer=answer)
+    # an HTML page is named by its title, not pasted into the logs and the status
+    detail = (answer.describe() if answer.html else answer.body.strip()[:2000]) or f"HTTP {status}"
     if status in (408, 425, 429) or status >= 500:
         return SendResult("retry", status, detail, parse_retry_after(retry_after))
     if status in (401, 403):
         return SendResult("unauthorized", status, detail)
     if status == 404:
         return SendResult("not_found", status, detail)
-    if 300 <= status < 400:
-        return SendResult(
-            "rejected", status, f"redirect to {detail or 'elsewhere'} (check compass.site / base_url)"
-        )
     return SendResult("rejected", status, detail)
 
 
@@ -100,10 +119,13 @@ class CompassTransport:
             async with session.post(
                 self._settings.events_url, data=data, headers=headers, allow_redirects=False
             ) as resp:
-                text = await resp.text(errors="replace")
-                if 300 <= resp.status < 400:
-                    text = resp.headers.get("Location", "")
-                return classify(resp.status, text, resp.headers.get("Retry-After"))
+                answer = Answer(
+                    resp.status,
+                    resp.headers.get("Content-Type"),
+                    await resp.text(errors="replace"),
+                    resp.headers.get("Location"),
+                )
+                return classify(answer, resp.headers.get("Retry-After"))
         except TimeoutError:
             return SendResult("retry", None, f"no answer within {self._settings.timeout:g}s")
         except aiohttp.ClientError as exc:

@@ -128,6 +128,10 @@ class Health:
         delivery = self.service.delivery
         return delivery is not None and delivery.paused is not None
 
+    def delivery_pause_cause(self) -> str | None:
+        delivery = self.service.delivery
+        return None if delivery is None else delivery.pause_cause
+
     def watches(self) -> int:
         reader = self.service.reader
         return reader.count if reader else 0

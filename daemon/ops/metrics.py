@@ -28,7 +28,7 @@ from daemon.config.types import COMPASS_STATES, parse_listen
 # a deployment's states (no ERROR or TIMED_OUT; ROLLED_BACK); PENDING is never sent
 DEPLOYMENT_STATES = ("IN_PROGRESS", "SUCCESSFUL", "CANCELLED", "FAILED", "ROLLED_BACK", "UNKNOWN")
 
-__all__ = ["Metrics", "MetricsServer", "StateProbe"]
+__all__ = ["PAUSE_CAUSES", "Metrics", "MetricsServer", "StateProbe"]
 
 log = logging.getLogger("buildtail.metrics")
 
@@ -46,6 +46,7 @@ class StateProbe(Protocol):
     def budget_limit(self) -> int: ...
     def paced_rate_per_minute(self) -> float: ...
     def delivery_paused(self) -> bool: ...
+    def delivery_pause_cause(self) -> str | None: ...
     def watches(self) -> int: ...
     def healthy(self) -> tuple[bool, str]: ...
     def ready(self) -> tuple[bool, str]: ...
@@ -72,11 +73,21 @@ _GAUGES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "buildtail_delivery_paused",
-        "1 while delivery is paused: Compass refused the credentials (401, 403) or lacks the event "
-        "source (404).",
+        "1 while delivery is paused: Compass refused the credentials (401, 403), lacks the event "
+        "source (404), or something other than Compass answers (a proxy or captive portal).",
         "delivery_paused",
     ),
     ("buildtail_watches", "inotify watches in place.", "watches"),
+)
+
+
+# The causes of a paused delivery (the sender's PauseCause), each a series of
+# buildtail_delivery_paused_reason: a fixed set, so the label's cardinality stays bounded.
+PAUSE_CAUSES = ("credentials", "event_source", "not_compass")
+_PAUSE_REASON = (
+    "buildtail_delivery_paused_reason",
+    "1 for the cause of a paused delivery (credentials: 401/403; event_source: 404; not_compass: a "
+    "proxy's page, a captive portal or a redirect answered instead of Compass), 0 for the others.",
 )
 
 
@@ -88,7 +99,9 @@ class _ProbeCollector:
 
     def describe(self) -> Iterable[Metric]:
         # Lets the registry see these names (and refuse duplicates) before a probe is bound.
-        return [GaugeMetricFamily(name, doc) for name, doc, _ in _GAUGES]
+        return [GaugeMetricFamily(name, doc) for name, doc, _ in _GAUGES] + [
+            GaugeMetricFamily(*_PAUSE_REASON, labels=["reason"])
+        ]
 
     def collect(self) -> Iterable[Metric]:
         probe = self.probe
@@ -101,6 +114,15 @@ class _ProbeCollector:
                 log.debug("metric %s not available: %r", name, exc)
                 continue
             yield GaugeMetricFamily(name, doc, value=value)
+        try:
+            cause = probe.delivery_pause_cause()
+        except Exception as exc:
+            log.debug("metric %s not available: %r", _PAUSE_REASON[0], exc)
+            return
+        family = GaugeMetricFamily(*_PAUSE_REASON, labels=["reason"])
+        for reason in PAUSE_CAUSES:
+            family.add_metric([reason], 1.0 if cause == reason else 0.0)
+        yield family
 
 
 class Metrics:

@@ -114,11 +114,26 @@ def _stopped_cleanly(holder: Holder, stops: list[dict[str, Any]]) -> bool:
 def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], now: int) -> dict[str, Any]:
     paused, paused_since = store.delivery_state()
     _, due_ms = store.next_due(now)
-    out: dict[str, Any] = {"state": "running", "reason": None, "since": None, "until": None}
+    out: dict[str, Any] = {
+        "state": "running",
+        "reason": None,
+        "since": None,
+        "until": None,
+        "cause": None,
+        "answer": None,
+    }
     if settings.compass is None or (process["state"] == "running" and process["dry_run"]):
         out["state"] = "dry_run"
     elif paused:
-        out.update(state="paused", reason=paused, since=_iso(paused_since))
+        recorded = store.get_meta_json("delivery_paused")
+        recorded = recorded if isinstance(recorded, dict) else {}
+        out.update(
+            state="paused",
+            reason=paused,
+            since=_iso(paused_since),
+            cause=recorded.get("cause"),  # absent in a pause recorded by an older release
+            answer=recorded.get("answer"),
+        )
     elif due_ms is not None and due_ms > now:
         out.update(state="backing_off", reason=store.last_error(), until=_iso(due_ms))
     return out

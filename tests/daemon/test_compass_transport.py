@@ -182,7 +182,7 @@ async def test_redirects_are_not_followed(unused_tcp_port: int) -> None:
     async def handler(request: web.Request) -> web.Response:
         hits.append(request.path)
         if request.path.endswith("/events"):
-            raise web.HTTPFound("/elsewhere")
+            raise web.HTTPFound("https://login.portal.example/sso?next=/events")
         return web.Response(status=202)
 
     app = web.Application()
@@ -206,8 +206,10 @@ async def test_redirects_are_not_followed(unused_tcp_port: int) -> None:
     finally:
         await t.close()
         await runner.cleanup()
-    assert (result.outcome, result.status) == ("rejected", 302)
-    assert "/elsewhere" in result.detail
+    # a redirect is a login wall or a wrong base_url, never the event's fault: kept, not dead-lettered
+    assert (result.outcome, result.status) == ("not_compass", 302)
+    assert "redirect to login.portal.example" in result.detail
+    assert "proxy or captive portal" in result.detail
     assert hits == ["/gateway/api/compass/v1/events"]
 
 

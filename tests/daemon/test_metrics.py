@@ -30,6 +30,7 @@ class Probe:
     limit: int = 100
     paced: float = 100.0
     paused: bool = False
+    cause: str | None = None
     watch_count: int = 0
     health: tuple[bool, str] = (True, "")
     readiness: tuple[bool, str] = (True, "")
@@ -54,6 +55,9 @@ class Probe:
 
     def delivery_paused(self) -> bool:
         return self.paused
+
+    def delivery_pause_cause(self) -> str | None:
+        return self.cause
 
     def watches(self) -> int:
         return self.watch_count
@@ -207,6 +211,25 @@ async def test_delivery_paused_goes_back_to_0_when_delivery_resumes(
         probe.paused = paused
         seen.append(value(samples((await get(http, server, "/metrics"))[2]), "buildtail_delivery_paused"))
     assert seen == [0, 1, 1, 0]
+
+
+async def test_the_cause_of_a_pause_is_one_of_three_bounded_series(
+    probe: Probe, server: MetricsServer, http: aiohttp.ClientSession
+) -> None:
+    """A pause because something other than Compass answers (a portal, a proxy) is told apart from
+    refused credentials and a missing event source; the label has these three values and no other."""
+    seen: list[dict[str, float]] = []
+    for cause in (None, "not_compass", "credentials", None):
+        probe.paused, probe.cause = cause is not None, cause
+        found = samples((await get(http, server, "/metrics"))[2])
+        reasons = {
+            dict(labels)["reason"]: v
+            for (name, labels), v in found.items()
+            if name == "buildtail_delivery_paused_reason"
+        }
+        seen.append(reasons)
+    off = {"credentials": 0.0, "event_source": 0.0, "not_compass": 0.0}
+    assert seen == [off, {**off, "not_compass": 1.0}, {**off, "credentials": 1.0}, off]
 
 
 async def test_the_paced_rate_is_its_own_reading_not_the_configured_limit(

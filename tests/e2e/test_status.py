@@ -78,7 +78,14 @@ def test_status_with_the_daemon_up_then_stopped_cleanly(
     assert (p["state"], p["kind"], p["pid"], p["version"]) == ("running", "daemon", daemon.pid, __version__)
     assert before - 2000 <= _ms(p["since"]) <= _ms(p["delivering_since"]) <= time.time() * 1000
     assert p["dry_run"] is False
-    assert report["delivery"] == {"state": "running", "reason": None, "since": None, "until": None}
+    assert report["delivery"] == {
+        "state": "running",
+        "reason": None,
+        "since": None,
+        "until": None,
+        "cause": None,
+        "answer": None,
+    }
     assert report["queue"]["depth"] == 0 and report["queue"]["by_state"] == {}
     assert report["queue"]["oldest_at"] is None and report["queue"]["oldest_age_s"] is None
     assert 0 <= report["last_delivery"]["age_s"] < 60
