@@ -102,14 +102,17 @@ class Store:
             return
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._savepoints = 0
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
-        if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:  # new: see state_check
+        if new_file:  # the identity goes into the main file before WAL: see state_check
             self._db.execute(f"PRAGMA user_version = {new_identity()}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=2000")
         try:
             prepare(self._db, self.path)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:  # an earlier release's
+                self._db.execute(f"PRAGMA user_version = {new_identity()}")
             with self._tx():
                 self.created = self._get_meta("created_ms") is None
                 if self.created:

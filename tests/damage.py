@@ -42,7 +42,7 @@ def fill(state_dir: Path, runs: int, *, prefix: str = "app", checkpoint: bool = 
     if checkpoint:
         store.close()
     else:
-        store._db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # noqa: SLF001
+        store._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         wal = Path(f"{store.path}-wal")
         keep = wal.read_bytes()
         store.close()
