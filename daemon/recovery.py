@@ -11,8 +11,7 @@ short leaves the damaged database where it was, and the next start recovers agai
 
 Tables are salvaged in order of what matters: undelivered events first, then runs, file
 checkpoints, dead letters, the meta facts (the sequence counter among them) and the rate budget's
-sends. A table is read in rowid order; where the scan hits a damaged page, the reading jumps ahead
-to the next rowid that can be found, so one bad page costs the rows on it, not the rest.
+sends, each row by row past damaged pages (``daemon.salvage``).
 
 When recovery cannot run (read-only directory, full disk, another process holding the state) the
 error is ``StateUnusableError``: the daemon exits with the status its unit does not restart on.
@@ -25,7 +24,6 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 from daemon.clock import now_ms
 from daemon.delivery.lock import DeliveryLock
 from daemon.migrations import prepare
+from daemon.salvage import count, open_damaged, rows
 from daemon.state_check import FOREIGN_WAL, StateDamagedError, StateUnusableError, new_identity
 from daemon.store import Store
 
@@ -46,7 +45,6 @@ TABLES = ("outbox", "runs", "checkpoints", "dead_letters", "meta", "sends")
 # Added to the highest sequence number found; see next_seq_floor.
 SEQ_MARGIN_MS = 86_400_000
 _NOT_COPIED_META = ("schema", "upgraded", "recovered", "last_seq")
-_MAX_ROWID = 2**63 - 1
 
 
 @dataclass
@@ -215,7 +213,7 @@ def next_seq_floor(new: sqlite3.Connection, old_last_seq: int | None) -> int:
 
 
 def _old_last_seq(aside: Path) -> int | None:
-    db = _read_only(aside)
+    db = open_damaged(aside)
     try:
         row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
         return None if row is None else int(row[0])
@@ -225,32 +223,23 @@ def _old_last_seq(aside: Path) -> int | None:
         db.close()
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    """``writable_schema`` (on a read-only connection: nothing can be written) makes SQLite read a
-    file shorter than its header says, as a cut-off one is, instead of refusing all of it."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-    db.execute("PRAGMA busy_timeout=10000")
-    db.execute("PRAGMA writable_schema=ON")
-    return db
-
-
 def _salvage(aside: Path, new: sqlite3.Connection, done: Recovery) -> None:
-    old = _read_only(aside)
+    old = open_damaged(aside)
     try:
         for table in TABLES:
             columns = _common_columns(old, new, table)
             if not columns:
-                done.salvaged[table], done.lost[table] = 0, _count(old, table)
+                done.salvaged[table], done.lost[table] = 0, count(old, table)
                 continue
             names = ", ".join(columns)
             insert = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
             copied = 0
-            for row in _rows(old, table, names):
+            for row in rows(old, table, names):
                 if table == "meta" and row[0] in _NOT_COPIED_META:
                     continue
                 copied += new.execute(insert, row).rowcount
             done.salvaged[table] = copied
-            expected = _count(old, table)
+            expected = count(old, table)
             if table == "meta" and expected is not None:
                 expected -= _count_kept_meta(old)
             done.lost[table] = None if expected is None else max(0, expected - copied)
@@ -268,13 +257,6 @@ def _common_columns(old: sqlite3.Connection, new: sqlite3.Connection, table: str
     return [c for c in have if c in wanted]
 
 
-def _count(db: sqlite3.Connection, table: str) -> int | None:
-    try:
-        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-    except sqlite3.DatabaseError:
-        return None
-
-
 def _count_kept_meta(db: sqlite3.Connection) -> int:
     marks = ", ".join("?" * len(_NOT_COPIED_META))
     query = f"SELECT COUNT(*) FROM meta WHERE key IN ({marks})"
@@ -282,47 +264,3 @@ def _count_kept_meta(db: sqlite3.Connection) -> int:
         return int(db.execute(query, _NOT_COPIED_META).fetchone()[0])
     except sqlite3.DatabaseError:
         return 0
-
-
-def _rows(db: sqlite3.Connection, table: str, names: str) -> Iterator[tuple[Any, ...]]:
-    """Every row that can be read, in rowid order; a damaged stretch is skipped, not fatal."""
-    pos = -1
-    while True:
-        try:
-            query = f"SELECT rowid, {names} FROM {table} WHERE rowid > ? ORDER BY rowid"
-            for row in db.execute(query, (pos,)):
-                pos = int(row[0])
-                yield tuple(row[1:])
-            return
-        except sqlite3.DatabaseError:
-            found = _next_readable(db, table, names, pos)
-            if found is None:
-                return
-            pos, row = found
-            if row is not None:
-                yield row
-
-
-def _next_readable(
-    db: sqlite3.Connection, table: str, names: str, pos: int
-) -> tuple[int, tuple[Any, ...] | None] | None:
-    """The first rowid after ``pos`` that a search finds, jumping ahead 1, 2, 4, ... rowids past the
-    damage, with its row (None when that row itself cannot be read); None when nothing is left."""
-    step = 1
-    while pos + step <= _MAX_ROWID:
-        try:
-            hit = db.execute(
-                f"SELECT rowid FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT 1", (pos + step,)
-            ).fetchone()
-        except sqlite3.DatabaseError:
-            step *= 2
-            continue
-        if hit is None:
-            return None
-        rowid = int(hit[0])
-        try:
-            row = db.execute(f"SELECT {names} FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
-        except sqlite3.DatabaseError:
-            return rowid, None
-        return rowid, None if row is None else tuple(row)
-    return None

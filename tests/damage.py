@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from daemon.store import RunRow, Store
 
-__all__ = ["DAMAGES", "damage", "fill", "foreign_wal"]
+__all__ = ["DAMAGES", "damage", "damage_table", "fill", "foreign_wal"]
 
 DAMAGES = ("pages", "truncated", "garbage")
 
@@ -29,24 +30,16 @@ def _event(pipeline_id: str, state: str) -> dict[str, Any]:
     }
 
 
-def fill(state_dir: Path, runs: int, *, prefix: str = "app", checkpoint: bool = True) -> int:
-    """``runs`` runs, each with an IN_PROGRESS event queued (undelivered); returns the highest
-    sequence number. ``checkpoint`` closes the store (its log goes into the file); otherwise the
-    store is left open-less with its ``-wal`` still beside the file."""
+def fill(state_dir: Path, runs: int, *, prefix: str = "app") -> int:
+    """``runs`` runs, each with an IN_PROGRESS event queued (undelivered), written by the store's own
+    code and closed cleanly; returns the highest sequence number handed out."""
     store = Store(state_dir)
     top = 0
     for n in range(1, runs + 1):
         pid = f"{prefix}#{n}"
         row = RunRow("jenkins", prefix, n, 1, pid, 1_700_000_000_000, None, None, "IN_PROGRESS", False, None)
         top = store.record(row, _event(pid, "IN_PROGRESS"), prior=None) or top
-    if checkpoint:
-        store.close()
-    else:
-        store._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        wal = Path(f"{store.path}-wal")
-        keep = wal.read_bytes()
-        store.close()
-        wal.write_bytes(keep)
+    store.close()
     return top
 
 
@@ -65,6 +58,23 @@ def damage(path: Path, how: str, *, seed: int = 7) -> None:
         path.write_bytes(rnd.randbytes(size))
     else:
         raise ValueError(how)
+
+
+def damage_table(path: Path, table: str, *, seed: int = 7) -> int:
+    """Overwrites every leaf page of ``table`` with random bytes (found with SQLite's ``dbstat``);
+    returns how many pages."""
+    db = sqlite3.connect(path)
+    pages = [
+        int(r[0])
+        for r in db.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (table,))
+    ]
+    db.close()
+    rnd = random.Random(seed)
+    with path.open("r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * 4096)
+            f.write(rnd.randbytes(4096))
+    return len(pages)
 
 
 def foreign_wal(state_dir: Path, other_dir: Path) -> None:

@@ -19,7 +19,7 @@ from daemon.recovery import SEQ_MARGIN_MS, open_store
 from daemon.state_check import FOREIGN_WAL, StateDamagedError, find_damage
 from daemon.store import Store
 from tests.daemon.test_store import event, run_row
-from tests.damage import DAMAGES, damage, fill, foreign_wal
+from tests.damage import DAMAGES, damage, damage_table, fill, foreign_wal
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUED = 200
@@ -101,6 +101,31 @@ def test_a_salvaged_table_with_a_bad_page_keeps_the_rows_after_it(tmp_path: Path
     ]
     assert ids[-1] == QUEUED, "the rows after the damaged pages were salvaged too"
     assert len(ids) < QUEUED, "three pages in the middle cost some events (or nothing was damaged)"
+
+
+def test_runs_whose_last_event_was_lost_are_put_back_to_what_compass_has(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    fill(state, 10)
+    store = Store(state)
+    for n in range(1, 6):  # 1-5: IN_PROGRESS delivered, then finished: their terminal event queued
+        item, _ = store.next_due(exclude_pipelines={f"app#{k}" for k in range(1, n)})
+        assert item is not None
+        store.ack(item)
+        assert item.pipeline_id == f"app#{n}"
+        prior = store.latest_run("jenkins", "app", n)
+        done_row = run_row("app", n, state="SUCCESSFUL", terminal=True, pipeline_id=f"app#{n}")
+        assert store.record(done_row, event(f"app#{n}", "SUCCESSFUL"), prior=prior) is not None
+    store.close()
+    assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+
+    store, done = open_store(state)
+    try:
+        assert done is not None and done.salvaged["outbox"] == 0 and done.rewound == 10
+        back = store.latest_run("jenkins", "app", 1)
+        assert back is not None and back.state == "IN_PROGRESS" and not back.terminal  # seen finished again
+        assert store.latest_run("jenkins", "app", 6) is None  # Compass never heard of it: seen new again
+    finally:
+        store.close()
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
