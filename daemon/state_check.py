@@ -12,7 +12,9 @@ each database it creates with a random identity in the file header's ``user_vers
 before the database goes into WAL mode, so it is in the main file from the start; the schema
 version lives in ``meta``, not there). When the main file's own bytes carry an identity and the
 database as SQLite shows it (log applied) carries another, the log is foreign. A database from a
-release before this check has identity 0 there and is not checked that way.
+release before this check has identity 0 there; for it, a log that shows a database smaller than
+the main file is taken as foreign (buildtail never shrinks its database). A foreign log from a
+larger database over such an old one is not recognised: it is new databases that are protected.
 
 Every look here goes through a read-only connection: a read-only connection never checkpoints, so
 looking cannot write a foreign log into the main file. Light imports only: ``status`` uses this.
@@ -97,14 +99,28 @@ def find_damage(path: Path, *, thorough: bool = False) -> list[str]:
             problems = [str(r[0]) for r in rows if r[0] != "ok"]
             if problems:
                 return problems
-            raw = file_identity(path)
             shown = int(db.execute("PRAGMA user_version").fetchone()[0])
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             if is_damage(exc):
                 return [str(exc)]
             raise
     finally:
         db.close()
-    if raw and shown != raw and Path(f"{path}-wal").exists():
+    if Path(f"{path}-wal").exists() and _foreign(path, shown, pages * page_size):
         return [FOREIGN_WAL]
     return []
+
+
+def _foreign(path: Path, shown_identity: int, shown_bytes: int) -> bool:
+    """The log applied, the database is another one: its identity differs from the main file's own,
+    or (for a database from before identities) it is smaller than the main file. buildtail never
+    shrinks its database (no VACUUM), and a log of its own can only add pages to the file's."""
+    raw = file_identity(path)
+    if raw:
+        return shown_identity != raw
+    try:
+        return path.stat().st_size > shown_bytes
+    except OSError:
+        return False

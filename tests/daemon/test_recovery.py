@@ -24,7 +24,7 @@ from tests.damage import DAMAGES, damage, damage_table, fill, foreign_wal
 REPO = Path(__file__).resolve().parents[2]
 QUEUED = 200
 # The fewest of the 200 queued events each damage must leave salvageable (measured: see README).
-AT_LEAST = {"pages": 150, "truncated": 60, "garbage": 0, "foreign": QUEUED}
+AT_LEAST = {"pages": 150, "truncated": 60, "garbage": 0, "foreign": QUEUED, "foreign-old": QUEUED}
 
 
 def _digest(path: Path) -> str:
@@ -32,13 +32,17 @@ def _digest(path: Path) -> str:
 
 
 def _break(state: Path, how: str, tmp: Path) -> None:
-    if how == "foreign":
+    if how == "foreign-old":  # a database from before identities: its header's identity is 0
+        db = sqlite3.connect(state / "buildtail.sqlite3")
+        db.execute("PRAGMA user_version = 0")
+        db.close()  # the last connection: the log goes into the file
+    if how.startswith("foreign"):
         foreign_wal(state, tmp / "other")
     else:
         damage(state / "buildtail.sqlite3", how)
 
 
-@pytest.mark.parametrize("how", [*DAMAGES, "foreign"])
+@pytest.mark.parametrize("how", [*DAMAGES, "foreign", "foreign-old"])
 def test_a_damaged_database_is_set_aside_and_salvaged(tmp_path: Path, how: str) -> None:
     state = tmp_path / "state"
     top = fill(state, QUEUED)
@@ -59,7 +63,7 @@ def test_a_damaged_database_is_set_aside_and_salvaged(tmp_path: Path, how: str) 
         assert done is not None
         aside = Path(done.damaged_file)
         assert aside.name.startswith("buildtail.sqlite3.damaged-") and _digest(aside) == before
-        if how == "foreign":
+        if how.startswith("foreign"):
             assert done.wal_file is not None and done.wal_file.endswith(".foreign-wal")
             assert done.problems == [FOREIGN_WAL]
         salvaged = store.outbox_depth()
