@@ -19,9 +19,11 @@ error is ``StateUnusableError``: the daemon exits with the status its unit does 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -127,14 +129,30 @@ def _recover(path: Path, problems: list[str]) -> Recovery:
     aside = _aside_name(path, at)
     wal = Path(f"{path}-wal")
     wal_aside = Path(f"{aside}{'.foreign-wal' if FOREIGN_WAL in problems else '-wal'}")
-    os.link(path, aside)  # a second name for the same file: nothing is copied, nothing written
+    _keep(path, aside)
     has_wal = wal.exists()
     if has_wal:
-        os.link(wal, wal_aside)
+        _keep(wal, wal_aside)
     done = Recovery(at, str(aside), str(wal_aside) if has_wal else None, problems)
     tmp = path.with_name(f"{path.name}.recovering")
     for stale in (tmp, Path(f"{tmp}-journal")):  # a recovery cut short: a partial copy of ours
         stale.unlink(missing_ok=True)
+    try:
+        _build(tmp, aside, done, started)
+    except BaseException:
+        for partial in (tmp, Path(f"{tmp}-journal")):  # its space back; the damaged file stays aside
+            partial.unlink(missing_ok=True)
+        raise
+    _fsync(tmp)
+    for old in (wal, Path(f"{path}-shm")):  # kept under the aside names; must not meet the new file
+        old.unlink(missing_ok=True)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+    return done
+
+
+def _build(tmp: Path, aside: Path, done: Recovery, started: float) -> None:
+    """The new database under its temporary name: schema, salvaged rows, counter, record."""
     new = sqlite3.connect(tmp, isolation_level=None)
     try:
         new.execute(f"PRAGMA user_version = {new_identity()}")
@@ -151,12 +169,17 @@ def _recover(path: Path, problems: list[str]) -> Recovery:
         new.execute("COMMIT")
     finally:
         new.close()
-    _fsync(tmp)
-    for old in (wal, Path(f"{path}-shm")):  # kept under the aside names; must not meet the new file
-        old.unlink(missing_ok=True)
-    os.replace(tmp, path)
-    _fsync(path.parent)
-    return done
+
+
+def _keep(src: Path, dst: Path) -> None:
+    """``dst`` becomes a second name of ``src``: nothing copied, nothing written to it. A file system
+    without hard links gets a copy."""
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            raise
+        shutil.copy2(src, dst)
 
 
 def _rewind_unsent(new: sqlite3.Connection) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.damage import damage, fill
+from tests.damage import damage, damage_table, fill
 from tests.e2e.conftest import REPO, Daemon, make_config, wait_until
 from tests.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
@@ -84,6 +84,10 @@ def test_a_damaged_database_is_recovered_and_its_queue_delivered(
     compass.wait_for(lambda events: any(_pid(e) == f"app#{BUILDS + 1}" for e in events), timeout=30)
     new = [e for e in compass.events if _pid(e) == f"app#{BUILDS + 1}"]
     assert min(_seq(e) for e in new) > highest
+    check = _cli(again.config_path, "state", "check")  # read-only: fine beside the running daemon
+    assert check.returncode == 0 and check.stdout.endswith(": ok\n"), check.stdout + check.stderr
+    refused = _cli(again.config_path, "state", "recover")
+    assert refused.returncode == 1 and "stop the daemon" in refused.stderr
     text = _cli(again.config_path, "status").stdout
     assert "recovered" in text and recovery["damaged_file"] in text
     port = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", again.stderr)
@@ -97,6 +101,35 @@ def test_a_damaged_database_is_recovered_and_its_queue_delivered(
 
 def _pid(event: dict[str, object]) -> str:
     return str(event["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"])  # type: ignore[index]
+
+
+def test_builds_whose_queued_events_were_on_damaged_pages_are_sent_all_the_same(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["rate_limit_per_minute"], cfg["compass"]["burst"] = 2, 1
+    daemon = daemon_factory(cfg)
+    db = tmp_path / "state" / "buildtail.sqlite3"
+    job = home.job("app")
+    for _ in range(BUILDS):
+        job.start(start_ms=int(time.time() * 1000) - 2000).finish("SUCCESS", duration_ms=500)
+    terminal = "SELECT COUNT(*) FROM runs WHERE terminal = 1"
+    wait_until(lambda: _rows(db, terminal)[0][0] == BUILDS, timeout=30, what="every build recorded")
+    assert daemon.stop() == 0
+    assert damage_table(db, "outbox") >= 1  # every queued event is gone
+
+    cfg["compass"]["rate_limit_per_minute"], cfg["compass"]["burst"] = 6000, 100
+    again = daemon_factory(cfg)
+    recovery = json.loads(_cli(again.config_path, "status", "--json").stdout)["recovery"]
+    assert recovery["salvaged"]["outbox"] == 0 and recovery["resent_runs"] >= BUILDS - 2
+    every = {f"app#{n}" for n in range(1, BUILDS + 1)}
+    compass.wait_for(
+        lambda events: every <= {_pid(e) for e in events if _state(e) == "SUCCESSFUL"}, timeout=30
+    )
+
+
+def _state(event: dict[str, object]) -> str:
+    return str(event["event"]["build"]["buildProperties"]["state"])  # type: ignore[index]
 
 
 @pytest.fixture
