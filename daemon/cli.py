@@ -1,5 +1,5 @@
 """The ``buildtail`` command: ``run``, ``check-config``, ``status``, ``doctor``, ``compass setup``,
-``backfill``, ``config-schema`` and ``--version``.
+``backfill``, ``state check``/``state recover``, ``config-schema`` and ``--version``.
 
 Each subcommand imports what it needs when it runs: ``--version`` and ``status`` load neither the
 configuration's models (pydantic) nor the network stack (aiohttp) nor the file watcher (watchdog).
@@ -23,9 +23,10 @@ from daemon.config.values import parse_duration
 if TYPE_CHECKING:
     from daemon.config import Settings
 
-__all__ = ["EXIT_STATE_VERSION", "main"]
+__all__ = ["EXIT_STATE_UNUSABLE", "EXIT_STATE_VERSION", "main"]
 
 EXIT_STATE_VERSION = 78  # EX_CONFIG: the state database needs another release (the unit does not restart)
+EXIT_STATE_UNUSABLE = 78  # the same: a damaged database this process cannot rebuild (read-only, full disk)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +68,34 @@ def _parser() -> argparse.ArgumentParser:
         "metrics their events feed (idempotent)",
     )
     setup.add_argument("--config", required=True, type=Path, metavar="PATH")
+    _state_parser(sub)
     return parser
+
+
+def _state_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    state = sub.add_parser("state", help="the state database: check it, or recover a damaged one")
+    state_sub = state.add_subparsers(dest="state_command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("check", "run SQLite's integrity check (read-only; works while the daemon runs)"),
+        ("recover", "set a damaged database aside and salvage what it holds (the daemon stopped)"),
+    ):
+        command = state_sub.add_parser(name, help=text)
+        command.add_argument("--config", required=True, type=Path, metavar="PATH")
+
+
+def _state(path: Path, command: str) -> int:
+    from daemon.config.light import read_status_settings
+    from daemon.config.yamlfile import ConfigError
+    from daemon.ops import state_cmd
+
+    try:
+        settings = read_status_settings(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    act = state_cmd.check if command == "check" else state_cmd.recover
+    return act(settings.state_dir)
 
 
 def _load(path: Path, *, need_secrets: bool = True) -> Settings | None:
@@ -137,12 +165,16 @@ def _run(path: Path, dry_run: bool) -> int:
     from daemon.migrations import StateVersionError
     from daemon.ops.logs import setup_logging
     from daemon.service import Service
+    from daemon.state_check import StateUnusableError
 
     setup_logging(settings.log_level, settings.log_format)
 
     service = Service(settings, dry_run=dry_run, config_path=path)
     try:
         asyncio.run(service.serve())
+    except StateUnusableError as exc:  # one line, and no restart: an operator has to act
+        logging.getLogger("buildtail").critical("cannot run: %s", exc)
+        return EXIT_STATE_UNUSABLE
     except StateVersionError as exc:  # restarting would not help: systemd is told not to
         logging.getLogger("buildtail").critical("cannot run: %s", exc)
         return EXIT_STATE_VERSION
@@ -161,6 +193,7 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
     from daemon.backfill import Backfill
     from daemon.migrations import StateVersionError
     from daemon.ops.logs import setup_logging
+    from daemon.state_check import StateDamagedError
 
     setup_logging(settings.log_level, settings.log_format)
 
@@ -169,6 +202,9 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
     except StateVersionError as exc:
         print(f"buildtail backfill: {exc}", file=sys.stderr)
         return EXIT_STATE_VERSION
+    except StateDamagedError as exc:
+        print(f"buildtail backfill: {_damaged_hint(exc, path)}", file=sys.stderr)
+        return EXIT_STATE_UNUSABLE
     except KeyboardInterrupt:
         print(
             "\ninterrupted: what is queued stays queued; run the same command again to resume",
@@ -184,6 +220,7 @@ def _status(path: Path, as_json: bool) -> int:
     from daemon.config.yamlfile import ConfigError
     from daemon.migrations import StateVersionError
     from daemon.ops.status import collect, render
+    from daemon.state_check import StateDamagedError
 
     try:
         settings = read_status_settings(path)
@@ -194,6 +231,9 @@ def _status(path: Path, as_json: bool) -> int:
 
     try:
         report = collect(settings)
+    except StateDamagedError as exc:
+        print(f"buildtail status: {_damaged_hint(exc, path)}", file=sys.stderr)
+        return 2
     except StateVersionError as exc:
         print(f"buildtail status: {exc}", file=sys.stderr)
         return 2
@@ -205,6 +245,13 @@ def _status(path: Path, as_json: bool) -> int:
         return 2
     print(json.dumps(report, indent=2) if as_json else "\n".join(render(report)))
     return int(report["exit_code"])
+
+
+def _damaged_hint(exc: Exception, config: Path) -> str:
+    return (
+        f"{exc} (see `buildtail state check --config {config}`; `buildtail state recover --config "
+        f"{config}`, or the daemon at its next start, sets it aside and salvages what it holds)"
+    )
 
 
 def _job_names(settings: Settings) -> list[str]:
@@ -270,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args.config, args.json)
     if args.command == "doctor":
         return _compass_command(args.config, "doctor")
+    if args.command == "state":
+        return _state(args.config, args.state_command)
     if args.command == "compass":
         return _compass_command(args.config, "setup")
     return 2

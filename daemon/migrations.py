@@ -157,6 +157,7 @@ def prepare(
     one transaction; returns whether it was new. ``steps`` replaces the real ones in tests."""
     steps = _STEPS if steps is None else steps
     target = max(steps)
+    version: int | None = None  # set before anything can fail: the error path below reads it
     db.execute("BEGIN IMMEDIATE")  # no other process changes it between the version check and the steps
     try:
         version = schema_version(db)

@@ -25,6 +25,7 @@ from daemon.ops.health import Health
 from daemon.ops.metrics import Metrics, MetricsServer
 from daemon.ops.notify import Notifier
 from daemon.recorder import Recorder
+from daemon.recovery import open_store
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext
@@ -103,7 +104,9 @@ class Service:
 
     async def startup(self) -> None:
         s = self.settings
-        self.store = store = Store(s.state_dir)
+        store, recovered = open_store(s.state_dir)  # a damaged database is rebuilt first
+        self.store = store
+        self.metrics.state_recovery(store.get_meta_json("recovered"), recovered_now=recovered is not None)
         cutoff = store.get_meta_int("history_cutoff_ms")
         first_start = cutoff is None
         if cutoff is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.migrations import check_readable, prepare
+from daemon.state_check import StateDamagedError, find_damage, is_damage, new_identity
 
 __all__ = [
     "PRIORITY_BACKFILL",
@@ -88,6 +89,8 @@ class Store:
 
     def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / "buildtail.sqlite3"
+        if self.path.exists() and (problems := find_damage(self.path)):
+            raise StateDamagedError(self.path, problems)
         if readonly:  # another process (buildtail status) looking while the daemon runs
             if not self.path.exists():
                 raise FileNotFoundError(f"no state database at {self.path}")
@@ -99,18 +102,25 @@ class Store:
             return
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._savepoints = 0
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
+        if new_file:  # the identity goes into the main file before WAL: see state_check
+            self._db.execute(f"PRAGMA user_version = {new_identity()}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=2000")
         try:
             prepare(self._db, self.path)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:  # an earlier release's
+                self._db.execute(f"PRAGMA user_version = {new_identity()}")
             with self._tx():
                 self.created = self._get_meta("created_ms") is None
                 if self.created:
                     self._set_meta("created_ms", str(now_ms()))
-        except BaseException:
+        except BaseException as exc:
             self._db.close()
+            if is_damage(exc):  # damage the quick check did not see
+                raise StateDamagedError(self.path, [str(exc)]) from exc
             raise
 
     def close(self) -> None:

@@ -210,6 +210,24 @@ class Metrics:
         self._scans.labels(source).inc()
         self._scan_seconds.labels(source).observe(seconds)
 
+    def state_recovery(self, record: object, *, recovered_now: bool) -> None:
+        """The state database's last recovery (``meta.recovered``, by this process or by ``buildtail
+        state recover``): a counter of this process's recoveries, a gauge of the last one's time."""
+        recoveries = Counter(
+            "buildtail_state_recoveries",
+            "Damaged state databases this process set aside and rebuilt at its start.",
+            registry=self.registry,
+        )
+        last = Gauge(
+            "buildtail_state_last_recovery_timestamp_seconds",
+            "Unix time the state database was last rebuilt from a damaged one (0: never).",
+            registry=self.registry,
+        )
+        if recovered_now:
+            recoveries.inc()
+        if isinstance(record, dict) and isinstance(record.get("at_ms"), int):
+            last.set(record["at_ms"] / 1000)
+
     def bind(self, probe: StateProbe) -> None:
         self._probe.probe = probe
 

@@ -151,6 +151,32 @@ def _schema(store: Store) -> dict[str, Any]:
     }
 
 
+def _recovery(store: Store) -> dict[str, Any] | None:
+    """The last time the database was rebuilt from a damaged one (``daemon.recovery``), or None."""
+    record = store.get_meta_json("recovered")
+    if not isinstance(record, dict):
+        return None
+    return {
+        "at": _iso(record.get("at_ms")),
+        "damaged_file": record.get("damaged_file"),
+        "salvaged": record.get("salvaged", {}),
+        "lost": record.get("lost", {}),
+        "resent_runs": record.get("rewound", 0),
+    }
+
+
+def _recovery_lines(r: dict[str, Any] | None, now: int) -> list[str]:
+    if r is None:
+        return []
+    lost = r["lost"]
+    gone = "an unknown number" if lost.get("outbox") is None else str(lost["outbox"])
+    return [
+        f"recovered        {_age(_from_iso(r['at']), now)} from the damaged {r['damaged_file']}: "
+        f"{r['salvaged'].get('outbox', 0)} queued event(s) and {r['salvaged'].get('runs', 0)} run(s) "
+        f"salvaged, {gone} queued event(s) lost"
+    ]
+
+
 def collect(settings: StatusSettings) -> dict[str, Any]:
     """The whole report as plain data (what ``status --json`` prints; the shape is in the README)."""
     lock = DeliveryLock(settings.state_dir)
@@ -168,6 +194,7 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
             "format": 1,
             "state_database": str(store.path),
             "schema": _schema(store),
+            "recovery": _recovery(store),
             "process": process,
             "delivery": delivery,
             "queue": {
@@ -295,6 +322,7 @@ def render(report: dict[str, Any]) -> list[str]:
         + (f", {q['deployments']} of them deployments" if q["deployments"] else "")
         + (f", {q['backfill']} of them from backfill" if q["backfill"] else ""),
         f"oldest queued    {_age(_from_iso(q['oldest_at']), now) if q['oldest_at'] else '-'}",
+        *_recovery_lines(report.get("recovery"), now),
     ]
     if q["last_error"]:
         lines.append(f"last error       {q['last_error']}")

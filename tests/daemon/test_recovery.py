@@ -1,0 +1,178 @@
+"""A damaged state database (real files, broken on disk) is set aside and salvaged, never a crash loop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from daemon.delivery.lock import DeliveryLock
+from daemon.migrations import prepare
+from daemon.recovery import SEQ_MARGIN_MS, open_store
+from daemon.state_check import FOREIGN_WAL, StateDamagedError, find_damage
+from daemon.store import Store
+from tests.daemon.test_store import event, run_row
+from tests.damage import DAMAGES, damage, damage_table, fill, foreign_wal
+
+REPO = Path(__file__).resolve().parents[2]
+QUEUED = 200
+# The fewest of the 200 queued events each damage must leave salvageable (measured: see README).
+AT_LEAST = {"pages": 150, "truncated": 60, "garbage": 0, "foreign": QUEUED, "foreign-old": QUEUED}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _break(state: Path, how: str, tmp: Path) -> None:
+    if how == "foreign-old":  # a database from before identities: its header's identity is 0
+        db = sqlite3.connect(state / "buildtail.sqlite3")
+        db.execute("PRAGMA user_version = 0")
+        db.close()  # the last connection: the log goes into the file
+    if how.startswith("foreign"):
+        foreign_wal(state, tmp / "other")
+    else:
+        damage(state / "buildtail.sqlite3", how)
+
+
+@pytest.mark.parametrize("how", [*DAMAGES, "foreign", "foreign-old"])
+def test_a_damaged_database_is_set_aside_and_salvaged(tmp_path: Path, how: str) -> None:
+    state = tmp_path / "state"
+    top = fill(state, QUEUED)
+    ahead = top + 5 * 86_400_000  # the counter ran ahead of the clock (the clock stepped back since)
+    bumped = Store(state)
+    bumped.set_meta_int("last_seq", ahead)
+    bumped.close()
+    _break(state, how, tmp_path)
+    before = _digest(state / "buildtail.sqlite3")
+    assert find_damage(state / "buildtail.sqlite3"), "the damage must be seen on open"
+    with pytest.raises(StateDamagedError):
+        Store(state, readonly=True)  # what status meets
+
+    started = time.monotonic()
+    store, done = open_store(state)
+    took = time.monotonic() - started
+    try:
+        assert done is not None
+        aside = Path(done.damaged_file)
+        assert aside.name.startswith("buildtail.sqlite3.damaged-") and _digest(aside) == before
+        if how.startswith("foreign"):
+            assert done.wal_file is not None and done.wal_file.endswith(".foreign-wal")
+            assert done.problems == [FOREIGN_WAL]
+        salvaged = store.outbox_depth()
+        assert salvaged == done.salvaged["outbox"] >= AT_LEAST[how]
+        pipelines = {r[0] for r in store._db.execute("SELECT pipeline_id FROM outbox")}
+        assert all(p.startswith("app#") for p in pipelines), "another database's events must not creep in"
+        if done.lost["outbox"] is not None:
+            assert done.lost["outbox"] == QUEUED - salvaged
+        assert store.get_meta_json("recovered")["damaged_file"] == str(aside)
+        seq = store.record(run_row("new", 1), event("new#1", "IN_PROGRESS"), prior=None)
+        assert seq is not None and seq > top, "new numbers must be above every one sent before"
+        if how != "garbage":  # the counter itself was readable: above it, by the margin
+            assert seq > ahead + SEQ_MARGIN_MS
+    finally:
+        store.close()
+    assert find_damage(state / "buildtail.sqlite3") == []
+    print(f"\n{how}: {salvaged}/{QUEUED} events, {done.salvaged['runs']} runs salvaged in {took:.3f}s")
+
+
+def test_the_error_path_of_prepare_names_the_damage(tmp_path: Path) -> None:
+    path = tmp_path / "buildtail.sqlite3"
+    path.write_bytes(b"not a database at all" * 500)
+    db = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        prepare(db, path)  # once an UnboundLocalError
+    db.close()
+
+
+def test_a_salvaged_table_with_a_bad_page_keeps_the_rows_after_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    fill(state, QUEUED)
+    damage(state / "buildtail.sqlite3", "pages")
+    store, done = open_store(state)
+    store.close()
+    assert done is not None
+    ids = [
+        r[0]
+        for r in sqlite3.connect(state / "buildtail.sqlite3").execute("SELECT id FROM outbox ORDER BY id")
+    ]
+    assert ids[-1] == QUEUED, "the rows after the damaged pages were salvaged too"
+    assert len(ids) < QUEUED, "three pages in the middle cost some events (or nothing was damaged)"
+
+
+def test_runs_whose_last_event_was_lost_are_put_back_to_what_compass_has(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    fill(state, 10)
+    store = Store(state)
+    for n in range(1, 6):  # 1-5: IN_PROGRESS delivered, then finished: their terminal event queued
+        item, _ = store.next_due(exclude_pipelines={f"app#{k}" for k in range(1, n)})
+        assert item is not None
+        store.ack(item)
+        assert item.pipeline_id == f"app#{n}"
+        prior = store.latest_run("jenkins", "app", n)
+        done_row = run_row("app", n, state="SUCCESSFUL", terminal=True, pipeline_id=f"app#{n}")
+        assert store.record(done_row, event(f"app#{n}", "SUCCESSFUL"), prior=prior) is not None
+    store.close()
+    assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+
+    store, done = open_store(state)
+    try:
+        assert done is not None and done.salvaged["outbox"] == 0 and done.rewound == 10
+        back = store.latest_run("jenkins", "app", 1)
+        assert back is not None and back.state == "IN_PROGRESS" and not back.terminal  # seen finished again
+        assert store.latest_run("jenkins", "app", 6) is None  # Compass never heard of it: seen new again
+    finally:
+        store.close()
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args, "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_state_check_status_and_recover_commands(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"host": "h", "state_dir": str(state), "sources": []}))
+    fill(state, 50)
+    assert _cli(config, "state", "check").returncode == 0
+    damage(state / "buildtail.sqlite3", "truncated")
+
+    check = _cli(config, "state", "check")
+    assert check.returncode == 1 and "DAMAGED" in check.stdout, check.stdout + check.stderr
+    status = _cli(config, "status")
+    assert status.returncode == 2
+    assert "state check" in status.stderr and "state recover" in status.stderr
+    assert "has buildtail run ever started" not in status.stderr
+
+    lock = DeliveryLock(state)
+    assert lock.try_acquire()
+    try:
+        refused = _cli(config, "state", "recover")
+        assert refused.returncode == 1 and "holds" in refused.stderr
+    finally:
+        lock.release()
+
+    recover = _cli(config, "state", "recover")
+    assert recover.returncode == 0, recover.stderr
+    assert "set aside as" in recover.stdout and "outbox" in recover.stdout
+    assert _cli(config, "state", "check").returncode == 0
+    again = _cli(config, "state", "recover")
+    assert again.returncode == 0 and "nothing to recover" in again.stdout
+
+    report = json.loads(_cli(config, "status", "--json").stdout)
+    assert report["recovery"]["damaged_file"].startswith(str(state / "buildtail.sqlite3.damaged-"))
+    assert report["recovery"]["salvaged"]["outbox"] == report["queue"]["depth"]
+    assert "recovered" in _cli(config, "status").stdout
