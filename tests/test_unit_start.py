@@ -5,7 +5,7 @@ path that does not exist (226/NAMESPACE) fails only when systemd sets up the pro
 not PID 1 (a container, a CI runner) but the machine allows it, each test boots the distribution's
 systemd as PID 1 of new pid, mount, cgroup, UTS and IPC namespaces, with its own /run, /var/lib and
 /etc/group, and starts the unit there: the unit file as shipped, ExecStart pointed at this checkout.
-Nothing outside the namespaces changes but a cgroup of its own, removed afterwards.
+The files and mounts this makes stay inside the namespaces; the cgroup it runs in is removed afterwards.
 
 What the namespaced systemd cannot do here is hand a dynamic user its credentials (LoadCredential=
 gives the service a directory it may not read, whatever the unit), so these tests replace the token
