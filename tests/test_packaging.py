@@ -133,6 +133,7 @@ def test_the_packaging_picks_up_a_monitoring_directory(tmp_path: Path) -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     shutil.copytree(REPO / "debian", tmp_path / "debian", symlinks=True)
+    shutil.copytree(REPO / "systemd", tmp_path / "systemd")
     shutil.copy(REPO / "config.example.yaml", tmp_path)
     (tmp_path / "monitoring" / "grafana").mkdir(parents=True)
     (tmp_path / "monitoring" / "grafana" / "dashboard.json").write_text("{}\n")
@@ -173,12 +174,17 @@ def test_the_package_ships_the_command_the_unit_and_the_configuration(contents: 
         for path in expected:
             assert f"/usr/share/buildtail/{path.relative_to(REPO).as_posix()}" in monitoring, path
     else:
-        assert not monitoring and "/usr/share/buildtail" not in contents
+        assert not monitoring
+    # the jenkins group drop-in, which postinst installs only where that group exists
+    assert contents["/usr/share/buildtail/jenkins.conf"].startswith("-rw-r--r-- root/root")
+    assert not [p for p in contents if p.startswith("/etc/systemd")]
 
 
 def test_the_packaged_files_are_the_checkout_s(extracted: Path) -> None:
     assert (extracted / UNIT.lstrip("/")).read_text() == (REPO / "systemd" / "buildtail.service").read_text()
     assert (extracted / str(CONFIG).lstrip("/")).read_text() == (REPO / "config.example.yaml").read_text()
+    shipped_dropin = extracted / "usr/share/buildtail/jenkins.conf"
+    assert shipped_dropin.read_text() == (REPO / "systemd" / "jenkins.conf").read_text()
     # entry points run the venv's interpreter at its installed path, not at the build directory's
     for script in (extracted / VENV.lstrip("/") / "bin").iterdir():
         if script.is_file() and not script.is_symlink() and script.read_bytes().startswith(b"#!"):
@@ -240,6 +246,14 @@ def test_the_installed_unit_verifies_at_its_installed_path(installed: None) -> N
     proc = _run("systemd-analyze", "verify", UNIT, check=False)
     # verify exits 0 on misspelt keys and only warns: any output at all is a failure
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", proc.stdout + proc.stderr
+
+
+def test_the_installed_package_names_the_jenkins_group_only_where_it_exists(installed: None) -> None:
+    """The packaged postinst with debhelper's additions, on this machine as it is (tests/
+    test_maintainer_scripts.py runs the script in roots with and without the group)."""
+    has_group = _run("getent", "group", "jenkins", check=False).returncode == 0
+    dropin = Path("/etc/systemd/system/buildtail.service.d/jenkins.conf")
+    assert dropin.is_file() == has_group
 
 
 def test_the_installed_unit_is_not_enabled(installed: None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "buildtail.service"
+JENKINS_DROPIN = UNIT.with_name("jenkins.conf")  # the Debian package installs it where a jenkins group exists
 ANALYZE = shutil.which("systemd-analyze")
 
 
@@ -40,9 +41,38 @@ def test_unit_has_the_promised_settings() -> None:
         assert re.search(rf"^{re.escape(line)}", text, re.M), line
 
 
+def _settings(text: str) -> list[tuple[str, str]]:
+    return re.findall(r"^([A-Za-z]+)=(.*)$", text, re.M)
+
+
+def test_the_unit_starts_on_a_host_without_jenkins() -> None:
+    """systemd fails a start on a SupplementaryGroups= group the host lacks (216/GROUP) and, with the
+    namespace settings, on a listed path that does not exist (226/NAMESPACE) unless it starts with "-".
+    GoCD, CruiseControl and log-file hosts have neither the jenkins group nor /var/lib/jenkins."""
+    settings = _settings(UNIT.read_text())
+    assert [v for k, v in settings if k == "SupplementaryGroups"] == []
+    paths = [
+        path
+        for key, value in settings
+        if key in ("ReadOnlyPaths", "ReadWritePaths", "InaccessiblePaths", "ExecPaths", "NoExecPaths")
+        for path in value.split()
+    ]
+    assert "-/var/lib/jenkins" in paths
+    assert [p for p in paths if not p.startswith("-")] == []
+
+
+def test_the_jenkins_drop_in_adds_the_group_and_nothing_else() -> None:
+    assert _settings(JENKINS_DROPIN.read_text()) == [("SupplementaryGroups", "jenkins")]
+    assert re.search(r"^\[Service\]$", JENKINS_DROPIN.read_text(), re.M)
+
+
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
-def test_systemd_analyze_verify_prints_nothing(unit: Path) -> None:
+@pytest.mark.parametrize("with_jenkins", [False, True], ids=["without-jenkins", "with-jenkins-drop-in"])
+def test_systemd_analyze_verify_prints_nothing(unit: Path, with_jenkins: bool) -> None:
     assert ANALYZE is not None
+    if with_jenkins:  # verify reads <unit>.d/ beside a unit given by path
+        (unit.parent / f"{unit.name}.d").mkdir()
+        shutil.copy(JENKINS_DROPIN, unit.parent / f"{unit.name}.d" / "jenkins.conf")
     proc = subprocess.run(
         [ANALYZE, "verify", unit.name], cwd=unit.parent, capture_output=True, text=True, check=False
     )

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Both ends of every dependency range in pyproject.toml: one fresh virtual environment with the lowest
+# versions the ranges allow (uv's --resolution lowest-direct: the direct dependencies at their lower
+# bounds) and one with the highest, each running the tests that exercise those libraries. The main
+# test run sees only whatever pip picked that day; this is what keeps the lower bounds true and shows
+# a new release inside a range breaking the code before a user installs it.
+#
+#   tools/deps_ends.sh                  # needs uv on PATH (pip install uv), or UV=/path/to/uv
+#   PYTHON=python3.12 tools/deps_ends.sh
+#
+# Any failure, pytest finding no tests included (exit 5), fails the script. mypy and ruff are not run
+# here (tests/test_code_quality.py runs them in the main environment).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV=${UV:-uv}
+PYTHON=${PYTHON:-python3}
+
+# The tests that touch the bounded libraries: watchdog (the watcher, the Jenkins source and the daemon
+# end to end), aiohttp (the Compass transport and GraphQL client, the metrics server), pydantic and
+# PyYAML (the configuration), prometheus-client (the metrics), defusedxml and python-dateutil (the
+# parsers and the file sources).
+SUBSET=(
+  tests/daemon/test_watch.py
+  tests/daemon/test_jenkins_source.py
+  tests/daemon/test_config.py
+  tests/daemon/test_compass_transport.py
+  tests/daemon/test_compass_graphql.py
+  tests/daemon/test_sender.py
+  tests/daemon/test_metrics.py
+  tests/daemon/test_file_sources.py
+  tests/parsers
+  tests/e2e/test_jenkins_to_compass.py
+)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for end in lowest-direct highest; do
+  venv="$work/$end"
+  echo "== dependencies at the $end end"
+  "$UV" venv --quiet --python "$PYTHON" "$venv"
+  VIRTUAL_ENV="$venv" "$UV" pip install --quiet --resolution "$end" -e '.[test]'
+  VIRTUAL_ENV="$venv" "$UV" pip freeze --quiet \
+    | grep -iE '^(watchdog|aiohttp|pyyaml|python-dateutil|pydantic|defusedxml|prometheus-client)=='
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider "${SUBSET[@]}"
+done
