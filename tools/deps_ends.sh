@@ -17,16 +17,22 @@ UV=${UV:-uv}
 PYTHON=${PYTHON:-python3}
 
 # The tests that touch the bounded libraries: watchdog (the watcher, the Jenkins source and the daemon
-# end to end), aiohttp (the Compass transport and GraphQL client, the metrics server), pydantic and
-# PyYAML (the configuration), prometheus-client (the metrics), defusedxml and python-dateutil (the
-# parsers and the file sources).
+# end to end, an overflow and a reader thread that ends), aiohttp (the Compass transport and GraphQL
+# client, the proxy middleware, a portal's answers, the metrics server), pydantic and PyYAML (the
+# configuration), prometheus-client (the metrics), defusedxml and python-dateutil (the parsers and the
+# file sources).
 SUBSET=(
   tests/daemon/test_watch.py
+  tests/daemon/test_service_reader.py
+  tests/e2e/test_inotify_overflow.py
   tests/daemon/test_jenkins_source.py
   tests/daemon/test_config.py
   tests/daemon/test_compass_transport.py
   tests/daemon/test_compass_graphql.py
   tests/daemon/test_sender.py
+  tests/daemon/test_sender_portal.py
+  tests/daemon/test_proxy.py
+  tests/daemon/test_recovery.py
   tests/daemon/test_metrics.py
   tests/daemon/test_file_sources.py
   tests/parsers
