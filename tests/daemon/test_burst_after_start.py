@@ -26,7 +26,10 @@ from tools.fake_jenkins import JenkinsHome, Run
 
 JOBS = (("app", "freestyle"), ("team/api", "freestyle"), ("pipe", "pipeline"))
 TRIALS = 10
-LATE_AFTER_S = 3.0
+# Counted from the end of the burst. Every run arrives within about a second on an idle machine (see
+# BENCHMARKS.md); the reconcile scan is an hour away, so a run still missing after this long waited for
+# it, and the margin is for a loaded machine, where the writer and the loop share two busy cores.
+LATE_AFTER_S = 10.0
 
 
 def burst(home: JenkinsHome, running: Run) -> list[str]:
@@ -43,7 +46,7 @@ def burst(home: JenkinsHome, running: Run) -> list[str]:
 
 
 async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
-    """The pipelineIds not queued as finished within LATE_AFTER_S of the burst. With ``lose_every``
+    """The pipelineIds not queued as finished within LATE_AFTER_S of the burst's end. With ``lose_every``
     every n-th hint that a run directory appeared is lost before it reaches the runner."""
     home = JenkinsHome(tmp / "jenkins")
     for name, kind in JOBS:
@@ -86,11 +89,13 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
         queued: dict[str, str] = loop.queued()
         assert queued == {"app#2": "IN_PROGRESS"}, queued
         writer = asyncio.create_task(asyncio.to_thread(burst, home, running))
-        end = time.monotonic() + LATE_AFTER_S
+        end: float | None = None
         while True:
             await loop.turn(0.01)
             queued.update(loop.queued())
             if writer.done():
+                if end is None:
+                    end = time.monotonic() + LATE_AFTER_S
                 written = writer.result()
                 finished = {p for p, state in queued.items() if state != "IN_PROGRESS"}
                 if set(written) <= finished or time.monotonic() > end:
