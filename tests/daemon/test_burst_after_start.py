@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
@@ -27,6 +29,11 @@ from tools.fake_jenkins import JenkinsHome, Run
 JOBS = (("app", "freestyle"), ("team/api", "freestyle"), ("pipe", "pipeline"))
 TRIALS = 10
 LATE_AFTER_S = 3.0
+
+
+def _policy(store: Store, settings: Settings) -> HistoryPolicy:
+    """The daemon's first start: every configured source is new."""
+    return HistoryPolicy.for_daemon(store, [c.name for c in settings.sources], now_ms())
 
 
 def burst(home: JenkinsHome, running: Run) -> list[str]:
@@ -68,7 +75,7 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
     queue: asyncio.Queue[Hint] = asyncio.Queue()
     reader = InotifyReader(asyncio.get_running_loop(), queue)
     reader.start()
-    recorder = Recorder(store, settings, history_cutoff_ms=time.time_ns() // 1_000_000)
+    recorder = Recorder(store, settings, history=_policy(store, settings))
     runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, reader))
     seen = 0
 

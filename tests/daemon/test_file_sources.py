@@ -58,7 +58,9 @@ def _poll(source: ResultFileSource) -> tuple[list[FileBatch], list[Problem]]:
 def _files(batches: list[FileBatch]) -> dict[str, bool]:
     """File path -> history flag, for the batches about files."""
     return {
-        b.checkpoint[0]: b.history for b in batches if b.checkpoint and not b.checkpoint[0].startswith("#")
+        b.checkpoint[0]: not b.arrived
+        for b in batches
+        if b.checkpoint and not b.checkpoint[0].startswith("#")
     }
 
 

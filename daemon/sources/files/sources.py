@@ -82,7 +82,9 @@ class FileBatch:
     facts: list[RunFacts]
     checkpoint: tuple[str, Any] | None  # (key, JSON-able value) in this source's checkpoint space
     after_commit: Callable[[], None] | None = None
-    history: bool = False  # from a file that was there at the source's very first poll
+    # seen to appear after the source started looking; False for a file there at its very first
+    # poll, whose runs the history policy judges by their times
+    arrived: bool = True
 
 
 def _zone(name: str | None) -> tzinfo:
@@ -124,8 +126,14 @@ class LogSource:
     def watched_dirs(self) -> set[Path]:
         return self.tailer.watched_dirs()
 
+    def first_look(self) -> None:
+        """The source is new (the history policy says so): what its files hold now is history."""
+        self._first_poll = True
+        self.tailer.start_at_end_for_new = True
+
     def poll(self) -> Iterator[FileBatch | Problem]:
-        """Everything new in the files; on the very first start existing content is skipped (history)."""
+        """Everything new in the files; at the source's first poll existing content is not read: the
+        history policy would keep it out, and a log of a busy server is large."""
         for item in self.tailer.poll():
             if isinstance(item, Problem):
                 yield item
@@ -215,9 +223,9 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, ParseError, ResultFileError, Valu
 class ResultFileSource:
     """``type: result_file``: one small file per run (JSON/YAML, a CruiseControl log, a GoCD console).
 
-    Files present at the source's very first poll are history (their batches say so, and the
-    first-start cutoff decides); a file that appears later is news whatever its modification time,
-    because CI servers, rsync and restores move files into place with old times.
+    Files present at the source's very first poll are reported as not ``arrived`` (the history
+    policy decides by their times); a file that appears later has arrived, news whatever its
+    modification time, because CI servers, rsync and restores move files into place with old times.
     """
 
     def __init__(self, cfg: ResultFileSourceSettings, *, host: str, checkpoints: Mapping[str, Any]) -> None:
@@ -244,6 +252,10 @@ class ResultFileSource:
             static = Path(pattern.split("*", 1)[0])
             dirs.add(static if static.is_dir() else static.parent)
         return {d for d in dirs if d.is_dir()}
+
+    def first_look(self) -> None:
+        """The source is new (the history policy says so): the files there now were not seen arrive."""
+        self._started = False
 
     def _paths(self) -> Iterator[str]:
         for pattern in self.cfg.paths:
@@ -276,11 +288,11 @@ class ResultFileSource:
             return []
         mark = _Seen(st.st_mtime_ns, st.st_size)
         value = {"mtime_ns": mark.mtime_ns, "size": mark.size}
-        history = self._history is not None and path in self._history
+        arrived = self._history is None or path not in self._history
         remember = partial(self.seen.__setitem__, path, mark)
         if path.endswith(".gz") and path[:-3] in self.seen:
             # a log compressed after it was read (CruiseControl's GZIPManipulator): the same run
-            return [FileBatch([], (path, value), remember, history=history)]
+            return [FileBatch([], (path, value), remember, arrived=arrived)]
         items: list[FileBatch | Problem] = []
         try:
             facts = self._read(path, st)
@@ -291,7 +303,7 @@ class ResultFileSource:
                 self._problems.add((path, str(exc)))
                 items.append(Problem(path, f"{path}: {exc}"))
             facts = []
-        items.append(FileBatch(facts, (path, value), remember, history=history))
+        items.append(FileBatch(facts, (path, value), remember, arrived=arrived))
         return items
 
     def _read(self, path: str, st: os.stat_result) -> list[RunFacts]:
