@@ -8,7 +8,6 @@ the same bytes and makes the same decisions, a crash after it never reads them a
 
 from __future__ import annotations
 
-import glob
 import gzip
 import logging
 import os
@@ -27,6 +26,8 @@ from dateutil import tz as dateutil_tz
 
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
+from daemon.sources.files.globbing import PatternWalker
+from daemon.sources.files.tailed import Problems
 from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
 from parsers import (
     GoCDConsole,
@@ -226,6 +227,7 @@ class ResultFileSource:
     Files present at the source's very first poll are reported as not ``arrived`` (the history
     policy decides by their times); a file that appears later has arrived, news whatever its
     modification time, because CI servers, rsync and restores move files into place with old times.
+    Patterns are matched by ``PatternWalker``: a wildcard never follows a symlinked directory.
     """
 
     def __init__(self, cfg: ResultFileSourceSettings, *, host: str, checkpoints: Mapping[str, Any]) -> None:
@@ -243,31 +245,34 @@ class ResultFileSource:
         )
         self._history: set[str] | None = None  # the paths found by the very first poll
         self._problems: set[tuple[str, str]] = set()
+        self._walker = PatternWalker([Path(p) for p in cfg.paths], Problems())
 
     def watched_dirs(self) -> set[Path]:
-        dirs: set[Path] = set()
-        for pattern in self.cfg.paths:
-            for path in glob.glob(pattern, recursive=True):
-                dirs.add(Path(path).parent)
-            static = Path(pattern.split("*", 1)[0])
-            dirs.add(static if static.is_dir() else static.parent)
-        return {d for d in dirs if d.is_dir()}
+        """The directories the last poll's patterns reached (the first poll comes before any watch)."""
+        return {d for d in self._walker.dirs if d.is_dir()}
 
     def first_look(self) -> None:
         """The source is new (the history policy says so): the files there now were not seen arrive."""
         self._started = False
 
-    def _paths(self) -> Iterator[str]:
-        for pattern in self.cfg.paths:
-            yield from sorted(glob.glob(pattern, recursive=True))
+    def _paths(self) -> Iterator[str | Problem]:
+        found, problems = self._walker.glob()
+        for problem in problems:
+            yield Problem(problem.path, f"{problem.path}: {problem.message}")
+        for path in found:
+            yield str(path)
 
     def poll(self) -> Iterator[FileBatch | Problem]:
+        paths = list(self._paths())
         if not self._started and self._history is None:
-            self._history = set(self._paths())
+            self._history = {p for p in paths if isinstance(p, str)}
             # kept before any file: a first poll cut short goes on as one after a restart
             yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": time.time_ns() // 1_000_000}))
-        for path in self._paths():
-            yield from self._file(path)
+        for path in paths:
+            if isinstance(path, Problem):
+                yield path
+            else:
+                yield from self._file(path)
         if not self._started:
             done = {"done": True, "at_ms": time.time_ns() // 1_000_000}
             yield FileBatch([], (FIRST_POLL_MARK, done), self._first_poll_done)
@@ -345,7 +350,8 @@ class ResultFileSource:
         tests = failures = errors = skipped = 0
         base = os.path.dirname(path)
         for pattern in patterns:
-            for report in glob.glob(os.path.join(base, pattern), recursive=True):
+            reports, _ = PatternWalker([Path(base, pattern)], Problems()).glob()
+            for report in reports:
                 try:
                     with open(report, "rb") as fh:
                         summary = parse_junit(fh.read(16 << 20))
