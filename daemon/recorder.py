@@ -78,15 +78,18 @@ class Recorder:
 
         Returns whether it was committed. A failure (disk full, database locked) rolls everything
         back and is reported once, with ``what`` the caller keeps for the next attempt; the state
-        database counts as writable again only after a COMMIT that succeeded.
+        database counts as writable again only after a COMMIT that wrote something (an empty one
+        succeeds on a full disk too, and proves nothing).
         """
+        before = self.store.total_changes
         try:
             with self.store.batch():
                 work()
         except sqlite3.Error as exc:
             self.store_failed(exc, what)
             return False
-        self.store_ok()
+        if self.store.total_changes != before:
+            self.store_ok()
         return True
 
     # --- the state database's health, as the sources meet it -------------------------------------

@@ -124,6 +124,8 @@ async def test_a_full_disk_is_reported_once_readiness_holds_and_no_run_is_lost(
                 await loop.turn(0.1)
                 readiness.append(health.ready()[1])
         assert set(readiness) == {"the state database is not writable"}
+        # a transaction that writes nothing commits on a full disk too: it proves nothing
+        assert recorder.record_many(lambda: None, "nothing") and not recorder.store_writable
         causes = [r for r in caplog.records if CAUSE in r.getMessage()]
         assert len(causes) == 1, [r.getMessage() for r in causes]
         assert "full" in causes[0].getMessage()
