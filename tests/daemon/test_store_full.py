@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import errno
 import logging
+import operator
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -118,10 +120,13 @@ async def test_a_full_disk_is_reported_once_readiness_holds_and_no_run_is_lost(
 
         readiness: list[str] = []
         for _ in range(BUILDS):
-            job.start().finish("SUCCESS")
-            await loop.until("a failed write", lambda: not recorder.store_writable, within=5)
-            for _ in range(4):  # the runner tries again, hint by hint, while the disk stays full
-                await loop.turn(0.1)
+            run = job.start()
+            run.finish("SUCCESS")
+            # each build is tried, fails, and is kept for a later look while the disk stays full
+            await loop.until("the run kept", partial(operator.contains, runner.retries, run.dir), within=5)
+            readiness.append(health.ready()[1])
+            for _ in range(3):
+                await loop.turn(0.05)
                 readiness.append(health.ready()[1])
         assert set(readiness) == {"the state database is not writable"}
         # a transaction that writes nothing commits on a full disk too: it proves nothing
