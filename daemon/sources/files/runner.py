@@ -58,8 +58,9 @@ class FileSourceRunner:
 
     async def start(self, *, first_start: bool) -> None:
         """Everything due now, before READY. ``first_start``: the history policy met this source for
-        the first time, so what its files hold now is history (its own checkpoints agree, unless
-        they are left from before a reset of its cutoff)."""
+        the first time, so what its files hold now is history. A source with checkpoints is never new
+        to the policy, so this agrees with the source's own first-poll marks; it is said here so that
+        one place decides."""
         if first_start:
             self.source.first_look()
         self._sync_watches()
