@@ -25,6 +25,7 @@ from daemon.config import Settings
 from daemon.delivery.delivery import Delivery
 from daemon.delivery.lock import DeliveryLock
 from daemon.events import RunFacts, format_duration, iso_ms
+from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sources.jenkins.source import JenkinsSource
 from daemon.store import PRIORITY_BACKFILL, Store
@@ -175,11 +176,8 @@ class Backfill:
             for facts in history:
                 self.say(f"  {facts.job} #{facts.number}  {facts.result}  started {iso_ms(facts.start_ms)}")
             return 0
-        recorder = Recorder(store, s, history_cutoff_ms=0)
-        queued = sum(
-            recorder.record(facts, history_cutoff=False, priority=PRIORITY_BACKFILL) is not None
-            for facts in history
-        )
+        recorder = Recorder(store, s, history=HistoryPolicy.backfill(self.since_ms))
+        queued = sum(recorder.record(facts, priority=PRIORITY_BACKFILL) is not None for facts in history)
         self.say(f"Queued {queued} event(s).")
         lock = DeliveryLock(s.state_dir, kind="backfill")
         lock.dry_run = s.compass is None

@@ -4,7 +4,12 @@ The daemon's runners and ``buildtail backfill`` share it, so a run is recorded b
 whoever finds it: its stored state is read first, the event rules decide the next event from it
 (``events.next_update``), and the run's new state and its queued event are written in one
 transaction. A run changed by the other process in between (the daemon and a backfill share the
-database) is decided again rather than queued twice.
+database) is decided again rather than queued twice. What is history and kept out is the
+``HistoryPolicy``'s answer, applied here to every run whoever reports it.
+
+The recorder owns the transaction (``record_many``): the sources hand it their work, it commits it
+as one, and only a COMMIT that succeeded says the state database is writable again, so a failure
+that lasts is reported once, not once per attempt.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 
 from daemon.config import Settings
 from daemon.events import RunFacts, next_update
+from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce
 from daemon.ops.metrics import Metrics
 from daemon.store import STORE_RETRY_S, Store
@@ -32,30 +38,27 @@ class Recorder:
         store: Store,
         settings: Settings,
         *,
-        history_cutoff_ms: int,
+        history: HistoryPolicy,
         metrics: Metrics | None = None,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings  # replaced on reload
-        self.history_cutoff_ms = history_cutoff_ms
+        self.history = history
         self.metrics = metrics
         self.on_queued = on_queued
         self._trouble = LogOnce(log, every=STORE_TROUBLE_LOG_S)
 
-    def record(
-        self, facts: RunFacts, *, history_cutoff: bool = True, priority: int | None = None
-    ) -> int | None:
+    def record(self, facts: RunFacts, *, arrived: bool = False, priority: int | None = None) -> int | None:
         """Queues the run's next event, if any; returns its sequence number.
 
-        With ``history_cutoff`` a run first seen finished whose files were written before buildtail's
-        very first start is history, not news, and nothing is queued. Store errors propagate: the
-        caller keeps the run and tries again later.
+        ``arrived``: the source saw the run appear after it started looking (see ``HistoryPolicy``).
+        Called inside ``record_many``'s transaction (or as a transaction of its own); store errors
+        propagate to it.
         """
         for _ in range(3):  # another process (backfill) may change the run between read and write
             prior = self.store.latest_run(facts.source, facts.job, facts.number)
-            written = max(facts.end_ms or 0, facts.written_ms)
-            if history_cutoff and prior is None and not facts.running and written < self.history_cutoff_ms:
+            if not self.history.admits(facts, prior, arrived=arrived):
                 return None
             update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
             if update is None:
@@ -64,12 +67,30 @@ class Recorder:
             if seq is not None:
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)
-                self.store_ok()
                 log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
                 if self.on_queued is not None:
                     self.on_queued()
                 return seq
         return None
+
+    def record_many(self, work: Callable[[], None], what: str) -> bool:
+        """Runs ``work`` (its ``record`` calls and the source's checkpoints) as one transaction.
+
+        Returns whether it was committed. A failure (disk full, database locked) rolls everything
+        back and is reported once, with ``what`` the caller keeps for the next attempt; the state
+        database counts as writable again only after a COMMIT that wrote something (an empty one
+        succeeds on a full disk too, and proves nothing).
+        """
+        before = self.store.total_changes
+        try:
+            with self.store.batch():
+                work()
+        except sqlite3.Error as exc:
+            self.store_failed(exc, what)
+            return False
+        if self.store.total_changes != before:
+            self.store_ok()
+        return True
 
     # --- the state database's health, as the sources meet it -------------------------------------
 

@@ -21,6 +21,7 @@ from daemon.config import ConfigError, JenkinsSourceSettings, Settings, SourceSe
 from daemon.delivery.delivery import Delivery
 from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.transport import Transport
+from daemon.history import HistoryPolicy
 from daemon.ops.health import Health
 from daemon.ops.metrics import Metrics, MetricsServer
 from daemon.ops.notify import Notifier
@@ -107,13 +108,7 @@ class Service:
         store, recovered = open_store(s.state_dir)  # a damaged database is rebuilt first
         self.store = store
         self.metrics.state_recovery(store.get_meta_json("recovered"), recovered_now=recovered is not None)
-        cutoff = store.get_meta_int("history_cutoff_ms")
-        first_start = cutoff is None
-        if cutoff is None:
-            # Recorded before anything else: if this first start is cut short, the next start is
-            # not "first" again and does not mistake what finished in between for history.
-            cutoff = now_ms()
-            store.set_meta_int("history_cutoff_ms", cutoff)
+        history = HistoryPolicy.for_daemon(store, (c.name for c in s.sources), now_ms())
         self.delivery = Delivery(
             s,
             store,
@@ -123,14 +118,14 @@ class Service:
             lock=DeliveryLock(s.state_dir),
         )
         self.recorder = Recorder(
-            store, s, history_cutoff_ms=cutoff, metrics=self.metrics, on_queued=self.delivery.wake
+            store, s, history=history, metrics=self.metrics, on_queued=self.delivery.wake
         )
         if s.metrics.listen:  # up during a long catch-up too: /healthz answers, /readyz says "starting"
             self.metrics_server = MetricsServer(self.metrics, self.health, s.metrics.listen)
             await self.metrics_server.start()
             host = s.metrics.listen.rsplit(":", 1)[0]
             log.info("metrics on http://%s:%d/metrics", host, self.metrics_server.port)
-        await self._start_runners(s.sources, first_start=first_start)
+        await self._start_runners(s.sources)
         self.delivery.start()
         if self.notifier.watchdog_interval is not None:
             self._watchdog_task = asyncio.create_task(
@@ -141,7 +136,7 @@ class Service:
         log.info("ready: %s%s", self.summary(), dry)
         self.notifier.ready(self.summary())
 
-    async def _start_runners(self, configs: tuple[SourceSettings, ...], *, first_start: bool) -> None:
+    async def _start_runners(self, configs: tuple[SourceSettings, ...]) -> None:
         if self.reader is None and any(c.watch == "inotify" for c in configs):
             self.reader = InotifyReader(asyncio.get_running_loop(), self.hints)
             self.reader.start()
@@ -154,7 +149,7 @@ class Service:
             else:
                 runner = FileSourceRunner(cfg, ctx)
             self.runners.append(runner)
-            await runner.start(first_start=first_start)
+            await runner.start(first_start=self.recorder.history.first_look(cfg.name))
 
     def summary(self) -> str:
         parts = [r.summary() for r in self.runners]
@@ -292,7 +287,10 @@ class Service:
         for runner in [r for r in self.runners if r.cfg not in kept]:
             self.runners.remove(runner)
             await runner.close()
-        await self._start_runners(tuple(c for c in new.sources if c not in kept), first_start=False)
+        added = tuple(c for c in new.sources if c not in kept)
+        assert self.store is not None
+        self.recorder.history.add_sources(self.store, (c.name for c in added), now_ms())
+        await self._start_runners(added)
         self.delivery.resume()
         log.info("configuration reloaded from %s", self.config_path)
         self.notifier.ready(self.summary())

@@ -126,6 +126,11 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def total_changes(self) -> int:
+        """Rows written through this connection so far: whether a transaction wrote anything."""
+        return self._db.total_changes
+
     @contextmanager
     def batch(self, *, durable: bool = True) -> Iterator[None]:
         """Several writes (a chunk's events and its file checkpoint) committed as one transaction.

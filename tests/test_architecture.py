@@ -28,16 +28,17 @@ LAYERS: dict[str, int] = {
     "daemon.delivery.lock": 2,
     "daemon.events": 3,
     "daemon.recovery": 3,
-    "daemon.recorder": 4,
-    "daemon.sources": 5,
-    "daemon.delivery": 5,
-    "daemon.ops.status": 5,
-    "daemon.ops.state_cmd": 5,
-    "daemon.ops.health": 6,
-    "daemon.service": 7,
-    "daemon.backfill": 7,
-    "daemon.cli": 8,
-    "daemon.__main__": 9,
+    "daemon.history": 4,
+    "daemon.recorder": 5,
+    "daemon.sources": 6,
+    "daemon.delivery": 6,
+    "daemon.ops.status": 6,
+    "daemon.ops.state_cmd": 6,
+    "daemon.ops.health": 7,
+    "daemon.service": 8,
+    "daemon.backfill": 8,
+    "daemon.cli": 9,
+    "daemon.__main__": 10,
 }
 
 
@@ -147,6 +148,6 @@ def test_the_checks_can_fail() -> None:
     assert "daemon.sources.jenkins.source" in graph["daemon.sources.jenkins.runner"]
     assert "daemon.recorder" in graph["daemon.sources.runner"]
     graph["daemon.store"] = graph["daemon.store"] | {"daemon.service"}
-    assert _violations(graph) == ["daemon.store (layer 2) imports daemon.service (layer 7)"]
+    assert _violations(graph) == ["daemon.store (layer 2) imports daemon.service (layer 8)"]
     assert _violations({"daemon.sources.watch": {"daemon.delivery.sender"}})
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

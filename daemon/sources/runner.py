@@ -49,8 +49,9 @@ class Runner(Protocol):
         """The settings it was made from: a reload that changes them replaces the runner."""
 
     async def start(self, *, first_start: bool) -> None:
-        """Discovers, catches up on what happened while the daemon was down (on the very first start
-        only on what is in progress) and puts the watches in place: done before the daemon is ready."""
+        """Discovers, catches up on what happened while the daemon was down and puts the watches in
+        place: done before the daemon is ready. ``first_start``: the history policy meets this source
+        for the first time (``HistoryPolicy.first_look``), so only what is in progress is worth reading."""
 
     def deadline(self) -> float:
         """The ``time.monotonic()`` at which ``due`` has work next."""

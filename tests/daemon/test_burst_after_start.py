@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
@@ -30,6 +32,11 @@ TRIALS = 10
 # BENCHMARKS.md); the reconcile scan is an hour away, so a run still missing after this long waited for
 # it, and the margin is for a loaded machine, where the writer and the loop share two busy cores.
 LATE_AFTER_S = 10.0
+
+
+def _policy(store: Store, settings: Settings) -> HistoryPolicy:
+    """The daemon's first start: every configured source is new."""
+    return HistoryPolicy.for_daemon(store, [c.name for c in settings.sources], now_ms())
 
 
 def burst(home: JenkinsHome, running: Run) -> list[str]:
@@ -71,7 +78,7 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
     queue: asyncio.Queue[Hint] = asyncio.Queue()
     reader = InotifyReader(asyncio.get_running_loop(), queue)
     reader.start()
-    recorder = Recorder(store, settings, history_cutoff_ms=time.time_ns() // 1_000_000)
+    recorder = Recorder(store, settings, history=_policy(store, settings))
     runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, reader))
     seen = 0
 

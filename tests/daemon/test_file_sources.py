@@ -58,7 +58,9 @@ def _poll(source: ResultFileSource) -> tuple[list[FileBatch], list[Problem]]:
 def _files(batches: list[FileBatch]) -> dict[str, bool]:
     """File path -> history flag, for the batches about files."""
     return {
-        b.checkpoint[0]: b.history for b in batches if b.checkpoint and not b.checkpoint[0].startswith("#")
+        b.checkpoint[0]: not b.arrived
+        for b in batches
+        if b.checkpoint and not b.checkpoint[0].startswith("#")
     }
 
 
@@ -212,3 +214,23 @@ def test_the_gocd_preset_refuses_the_keys_of_the_log_source_it_was(tmp_path: Pat
 def test_a_timezone_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="unknown time zone"):
         _source({"preset": "cruisecontrol", "home": str(tmp_path), "timezone": "Mars/Olympus"})
+
+
+def test_a_symlink_loop_under_a_result_directory_is_reported_not_followed(tmp_path: Path) -> None:
+    """``**`` does not follow a symlinked directory: a loop would list the same file once per level
+    (stdlib ``glob`` does, about 40 times, until the kernel's ELOOP); it is reported instead."""
+    results = tmp_path / "results"
+    (results / "nightly").mkdir(parents=True)
+    (results / "nightly" / "1.json").write_text(
+        '{"pipeline": "nightly", "id": 1, "result": "success",'
+        ' "started_at": "2026-11-26T01:00:00Z", "completed_at": "2026-11-26T01:04:10Z"}'
+    )
+    (results / "nightly" / "again").symlink_to(results)  # a loop back to the result directory
+    source = _source({"type": "result_file", "name": "r", "paths": [str(results / "**" / "*.json")]})
+    batches, problems = _poll(source)
+    assert list(_files(batches)) == [str(results / "nightly" / "1.json")]
+    assert [f.number for b in batches for f in b.facts] == ["1"]
+    assert [p.path for p in problems] == [str(results / "nightly" / "again")]
+    assert "symlink loop" in problems[0].message
+    assert source.watched_dirs() == {results, results / "nightly"}
+    assert _poll(source) == ([], [])  # nothing new, and the loop is reported once

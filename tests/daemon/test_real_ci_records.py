@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.runner import RunnerContext
@@ -35,6 +37,11 @@ pytestmark = pytest.mark.skipif(
     not (FIXTURES / "EXPECTED.csv").is_file(),
     reason="real CI records (../shared next to the checkout) absent",
 )
+
+
+def _policy(store: Store, settings: Settings) -> HistoryPolicy:
+    """The daemon's first start: every configured source is new."""
+    return HistoryPolicy.for_daemon(store, [c.name for c in settings.sources], now_ms())
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def _run(sample: str, kind: str, zone: str, tmp: Path) -> dict[str, dict[str, An
         }
     )
     store = Store(settings.state_dir)
-    recorder = Recorder(store, settings, history_cutoff_ms=time.time_ns() // 1_000_000)
+    recorder = Recorder(store, settings, history=_policy(store, settings))
     runner = FileSourceRunner(settings.file_sources[0], RunnerContext(settings.host, store, recorder, None))
     asyncio.run(runner.start(first_start=True))  # the first start: an empty home
     shutil.copytree(FIXTURES / kind / sample / KINDS[kind], home / KINDS[kind], dirs_exist_ok=True)

@@ -21,6 +21,7 @@ import pytest
 
 from daemon.backfill import find_history
 from daemon.config import Settings
+from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
@@ -100,7 +101,7 @@ def _through_the_runner(home: Path, state: Path) -> list[dict[str, Any]]:
     """What a daemon that was already running sends when these runs appear in its home."""
     settings = _settings(home, state)
     store = Store(state)
-    recorder = Recorder(store, settings, history_cutoff_ms=0)
+    recorder = Recorder(store, settings, history=HistoryPolicy({}))
     runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, None))
     asyncio.run(runner.start(first_start=False))
     events = _drain(store)
@@ -113,9 +114,9 @@ def _through_backfill(home: Path, state: Path) -> list[dict[str, Any]]:
     """What ``buildtail backfill --since`` a long time queues for the same home."""
     settings = _settings(home, state)
     store = Store(state)
-    recorder = Recorder(store, settings, history_cutoff_ms=0)
+    recorder = Recorder(store, settings, history=HistoryPolicy.backfill(0))
     for facts in find_history(settings, store, since_ms=0):
-        recorder.record(facts, history_cutoff=False, priority=PRIORITY_BACKFILL)
+        recorder.record(facts, priority=PRIORITY_BACKFILL)
     events = _drain(store)
     store.close()
     return events

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
@@ -21,6 +23,11 @@ from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import Store
 from tests.daemon.runner_loop import Loop
 from tools.fake_jenkins import JenkinsHome
+
+
+def _policy(store: Store, settings: Settings) -> HistoryPolicy:
+    """The daemon's first start: every configured source is new."""
+    return HistoryPolicy.for_daemon(store, [c.name for c in settings.sources], now_ms())
 
 
 def _settings(tmp_path: Path, *sources: dict[str, Any]) -> Settings:
@@ -41,7 +48,7 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Store, asyncio.Queue[Hint
 
 
 def _context(settings: Settings, store: Store, reader: InotifyReader | None) -> RunnerContext:
-    recorder = Recorder(store, settings, history_cutoff_ms=0)
+    recorder = Recorder(store, settings, history=HistoryPolicy({}))
     return RunnerContext(settings.host, store, recorder, reader)
 
 
@@ -106,7 +113,7 @@ async def test_jenkins_runner_first_start_reports_only_what_runs(
     job.start().log("still going")
     settings = _settings(tmp_path, {"type": "jenkins", "home": str(home.root)})
     ctx = RunnerContext(
-        settings.host, store, Recorder(store, settings, history_cutoff_ms=int(time.time() * 1000)), reader
+        settings.host, store, Recorder(store, settings, history=_policy(store, settings)), reader
     )
     runner = JenkinsRunner(settings.jenkins_sources[0], ctx)
     await runner.start(first_start=True)

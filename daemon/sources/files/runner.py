@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,12 @@ class FileSourceRunner:
     # --- the Runner protocol ---------------------------------------------------------------------
 
     async def start(self, *, first_start: bool) -> None:
-        """Everything due now, before READY; the source's own checkpoints say whether it is new."""
+        """Everything due now, before READY. ``first_start``: the history policy met this source for
+        the first time, so what its files hold now is history. A source with checkpoints is never new
+        to the policy, so this agrees with the source's own first-poll marks; it is said here so that
+        one place decides."""
+        if first_start:
+            self.source.first_look()
         self._sync_watches()
         await self.due()  # which watches what the first poll found
 
@@ -117,16 +121,14 @@ class FileSourceRunner:
             self._save_positions(source)
 
     def _commit(self, batch: FileBatch) -> bool:
-        try:
-            with self.store.batch():
-                for facts in batch.facts:
-                    self.recorder.record(facts, history_cutoff=batch.history)
-                if batch.checkpoint is not None:
-                    self.store.save_checkpoint(self.name, *batch.checkpoint)
-        except sqlite3.Error as exc:
-            self.recorder.store_failed(exc, f"{self.name}: the input is read again")
+        def work() -> None:
+            for facts in batch.facts:
+                self.recorder.record(facts, arrived=batch.arrived)
+            if batch.checkpoint is not None:
+                self.store.save_checkpoint(self.name, *batch.checkpoint)
+
+        if not self.recorder.record_many(work, f"{self.name}: the input is read again"):
             return False
-        self.recorder.store_ok()
         if batch.checkpoint is not None:
             self._saved[batch.checkpoint[0]] = batch.checkpoint[1]
         if batch.after_commit is not None:
@@ -145,10 +147,11 @@ class FileSourceRunner:
             changes[STARTED_MARK] = {"at_ms": now_ms()}
         if not changes:
             return
-        try:
-            with self.store.batch():
-                for key, value in changes.items():
-                    self.store.save_checkpoint(self.name, key, value)
-        except sqlite3.Error:
-            return  # kept in memory; written with the next chunk or the next poll
-        saved.update(changes)
+
+        def work() -> None:
+            for key, value in changes.items():
+                self.store.save_checkpoint(self.name, key, value)
+
+        # on failure they are kept in memory: written with the next chunk or the next poll
+        if self.recorder.record_many(work, f"{self.name}: file positions are kept"):
+            saved.update(changes)

@@ -8,7 +8,6 @@ the same bytes and makes the same decisions, a crash after it never reads them a
 
 from __future__ import annotations
 
-import glob
 import gzip
 import logging
 import os
@@ -27,6 +26,8 @@ from dateutil import tz as dateutil_tz
 
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
+from daemon.sources.files.globbing import PatternWalker
+from daemon.sources.files.tailed import Problems
 from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
 from parsers import (
     GoCDConsole,
@@ -82,7 +83,9 @@ class FileBatch:
     facts: list[RunFacts]
     checkpoint: tuple[str, Any] | None  # (key, JSON-able value) in this source's checkpoint space
     after_commit: Callable[[], None] | None = None
-    history: bool = False  # from a file that was there at the source's very first poll
+    # seen to appear after the source started looking; False for a file there at its very first
+    # poll, whose runs the history policy judges by their times
+    arrived: bool = True
 
 
 def _zone(name: str | None) -> tzinfo:
@@ -124,8 +127,14 @@ class LogSource:
     def watched_dirs(self) -> set[Path]:
         return self.tailer.watched_dirs()
 
+    def first_look(self) -> None:
+        """The source is new (the history policy says so): what its files hold now is history."""
+        self._first_poll = True
+        self.tailer.start_at_end_for_new = True
+
     def poll(self) -> Iterator[FileBatch | Problem]:
-        """Everything new in the files; on the very first start existing content is skipped (history)."""
+        """Everything new in the files; at the source's first poll existing content is not read: the
+        history policy would keep it out, and a log of a busy server is large."""
         for item in self.tailer.poll():
             if isinstance(item, Problem):
                 yield item
@@ -215,9 +224,10 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, ParseError, ResultFileError, Valu
 class ResultFileSource:
     """``type: result_file``: one small file per run (JSON/YAML, a CruiseControl log, a GoCD console).
 
-    Files present at the source's very first poll are history (their batches say so, and the
-    first-start cutoff decides); a file that appears later is news whatever its modification time,
-    because CI servers, rsync and restores move files into place with old times.
+    Files present at the source's very first poll are reported as not ``arrived`` (the history
+    policy decides by their times); a file that appears later has arrived, news whatever its
+    modification time, because CI servers, rsync and restores move files into place with old times.
+    Patterns are matched by ``PatternWalker``: a wildcard never follows a symlinked directory.
     """
 
     def __init__(self, cfg: ResultFileSourceSettings, *, host: str, checkpoints: Mapping[str, Any]) -> None:
@@ -235,27 +245,34 @@ class ResultFileSource:
         )
         self._history: set[str] | None = None  # the paths found by the very first poll
         self._problems: set[tuple[str, str]] = set()
+        self._walker = PatternWalker([Path(p) for p in cfg.paths], Problems())
 
     def watched_dirs(self) -> set[Path]:
-        dirs: set[Path] = set()
-        for pattern in self.cfg.paths:
-            for path in glob.glob(pattern, recursive=True):
-                dirs.add(Path(path).parent)
-            static = Path(pattern.split("*", 1)[0])
-            dirs.add(static if static.is_dir() else static.parent)
-        return {d for d in dirs if d.is_dir()}
+        """The directories the last poll's patterns reached (the first poll comes before any watch)."""
+        return {d for d in self._walker.dirs if d.is_dir()}
 
-    def _paths(self) -> Iterator[str]:
-        for pattern in self.cfg.paths:
-            yield from sorted(glob.glob(pattern, recursive=True))
+    def first_look(self) -> None:
+        """The source is new (the history policy says so): the files there now were not seen arrive."""
+        self._started = False
+
+    def _paths(self) -> Iterator[str | Problem]:
+        found, problems = self._walker.glob()
+        for problem in problems:
+            yield Problem(problem.path, f"{problem.path}: {problem.message}")
+        for path in found:
+            yield str(path)
 
     def poll(self) -> Iterator[FileBatch | Problem]:
+        paths = list(self._paths())
         if not self._started and self._history is None:
-            self._history = set(self._paths())
+            self._history = {p for p in paths if isinstance(p, str)}
             # kept before any file: a first poll cut short goes on as one after a restart
             yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": time.time_ns() // 1_000_000}))
-        for path in self._paths():
-            yield from self._file(path)
+        for path in paths:
+            if isinstance(path, Problem):
+                yield path
+            else:
+                yield from self._file(path)
         if not self._started:
             done = {"done": True, "at_ms": time.time_ns() // 1_000_000}
             yield FileBatch([], (FIRST_POLL_MARK, done), self._first_poll_done)
@@ -276,11 +293,11 @@ class ResultFileSource:
             return []
         mark = _Seen(st.st_mtime_ns, st.st_size)
         value = {"mtime_ns": mark.mtime_ns, "size": mark.size}
-        history = self._history is not None and path in self._history
+        arrived = self._history is None or path not in self._history
         remember = partial(self.seen.__setitem__, path, mark)
         if path.endswith(".gz") and path[:-3] in self.seen:
             # a log compressed after it was read (CruiseControl's GZIPManipulator): the same run
-            return [FileBatch([], (path, value), remember, history=history)]
+            return [FileBatch([], (path, value), remember, arrived=arrived)]
         items: list[FileBatch | Problem] = []
         try:
             facts = self._read(path, st)
@@ -291,7 +308,7 @@ class ResultFileSource:
                 self._problems.add((path, str(exc)))
                 items.append(Problem(path, f"{path}: {exc}"))
             facts = []
-        items.append(FileBatch(facts, (path, value), remember, history=history))
+        items.append(FileBatch(facts, (path, value), remember, arrived=arrived))
         return items
 
     def _read(self, path: str, st: os.stat_result) -> list[RunFacts]:
@@ -333,7 +350,8 @@ class ResultFileSource:
         tests = failures = errors = skipped = 0
         base = os.path.dirname(path)
         for pattern in patterns:
-            for report in glob.glob(os.path.join(base, pattern), recursive=True):
+            reports, _ = PatternWalker([Path(base, pattern)], Problems()).glob()
+            for report in reports:
                 try:
                     with open(report, "rb") as fh:
                         summary = parse_junit(fh.read(16 << 20))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,12 +258,13 @@ class JenkinsRunner:
         sync, not one each, and the write lock (which a backfill beside the daemon waits for) is
         never held while files are read."""
         seen = [(run_dir, self._look(run_dir)) for run_dir in run_dirs]
-        try:
-            with self.store.batch():
-                for run_dir, look in seen:
-                    self._settle(run_dir, look)
-        except sqlite3.Error as exc:  # the commit failed: nothing of the batch is kept, look again
-            self.recorder.store_failed(exc, f"{len(run_dirs)} run(s) of {self.name} are kept")
+
+        def settle_all() -> None:
+            for run_dir, look in seen:
+                self._settle(run_dir, look)
+
+        # a failed commit keeps nothing of the batch: every run is looked at again
+        if not self.recorder.record_many(settle_all, f"{len(run_dirs)} run(s) of {self.name} are kept"):
             for run_dir in run_dirs:
                 self.retries[run_dir] = time.monotonic() + STORE_RETRY_S
 
@@ -309,11 +309,6 @@ class JenkinsRunner:
                 exc,
             )
             self.retries[run_dir] = time.monotonic() + BAD_RUN_RETRY_S
-            return
-        except sqlite3.Error as exc:  # disk full, database locked: keep the run and look again later
-            log.debug("%s: %s not recorded: %s", self.name, run_dir, exc)
-            self.recorder.store_failed(exc, "runs are kept")
-            self.retries[run_dir] = time.monotonic() + STORE_RETRY_S
             return
         if seen.running:
             self.open_dirs.add(run_dir)

@@ -1,0 +1,94 @@
+"""Where history is kept out: may this run, reported by this source, be queued?
+
+History is what finished before buildtail looked: a busy Jenkins home's years of builds, a log's
+existing lines, a directory of old result files. The rule, for every kind of source alike:
+
+- each source has a **cutoff**, the time buildtail first saw it: the daemon's very first start for
+  the sources configured then, the moment a source was added (by a reload, or between two starts)
+  for the others. It is kept in the state database (``history_cutoff_ms:<source>``), so a start
+  cut short does not move it. A database from before per-source cutoffs has only the daemon's
+  ``history_cutoff_ms``: it stays the cutoff of every source that already left state behind;
+- a run first seen finished, whose files were written before its source's cutoff, is history and is
+  not queued, unless the source saw it *arrive* after it started looking (a result file moved into
+  place with an old time, a line appended to a log): that is news whatever its times say;
+- ``buildtail backfill`` asks for history explicitly: its window admits every run started since.
+
+Sources only report what they read and whether they saw it arrive; they may skip reading what this
+policy would keep out anyway (the Jenkins first-start triage, the tailer's start at the end of the
+files it finds), which is why ``first_look`` tells them when a source is new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from daemon.events import RunFacts
+from daemon.store import RunRow, Store
+
+__all__ = ["GLOBAL_CUTOFF_KEY", "HistoryPolicy", "cutoff_key"]
+
+GLOBAL_CUTOFF_KEY = "history_cutoff_ms"  # the daemon's very first start (0.2.0 databases have only this)
+
+
+def cutoff_key(source: str) -> str:
+    return f"{GLOBAL_CUTOFF_KEY}:{source}"
+
+
+def _has_state(store: Store, source: str) -> bool:
+    """Whether the source was read before: a Jenkins scan's watermark or a file source's checkpoints."""
+    return store.get_meta_int(f"watermark:{source}") is not None or bool(store.checkpoints(source))
+
+
+class HistoryPolicy:
+    """The one answer to "is this history?", applied by the recorder to every run it is given."""
+
+    def __init__(self, cutoffs: dict[str, int], *, since_ms: int | None = None) -> None:
+        self._cutoffs = cutoffs
+        self._new: set[str] = set()
+        self._since_ms = since_ms  # backfill's window: everything started since is wanted
+
+    @classmethod
+    def for_daemon(cls, store: Store, sources: Iterable[str], now_ms: int) -> HistoryPolicy:
+        """The daemon's policy: the very first start is recorded before anything else, so a first
+        start cut short is not "first" again and does not mistake what finished since for history."""
+        policy = cls({})
+        if store.get_meta_int(GLOBAL_CUTOFF_KEY) is None:
+            store.set_meta_int(GLOBAL_CUTOFF_KEY, now_ms)
+        policy.add_sources(store, sources, now_ms)
+        return policy
+
+    @classmethod
+    def backfill(cls, since_ms: int) -> HistoryPolicy:
+        """``buildtail backfill --since``: history is what was asked for."""
+        return cls({}, since_ms=since_ms)
+
+    def add_sources(self, store: Store, sources: Iterable[str], now_ms: int) -> None:
+        """Sources met for the first time get their cutoff now (persisted); known ones keep theirs."""
+        default = store.get_meta_int(GLOBAL_CUTOFF_KEY)
+        for source in sources:
+            if source in self._cutoffs:
+                continue
+            cutoff = store.get_meta_int(cutoff_key(source))
+            if cutoff is None:
+                old = default is not None and _has_state(store, source)  # there before per-source cutoffs
+                cutoff = default if old and default is not None else now_ms
+                if not old:
+                    self._new.add(source)
+                store.set_meta_int(cutoff_key(source), cutoff)
+            self._cutoffs[source] = cutoff
+
+    def first_look(self, source: str) -> bool:
+        """The source is new: everything finished that it finds now is history, so it need not be read."""
+        return source in self._new
+
+    def cutoff_ms(self, source: str) -> int | None:
+        return self._cutoffs.get(source)
+
+    def admits(self, facts: RunFacts, prior: RunRow | None, *, arrived: bool) -> bool:
+        """May this run be queued? ``arrived``: the source saw it appear after it started looking."""
+        if self._since_ms is not None:
+            return facts.start_ms >= self._since_ms
+        if prior is not None or facts.running or arrived:
+            return True  # a run already known, one in progress, or one seen to arrive: news
+        cutoff = self._cutoffs.get(facts.source, 0)
+        return max(facts.end_ms or 0, facts.written_ms) >= cutoff
