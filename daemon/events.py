@@ -203,7 +203,6 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
     A build event, or a deployment event for a run ``compass.deployments`` names: the same run
     identity, times and texts, with the deployment's own number and its environment.
     """
-    template = settings.compass.event_source if settings.compass else "{host}"
     completed: str | None = None
     if run.terminal:
         end = facts.end_ms if facts.end_ms is not None else run.started_at_ms
@@ -215,7 +214,7 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
         "updateSequenceNumber": 0,
         "description": _description(facts, run.state, run.started_at_ms),
         "url": facts.run_url,
-        "externalEventSourceId": template.format(host=settings.host, job=facts.job),
+        "externalEventSourceId": settings.event_source_id(facts.job),
     }
     pipeline: dict[str, Any] = {"pipelineId": run.pipeline_id, "url": facts.job_url, "displayName": facts.job}
     if run.kind == "deployment":
@@ -250,9 +249,7 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
             },
         }
         body = {"event": {"build": event}}
-    if settings.compass:
-        for rule in settings.compass.components:
-            if job_matches(rule.match, facts.job):
-                body["componentId"] = rule.component_id
-                break
+    component = settings.component_for(facts.job)
+    if component is not None:
+        body["componentId"] = component
     return body
