@@ -554,6 +554,32 @@ def test_state_map_bad_key_and_state(tmp_path: Path, home: Path) -> None:
     assert err.startswith(f"{bad_state}:4: state_map: SUCCESS: 'IN_PROGRESS' is not a terminal Compass state")
 
 
+def test_a_result_map_maps_to_terminal_states_only(tmp_path: Path) -> None:
+    """A result is what a finished run got: IN_PROGRESS is no result (a result file says a run is
+    still going with ``state: IN_PROGRESS``, a log with its start line)."""
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: log
+            paths: [/var/log/ci/*.log]
+            rules:
+              finish: 'END (?P<id>\\d+) (?P<result>\\w+)'
+              pipeline: nightly
+              result_map: {running: IN_PROGRESS, ok: SUCCESSFUL}
+          - type: result_file
+            paths: [/tmp/results/*.json]
+            result_map: {Busy: IN_PROGRESS, reverted: ROLLED_BACK}
+        """,
+    )
+    refused = "'IN_PROGRESS' is not a terminal Compass state"
+    terminal = "(SUCCESSFUL, CANCELLED, FAILED, ERROR, TIMED_OUT, UNKNOWN, ROLLED_BACK)"
+    assert errors_of(path) == [
+        f"{path}:7: sources[0].rules.result_map: running: {refused} {terminal}",
+        f"{path}:10: sources[1].result_map: Busy: {refused} {terminal}",
+    ]
+
+
 def test_empty_file(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     assert errors_of(path) == [f"{path}:1: (top level): the file is empty"]
