@@ -25,15 +25,9 @@ from daemon.config.sources import (
     SourceSettings,
     expand_preset,
 )
-from daemon.config.types import (
-    DEFAULT_STATE_MAP,
-    JENKINS_RESULTS,
-    Duration,
-    Strict,
-    parse_listen,
-    resolve_path,
-)
-from daemon.config.values import TERMINAL_STATES, default_state_dir, job_matches
+from daemon.config.types import Duration, Strict, parse_listen, resolve_path
+from daemon.config.values import default_state_dir, job_matches
+from parsers.vocabulary import JENKINS_RESULTS, TERMINAL_STATES
 
 __all__ = [
     "CompassSettings",
@@ -231,9 +225,9 @@ class Settings(Strict):
     def file_sources(self) -> list[LogSourceSettings | ResultFileSourceSettings]:
         return [s for s in self.sources if not isinstance(s, JenkinsSourceSettings)]
 
-    def state_for(self, result: str) -> str:
-        mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
-        return mapped.get(result, "UNKNOWN")
+    def source_named(self, name: str) -> SourceSettings | None:
+        """The settings of the source called ``name``, if one is."""
+        return next((s for s in self.sources if s.name == name), None)
 
     def event_source_id(self, job: str) -> str:
         """The ``externalEventSourceId`` of a job's events (the daemon's and ``compass setup``'s)."""

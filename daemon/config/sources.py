@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from daemon.config.types import Duration, Strict, resolve_path
-from daemon.config.values import TERMINAL_STATES
 from parsers import RuleError, RuleSet, check_template
+from parsers.vocabulary import TERMINAL_STATES
 
 __all__ = [
     "PRESETS",

@@ -49,7 +49,6 @@ __all__ = [
     "LogSource",
     "ResultFileSource",
     "checkpoint_value",
-    "state_for_word",
 ]
 
 STARTED_MARK = "#started"  # a log source's checkpoint that says its first start is behind it
@@ -58,21 +57,6 @@ SETTLE_S = 2.0  # an unreadable file written this recently is most likely still 
 READ_PIECE = 4 << 20  # GoCD consoles are read in pieces of this size
 
 log = logging.getLogger("buildtail.files")
-
-_DEFAULT_WORDS = {
-    "SUCCESSFUL": ("success", "successful", "succeeded", "passed", "pass", "ok", "green", "fixed"),
-    "FAILED": ("failure", "failed", "fail", "broken", "red", "unstable"),
-    "ERROR": ("error", "errored", "exception"),
-    "CANCELLED": ("aborted", "cancelled", "canceled", "killed", "stopped", "skipped", "not_built"),
-    "TIMED_OUT": ("timeout", "timed_out", "timedout", "timed out"),
-}
-_WORD_STATE = {word: state for state, words in _DEFAULT_WORDS.items() for word in words}
-
-
-def state_for_word(word: str | None, result_map: Mapping[str, str]) -> str:
-    """A CI's word for a result -> a Compass state: the source's result_map first, then common words."""
-    key = (word or "").strip().lower()
-    return result_map.get(key) or _WORD_STATE.get(key) or "UNKNOWN"
 
 
 @dataclass
@@ -169,8 +153,7 @@ class LogSource:
         )
         if ev.kind == "start":
             return base
-        state = state_for_word(ev.result, self.cfg.rules.result_map)
-        return replace(base, running=False, result=ev.result, state=state, end_ms=when)
+        return replace(base, running=False, result=ev.result, end_ms=when)  # the event rules map it
 
 
 def checkpoint_value(cp: Checkpoint) -> dict[str, Any]:
@@ -307,8 +290,7 @@ class ResultFileSource:
         return [self._record(path, parse_result_file(data, name=os.path.basename(path)), written)]
 
     def _record(self, path: str, rec: ResultRecord, written: int) -> RunFacts:
-        state = rec.state or state_for_word(rec.result, self.cfg.result_map)
-        running = state == "IN_PROGRESS"
+        running = rec.state == "IN_PROGRESS"
         fields = {"pipeline": rec.pipeline, "id": rec.id}
         notes = tuple(filter(None, [rec.description, self._junit(path, rec.junit)]))
         return RunFacts(
@@ -318,8 +300,8 @@ class ResultFileSource:
             running=running,
             start_ms=_ms(rec.started_at),
             start_is_exact=True,
-            result=rec.result or state,
-            state=None if running else state,
+            result=rec.result or rec.state,
+            state=None if running else rec.state,  # a state the file names; a result the event rules map
             end_ms=None if rec.completed_at is None else _ms(rec.completed_at),
             written_ms=written,
             run_url=rec.url or _url(self.cfg.url, fields, f"file://{self.host}{path}"),
@@ -363,7 +345,6 @@ class ResultFileSource:
             start_ms=_ms(started),
             start_is_exact=True,
             result="success" if build.success else "failure",
-            state="SUCCESSFUL" if build.success else "FAILED",
             end_ms=_ms(ended),
             written_ms=written,
             run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
@@ -398,7 +379,6 @@ class ResultFileSource:
             start_ms=start_ms,
             start_is_exact=job.started is not None,
             result=job.result,
-            state=state_for_word(job.result, self.cfg.result_map),
             end_ms=max(end_ms, start_ms),
             written_ms=written,
             run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
