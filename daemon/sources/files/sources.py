@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil import tz as dateutil_tz
 
+from daemon.clock import now_ms
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
 from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
@@ -128,7 +129,7 @@ class LogSource:
         try:
             mtime_ms = int(os.stat(chunk.path).st_mtime * 1000)
         except OSError:
-            mtime_ms = int(time.time() * 1000)
+            mtime_ms = now_ms()
         events = self.rules.scan(chunk.buffer, chunk.length)  # the lines where they were read, not a copy
         return [self._one(ev, path_fields, chunk.path, mtime_ms) for ev in events]
 
@@ -236,11 +237,11 @@ class ResultFileSource:
         if not self._started and self._history is None:
             self._history = set(self._paths())
             # kept before any file: a first poll cut short goes on as one after a restart
-            yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": time.time_ns() // 1_000_000}))
+            yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": now_ms()}))
         for path in self._paths():
             yield from self._file(path)
         if not self._started:
-            done = {"done": True, "at_ms": time.time_ns() // 1_000_000}
+            done = {"done": True, "at_ms": now_ms()}
             yield FileBatch([], (FIRST_POLL_MARK, done), self._first_poll_done)
 
     def _first_poll_done(self) -> None:
