@@ -40,7 +40,7 @@ from parsers import (
     parse_cruisecontrol_log,
     parse_junit,
     parse_result_file,
-    render_pipeline,
+    render_template,
 )
 
 __all__ = [
@@ -81,7 +81,7 @@ def _ms(when: datetime) -> int:
 
 
 def _url(template: str | None, fields: Mapping[str, str], fallback: str) -> str:
-    return render_pipeline(template, fields) if template else fallback
+    return render_template(template, fields) if template else fallback
 
 
 class LogSource:
@@ -135,9 +135,9 @@ class LogSource:
 
     def _one(self, ev: LineEvent, path_fields: dict[str, str], path: str, mtime_ms: int) -> RunFacts:
         fields = {**path_fields, **ev.fields}
-        run_id = render_pipeline(self.cfg.rules.id, fields) if self.cfg.rules.id else ev.id
+        run_id = render_template(self.cfg.rules.id, fields) if self.cfg.rules.id else ev.id
         fields.setdefault("id", run_id)
-        job = render_pipeline(self.cfg.rules.pipeline, fields).removesuffix(f"#{run_id}")
+        job = render_template(self.cfg.rules.pipeline, fields).removesuffix(f"#{run_id}")
         fields["pipeline"] = job
         when = _ms(ev.time) if ev.time is not None else mtime_ms
         url = _url(self.cfg.url, fields, f"file://{self.host}{path}")
