@@ -139,14 +139,14 @@ def _description(facts: RunFacts, state: str, started_ms: int) -> str:
 def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
     """A recreated job reuses build numbers: the same number that started at another time.
 
-    Jenkins never changes a run's recorded start, so two exact starts that differ mean two runs even
+    A CI never changes a run's recorded start, so two exact starts that differ mean two runs even
     when the file system handed the new directory the old one's inode. Without both starts, a
     different directory inode is the evidence.
     """
     if not prior.terminal:
         return False
-    if prior.jenkins_start_ms is not None and facts.start_is_exact:
-        return abs(prior.jenkins_start_ms - facts.start_ms) > 1000
+    if prior.ci_start_ms is not None and facts.start_is_exact:
+        return abs(prior.ci_start_ms - facts.start_ms) > 1000
     return prior.dir_ino is not None and facts.dir_ino is not None and prior.dir_ino != facts.dir_ino
 
 
@@ -201,7 +201,7 @@ def next_update(
         generation=generation,
         pipeline_id=pipeline_id,
         started_at_ms=started_ms,
-        jenkins_start_ms=min(max(facts.start_ms, 0), MAX_EPOCH_MS) if facts.start_is_exact else None,
+        ci_start_ms=min(max(facts.start_ms, 0), MAX_EPOCH_MS) if facts.start_is_exact else None,
         dir_ino=facts.dir_ino,
         state=state,
         terminal=not facts.running,
