@@ -1,5 +1,5 @@
-"""The state vocabulary: Compass's build and deployment states, Jenkins' results, and the words other
-CI servers use for a result. This is the one place these words are written.
+"""The state vocabulary: Compass's build and deployment states, Jenkins' and GoCD's results, and the
+words other CI servers use for a result. This is the one place these words are written.
 
 It lives at the bottom layer so that the parsers (which recognise a result in a file), the
 configuration (which validates a ``state_map`` or ``result_map``), the event rules (which decide a
@@ -14,6 +14,7 @@ __all__ = [
     "COMPASS_STATES",
     "DEFAULT_STATE_MAP",
     "DEPLOYMENT_STATES",
+    "GOCD_RESULTS",
     "JENKINS_RESULTS",
     "RESULT_WORDS",
     "TERMINAL_STATES",
@@ -54,6 +55,9 @@ DEFAULT_STATE_MAP: dict[str, str] = {
     "ABORTED": "CANCELLED",
     "NOT_BUILT": "CANCELLED",
 }
+
+# GoCD's JobResult, in lower case (a console's status lines); the common words below map them.
+GOCD_RESULTS = frozenset({"passed", "failed", "cancelled", "unknown"})
 
 # Other CI servers' words for a result (lower case) -> Compass state, unless a source's
 # ``result_map`` says otherwise.
