@@ -254,14 +254,15 @@ def _damaged_hint(exc: Exception, config: Path) -> str:
     )
 
 
-def _job_names(settings: Settings) -> list[str]:
+def _jobs(settings: Settings) -> list[tuple[str, str]]:
+    """(source name, job full name) of every job in the Jenkins homes."""
     from daemon.sources.jenkins.source import JenkinsSource
 
-    names: list[str] = []
+    jobs: list[tuple[str, str]] = []
     for cfg in settings.jenkins_sources:
         source = JenkinsSource(cfg, host=settings.host)
-        names.extend(source.discover().by_name)
-    return names
+        jobs.extend((cfg.name, job) for job in source.discover().by_name)
+    return jobs
 
 
 def _compass_command(path: Path, command: str) -> int:
@@ -277,7 +278,7 @@ def _compass_command(path: Path, command: str) -> int:
     from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 
     compass = settings.compass
-    wanted = targets(settings, _job_names(settings))
+    wanted = targets(settings, _jobs(settings))
 
     async def go() -> int:
         client = CompassGraphQL(compass)

@@ -1,8 +1,9 @@
 """A run's facts plus what Compass was already told -> the next Compass event, or nothing.
 
-The event rules live here and only here: which state a result maps to, the run's pipelineId and
-startedAt (fixed the first time and never changed), completedAt on every terminal event, the
-display texts and their 255-character cap. Sources only report facts; the store only persists.
+The event rules live here and only here: which Compass state a result becomes (``result_state``),
+the run's pipelineId and startedAt (fixed the first time and never changed), completedAt on every
+terminal event, the display texts and their 255-character cap. Sources only report facts (a result
+in their CI's words); the store only persists. The words themselves are in ``parsers.vocabulary``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.clock import now_ms
-from daemon.config import Settings
+from daemon.config import LogSourceSettings, ResultFileSourceSettings, Settings
 from daemon.config.deployments import Environment
 from daemon.config.values import job_matches
 from daemon.store import RunRow
+from parsers.vocabulary import DEFAULT_STATE_MAP, RESULT_WORDS
 
-__all__ = ["RunFacts", "Update", "format_duration", "iso_ms", "job_matches", "next_update"]
+__all__ = ["RunFacts", "Update", "format_duration", "iso_ms", "job_matches", "next_update", "result_state"]
 
 MAX_TEXT = 255
 
@@ -44,7 +46,7 @@ class RunFacts:
     run_url: str = ""
     job_url: str | None = None
     written_ms: int = 0  # when the run's files were last written (its record's mtime)
-    state: str | None = None  # a Compass state decided by the source itself (its own result map)
+    state: str | None = None  # a Compass state the run's record names itself (a result file's state:)
     # a build's parameters, a log line's named groups; None while not known yet (a freestyle run has
     # no build.xml until it ends)
     parameters: tuple[tuple[str, str], ...] | None = ()
@@ -84,17 +86,33 @@ def _cap(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
 
 
+def result_state(facts: RunFacts, settings: Settings) -> str:
+    """A finished run's result -> its Compass state: where a result becomes a state, for every CI.
+
+    A record that names a Compass state itself (a result file's ``state:``) is taken at its word. A
+    log or result-file source's result, a word of its CI, goes through the source's ``result_map``,
+    then the common words; a Jenkins result through ``state_map`` over the default map, and an
+    ABORTED run that timed out is TIMED_OUT. Anything else is UNKNOWN.
+    """
+    if facts.state is not None:
+        return facts.state
+    result = facts.result or ""
+    source = settings.source_named(facts.source)
+    if isinstance(source, LogSourceSettings | ResultFileSourceSettings):
+        result_map = source.rules.result_map if isinstance(source, LogSourceSettings) else source.result_map
+        word = result.strip().lower()
+        return result_map.get(word) or RESULT_WORDS.get(word) or "UNKNOWN"
+    if result.upper() == "ABORTED" and facts.timed_out:
+        return "TIMED_OUT"
+    return {**DEFAULT_STATE_MAP, **settings.state_map}.get(result.upper(), "UNKNOWN")
+
+
 def _state(facts: RunFacts, settings: Settings, kind: str) -> str:
     """The run's state in its kind's vocabulary: a build's, or a deployment's (which has no ERROR or
     TIMED_OUT, and has ROLLED_BACK)."""
     if facts.running:
         return "IN_PROGRESS"
-    if facts.state is not None:
-        state = facts.state
-    elif (facts.result or "").upper() == "ABORTED" and facts.timed_out:
-        state = "TIMED_OUT"
-    else:
-        state = settings.state_for((facts.result or "").upper())
+    state = result_state(facts, settings)
     if kind == "deployment":
         return _DEPLOYMENT_STATE.get(state, state)
     return "FAILED" if state == "ROLLED_BACK" else state
@@ -121,14 +139,14 @@ def _description(facts: RunFacts, state: str, started_ms: int) -> str:
 def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
     """A recreated job reuses build numbers: the same number that started at another time.
 
-    Jenkins never changes a run's recorded start, so two exact starts that differ mean two runs even
+    A CI never changes a run's recorded start, so two exact starts that differ mean two runs even
     when the file system handed the new directory the old one's inode. Without both starts, a
     different directory inode is the evidence.
     """
     if not prior.terminal:
         return False
-    if prior.jenkins_start_ms is not None and facts.start_is_exact:
-        return abs(prior.jenkins_start_ms - facts.start_ms) > 1000
+    if prior.ci_start_ms is not None and facts.start_is_exact:
+        return abs(prior.ci_start_ms - facts.start_ms) > 1000
     return prior.dir_ino is not None and facts.dir_ino is not None and prior.dir_ino != facts.dir_ino
 
 
@@ -183,7 +201,7 @@ def next_update(
         generation=generation,
         pipeline_id=pipeline_id,
         started_at_ms=started_ms,
-        jenkins_start_ms=min(max(facts.start_ms, 0), MAX_EPOCH_MS) if facts.start_is_exact else None,
+        ci_start_ms=min(max(facts.start_ms, 0), MAX_EPOCH_MS) if facts.start_is_exact else None,
         dir_ino=facts.dir_ino,
         state=state,
         terminal=not facts.running,
@@ -203,7 +221,6 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
     A build event, or a deployment event for a run ``compass.deployments`` names: the same run
     identity, times and texts, with the deployment's own number and its environment.
     """
-    template = settings.compass.event_source if settings.compass else "{host}"
     completed: str | None = None
     if run.terminal:
         end = facts.end_ms if facts.end_ms is not None else run.started_at_ms
@@ -215,7 +232,7 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
         "updateSequenceNumber": 0,
         "description": _description(facts, run.state, run.started_at_ms),
         "url": facts.run_url,
-        "externalEventSourceId": template.format(host=settings.host, job=facts.job),
+        "externalEventSourceId": settings.event_source_id(facts.job),
     }
     pipeline: dict[str, Any] = {"pipelineId": run.pipeline_id, "url": facts.job_url, "displayName": facts.job}
     if run.kind == "deployment":
@@ -250,9 +267,7 @@ def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, A
             },
         }
         body = {"event": {"build": event}}
-    if settings.compass:
-        for rule in settings.compass.components:
-            if job_matches(rule.match, facts.job):
-                body["componentId"] = rule.component_id
-                break
+    component = settings.component_for(facts.job)
+    if component is not None:
+        body["componentId"] = component
     return body

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from daemon.clock import now_ms
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -176,7 +177,7 @@ def prepare(
             upgraded = {
                 "from": version,
                 "to": target,
-                "at_ms": time.time_ns() // 1_000_000,
+                "at_ms": now_ms(),
                 "backup": str(copy),
             }
             db.execute(

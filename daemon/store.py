@@ -47,7 +47,9 @@ class RunRow:
     generation: int
     pipeline_id: str
     started_at_ms: int
-    jenkins_start_ms: int | None
+    # the start the CI recorded, when exact (any CI's); stored in the column jenkins_start_ms, named
+    # when only Jenkins was read and kept so that no migration is needed
+    ci_start_ms: int | None
     dir_ino: int | None
     state: str
     terminal: bool
@@ -296,7 +298,7 @@ class Store:
                     run.generation,
                     run.pipeline_id,
                     run.started_at_ms,
-                    run.jenkins_start_ms,
+                    run.ci_start_ms,  # -> jenkins_start_ms
                     run.dir_ino,
                     run.state,
                     int(run.terminal),
@@ -459,7 +461,7 @@ def _run(row: Any) -> RunRow:
         generation=row[3],
         pipeline_id=row[4],
         started_at_ms=row[5],
-        jenkins_start_ms=row[6],
+        ci_start_ms=row[6],  # jenkins_start_ms
         dir_ino=row[7],
         state=row[8],
         terminal=bool(row[9]),

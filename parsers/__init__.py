@@ -29,9 +29,10 @@ from parsers.jenkins_xml import (
     parse_builds_dir_setting,
     parse_display_name,
 )
-from parsers.log_rules import LineEvent, RuleError, RuleSet, check_template, parse_time, render_pipeline
-from parsers.records import JENKINS_RESULTS, BuildXml, LogFacts, ParseError, UnsafeXmlError
+from parsers.log_rules import LineEvent, RuleError, RuleSet, check_template, parse_time, render_template
+from parsers.records import BuildXml, LogFacts, ParseError, UnsafeXmlError
 from parsers.result_file import ResultFileError, ResultRecord, TestSummary, parse_junit, parse_result_file
+from parsers.vocabulary import JENKINS_RESULTS
 from parsers.xmlsafe import parse_xml
 
 __all__ = [
@@ -73,6 +74,6 @@ __all__ = [
     "parse_result_file",
     "parse_time",
     "parse_xml",
-    "render_pipeline",
+    "render_template",
     "strip_console_notes",
 ]

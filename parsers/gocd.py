@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import partial
 
 from parsers.records import ParseError
+from parsers.vocabulary import GOCD_RESULTS
 
 __all__ = ["GoCDConsole", "GoCDJob", "GoCDPath", "console_zone", "parse_console_path", "parse_gocd_console"]
 
@@ -39,7 +40,6 @@ _GO_LINE = re.compile(rb"(?:([!-~]{2})\|)?(?:(\d\d:\d\d:\d\d\.\d{3}) |[ \t]*)(\[
 _STARTED = re.compile(r"Job Started: (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?: (\S+))?")
 _STATUS = re.compile(r"Current job status: ([A-Za-z]+)")
 _WITH_RESULT = re.compile(r" with result:? ([A-Za-z]+)")
-_WORDS = frozenset({"passed", "failed", "cancelled", "unknown"})  # GoCD's JobResult, in lower case
 _CANCEL_MESSAGES = (
     "Job is cancelled",  # the job was cancelled before its tasks ran
     "Start to execute cancel task",  # up to 17.3
@@ -279,14 +279,14 @@ class GoCDConsole:
             return
         status = _STATUS.match(text)
         if status is not None:
-            if status.group(1).lower() in _WORDS:  # not a line cut short
+            if status.group(1).lower() in GOCD_RESULTS:  # not a line cut short
                 self._status = status.group(1).lower()
             return
         if text.startswith("Job completed"):
             self._completed = here
             self._done = True
             with_result = _WITH_RESULT.search(text)
-            if with_result is not None and with_result.group(1).lower() in _WORDS:
+            if with_result is not None and with_result.group(1).lower() in GOCD_RESULTS:
                 self._with_result = with_result.group(1).lower()
             return
         if tag in _CANCEL_TAGS or text.startswith(_CANCEL_MESSAGES):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from parsers.records import JENKINS_RESULTS, LogFacts
+from parsers.records import LogFacts
+from parsers.vocabulary import JENKINS_RESULTS
 
 _CONSOLE_NOTE = re.compile(rb"\x1b\[8mha:[A-Za-z0-9+/=]*\x1b\[0m")
 _SGR = re.compile(rb"\x1b\[[0-9;]*m")

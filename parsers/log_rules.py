@@ -232,7 +232,8 @@ def _template_fields(template: str) -> Iterable[tuple[str, str | None, str | Non
 
 
 def check_template(template: str, group_names: Iterable[str]) -> None:
-    """Refuse a pipeline template whose placeholders are not plain names of the rule's groups."""
+    """Refuse a template (a pipeline name, run id or URL) whose placeholders are not plain names of
+    the rule's groups."""
     known = set(group_names)
     for _literal, field, spec, conversion in _template_fields(template):
         if field is None:
@@ -248,8 +249,11 @@ def check_template(template: str, group_names: Iterable[str]) -> None:
             )
 
 
-def render_pipeline(template: str, fields: Mapping[str, str]) -> str:
+def render_template(template: str, fields: Mapping[str, str]) -> str:
     """Fill ``{name}`` placeholders from a match's fields; a missing field renders as "".
+
+    One renderer for every template of a log or result-file source: the pipeline name, the run id
+    and the run's URL.
 
     ``{{`` and ``}}`` are literal braces. Validate templates once with check_template.
     """

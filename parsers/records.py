@@ -24,9 +24,6 @@ class UnsafeXmlError(ParseError):
     """
 
 
-JENKINS_RESULTS: tuple[str, ...] = ("SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED")
-
-
 @dataclass(frozen=True, slots=True)
 class BuildXml:
     """Facts read from the direct children of a build.xml root (nested copies are never trusted)."""

@@ -28,17 +28,9 @@ from typing import Any
 import yaml
 
 from parsers.records import ParseError
+from parsers.vocabulary import COMPASS_STATES
 from parsers.xmlsafe import parse_xml
 
-COMPASS_STATES: tuple[str, ...] = (
-    "SUCCESSFUL",
-    "FAILED",
-    "CANCELLED",
-    "ERROR",
-    "TIMED_OUT",
-    "UNKNOWN",
-    "IN_PROGRESS",
-)
 RESULT_FILE_KEYS: tuple[str, ...] = (
     "pipeline",
     "id",

@@ -31,13 +31,7 @@ if TYPE_CHECKING:
         SourceSettings,
         expand_preset,
     )
-    from daemon.config.values import (
-        COMPASS_STATES,
-        DEFAULT_STATE_MAP,
-        JENKINS_RESULTS,
-        parse_duration,
-        parse_listen,
-    )
+    from daemon.config.values import parse_duration, parse_listen
     from daemon.config.yamlfile import ConfigError
 
 _WHERE = {
@@ -53,18 +47,12 @@ _WHERE = {
     "ResultFileSourceSettings": "sources",
     "SourceSettings": "sources",
     "expand_preset": "sources",
-    "COMPASS_STATES": "values",
-    "DEFAULT_STATE_MAP": "values",
-    "JENKINS_RESULTS": "values",
     "parse_duration": "values",
     "parse_listen": "values",
     "ConfigError": "yamlfile",
 }
 
 __all__ = [
-    "COMPASS_STATES",
-    "DEFAULT_STATE_MAP",
-    "JENKINS_RESULTS",
     "CompassSettings",
     "ComponentRule",
     "ConfigError",

@@ -25,15 +25,9 @@ from daemon.config.sources import (
     SourceSettings,
     expand_preset,
 )
-from daemon.config.types import (
-    DEFAULT_STATE_MAP,
-    JENKINS_RESULTS,
-    Duration,
-    Strict,
-    parse_listen,
-    resolve_path,
-)
-from daemon.config.values import TERMINAL_STATES, default_state_dir
+from daemon.config.types import Duration, Strict, parse_listen, resolve_path
+from daemon.config.values import default_state_dir, job_matches
+from parsers.vocabulary import JENKINS_RESULTS, TERMINAL_STATES
 
 __all__ = [
     "CompassSettings",
@@ -231,9 +225,30 @@ class Settings(Strict):
     def file_sources(self) -> list[LogSourceSettings | ResultFileSourceSettings]:
         return [s for s in self.sources if not isinstance(s, JenkinsSourceSettings)]
 
-    def state_for(self, result: str) -> str:
-        mapped: dict[str, str] = {**DEFAULT_STATE_MAP, **self.state_map}
-        return mapped.get(result, "UNKNOWN")
+    def source_named(self, name: str) -> SourceSettings | None:
+        """The settings of the source called ``name``, if one is."""
+        return next((s for s in self.sources if s.name == name), None)
+
+    def event_source_id(self, job: str) -> str:
+        """The ``externalEventSourceId`` of a job's events (the daemon's and ``compass setup``'s)."""
+        template = self.compass.event_source if self.compass else "{host}"
+        return template.format(host=self.host, job=job)
+
+    def component_for(self, job: str) -> str | None:
+        """The component a job's events go to: the first ``compass.components`` rule that matches."""
+        for rule in self.compass.components if self.compass else ():
+            if job_matches(rule.match, job):
+                return rule.component_id
+        return None
+
+    def event_types(self, source: str, job: str) -> tuple[str, ...]:
+        """The kinds of event a run of ``job`` in ``source`` can be: a deployment when a rule names it,
+        and a build unless that rule's environment is fixed (a run without the rule's parameter is
+        reported as a build)."""
+        rule = deployment_rule(self.compass.deployments, source, job) if self.compass else None
+        if rule is None:
+            return ("BUILD",)
+        return ("DEPLOYMENT",) if rule.environment is not None else ("BUILD", "DEPLOYMENT")
 
     def needs_parameters(self, source: str, job: str) -> bool:
         """Whether a run's parameters decide if it is a deployment (its job's rule reads one)."""

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from daemon.config.types import COMPASS_STATES, Duration, Strict, resolve_path
+from daemon.config.types import Duration, Strict, resolve_path
 from parsers import RuleError, RuleSet, check_template
+from parsers.vocabulary import TERMINAL_STATES
 
 __all__ = [
     "PRESETS",
@@ -54,10 +55,13 @@ class JenkinsSourceSettings(Strict):
 
 
 def _terminal_states(v: dict[str, str]) -> dict[str, str]:
+    """A result map's states: a finished run's, so never IN_PROGRESS (a result file says a run is
+    still going with ``state: IN_PROGRESS``, a log with a start line)."""
     for word, state in v.items():
-        if state not in (*COMPASS_STATES, "ROLLED_BACK"):
-            states = ", ".join((*COMPASS_STATES, "ROLLED_BACK"))
-            raise ValueError(f"{word}: {state!r} is not a Compass state ({states})")
+        if state not in TERMINAL_STATES:
+            raise ValueError(
+                f"{word}: {state!r} is not a terminal Compass state ({', '.join(TERMINAL_STATES)})"
+            )
     return {word.lower(): state for word, state in v.items()}
 
 

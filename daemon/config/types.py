@@ -1,5 +1,6 @@
 """The pydantic side of the configuration's values: durations as a type, strict frozen models, paths
-resolved against the configuration file (the values themselves are in ``values``)."""
+resolved against the configuration file (the values themselves are in ``values``, the states and
+results in ``parsers.vocabulary``)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, WithJsonSchema
 
-from daemon.config.values import (
-    COMPASS_STATES,
-    DEFAULT_STATE_MAP,
-    JENKINS_RESULTS,
-    parse_duration,
-    parse_listen,
-    resolve,
-)
+from daemon.config.values import parse_duration, parse_listen, resolve
 
 __all__ = [
-    "COMPASS_STATES",
-    "DEFAULT_STATE_MAP",
-    "JENKINS_RESULTS",
     "Duration",
     "Strict",
     "parse_duration",

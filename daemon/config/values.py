@@ -1,4 +1,4 @@
-"""The configuration's plain values, without the models: states, durations, listen addresses, paths.
+"""The configuration's plain values, without the models: durations, listen addresses, paths, globs.
 
 Free of pydantic, so that commands which only need a value or two (``status``, ``--since``) do not
 pay for loading the configuration's models.
@@ -13,28 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = [
-    "COMPASS_STATES",
-    "DEFAULT_STATE_MAP",
-    "JENKINS_RESULTS",
-    "TERMINAL_STATES",
     "default_state_dir",
     "job_matches",
     "parse_duration",
     "parse_listen",
     "resolve",
 ]
-
-COMPASS_STATES = ("IN_PROGRESS", "SUCCESSFUL", "CANCELLED", "FAILED", "ERROR", "TIMED_OUT", "UNKNOWN")
-# a result may also be mapped to ROLLED_BACK: a deployment's own state (a build reports it as FAILED)
-TERMINAL_STATES = (*COMPASS_STATES[1:], "ROLLED_BACK")
-JENKINS_RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED")
-DEFAULT_STATE_MAP: dict[str, str] = {
-    "SUCCESS": "SUCCESSFUL",
-    "FAILURE": "FAILED",
-    "UNSTABLE": "FAILED",
-    "ABORTED": "CANCELLED",
-    "NOT_BUILT": "CANCELLED",
-}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")

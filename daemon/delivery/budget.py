@@ -28,6 +28,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from daemon.clock import now_ms
+
 __all__ = ["TokenBucket"]
 
 WINDOW_S = 60.0
@@ -48,7 +50,7 @@ class TokenBucket:
         paced_per_minute: float | None = None,
         on_take: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        wall_ms: Callable[[], int] = now_ms,
     ) -> None:
         """``sent_ms``: wall-clock times of the requests of the last minute (an earlier process's);
         ``paced_per_minute``: where an earlier process had paced itself to (a shared account);

@@ -23,7 +23,6 @@ from daemon.delivery.compass_graphql import (
 from daemon.delivery.compass_metrics import check_metrics, connect_metrics
 from daemon.delivery.http import ProxySettingError, route
 from daemon.delivery.reach import explain
-from daemon.events import job_matches
 
 __all__ = ["Target", "doctor", "receiving", "setup", "setup_sources", "targets"]
 
@@ -44,29 +43,27 @@ def _types(deployments: bool) -> tuple[str, ...]:
     return ("BUILD", "DEPLOYMENT") if deployments else ("BUILD",)
 
 
-def targets(settings: Settings, job_names: Iterable[str]) -> list[Target]:
+def targets(settings: Settings, jobs: Iterable[tuple[str, str]]) -> list[Target]:
     """Every (event source, component) pair the configuration sends to, with its event types.
 
-    With a per-host template all jobs share one source, attached to every mapped component, and it
-    carries deployments as soon as ``compass.deployments`` has a rule. With ``{job}`` in the template
-    each job has its own source, attached to that job's component, carrying deployments when a rule's
-    glob matches the job (a rule's ``source`` is not checked: at worst a DEPLOYMENT source waits
-    unused).
+    ``jobs`` are (source name, job full name) pairs. The event source id, the component and the
+    kinds of event of a job come from the settings, which the daemon asks too, so setup attaches
+    exactly what the daemon sends to. With a per-host template all jobs share one source, attached
+    to every mapped component, and it carries deployments as soon as ``compass.deployments`` has a
+    rule (the jobs of log and result-file sources are not known before their runs).
     """
     assert settings.compass is not None
     compass = settings.compass
     if "{job}" not in compass.event_source:
-        external = compass.event_source.format(host=settings.host, job="")
+        external = settings.event_source_id("")
         components: list[str | None] = [*dict.fromkeys(r.component_id for r in compass.components)]
         if not components:
             components.append(None)
         return [Target(external, c, _types(bool(compass.deployments))) for c in components]
     merged: dict[tuple[str, str | None], set[str]] = {}
-    for job in job_names:
-        component = next((r.component_id for r in compass.components if job_matches(r.match, job)), None)
-        key = (compass.event_source.format(host=settings.host, job=job), component)
-        deploys = any(job_matches(rule.match, job) for rule in compass.deployments)
-        merged.setdefault(key, set()).update(_types(deploys))
+    for source, job in jobs:
+        key = (settings.event_source_id(job), settings.component_for(job))
+        merged.setdefault(key, set()).update(settings.event_types(source, job))
     return [Target(e, c, tuple(t for t in EVENT_TYPES if t in kinds)) for (e, c), kinds in merged.items()]
 
 

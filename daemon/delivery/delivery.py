@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
+from daemon.clock import now_ms
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.compass_admin import Target, setup_sources
@@ -34,7 +34,7 @@ def _bucket(settings: Settings, store: Store, dry_run: bool) -> TokenBucket:
     if settings.compass is None or dry_run or not settings.compass.rate_limit_per_minute:
         return TokenBucket(0, 1)  # nothing to pace
     limit, burst = settings.compass.rate_limit_per_minute, settings.compass.burst
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     last = store.get_meta_json("budget")
     paced = None
     if (

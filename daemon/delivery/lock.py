@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import __version__
+from daemon.clock import now_ms
 
 __all__ = ["DeliveryLock", "Holder"]
 
@@ -95,7 +96,7 @@ class DeliveryLock:
             "kind": self.kind,
             "version": __version__,
             "started_ms": _process_started_ms(),
-            "since_ms": time.time_ns() // 1_000_000,
+            "since_ms": now_ms(),
             "dry_run": self.dry_run,
         }
         os.ftruncate(fd, 0)

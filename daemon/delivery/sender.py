@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from daemon.clock import now_ms
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.transport import Outcome, SendResult, Transport
@@ -254,7 +255,7 @@ class Sender:
                 "paced": self.bucket.paced,
                 "tokens": self.bucket.tokens,
                 "sent_last_minute": self.bucket.sent_last_minute(),
-                "at_ms": time.time_ns() // 1_000_000,
+                "at_ms": now_ms(),
             },
         )
 

@@ -23,10 +23,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from daemon import __version__
-from daemon.config.types import COMPASS_STATES, parse_listen
-
-# a deployment's states (no ERROR or TIMED_OUT; ROLLED_BACK); PENDING is never sent
-DEPLOYMENT_STATES = ("IN_PROGRESS", "SUCCESSFUL", "CANCELLED", "FAILED", "ROLLED_BACK", "UNKNOWN")
+from daemon.config.types import parse_listen
+from parsers.vocabulary import BUILD_STATES, DEPLOYMENT_STATES
 
 __all__ = ["PAUSE_CAUSES", "Metrics", "MetricsServer", "StateProbe"]
 
@@ -147,7 +145,7 @@ class Metrics:
         # The series the alerts count exist at 0 from the start: rate() and increase() cannot see a
         # series' first increment, so one born at 1 would hide the first run after a restart, the
         # first accepted event, or the first 429.
-        for state in COMPASS_STATES:
+        for state in BUILD_STATES:
             self._runs.labels("build", state)
         for state in DEPLOYMENT_STATES:
             self._runs.labels("deployment", state)

@@ -11,10 +11,10 @@ Imports stay light (no aiohttp, pydantic or watchdog): the command only reads tw
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from daemon.clock import now_ms
 from daemon.delivery.lock import DeliveryLock, Holder
 from daemon.store import PRIORITY_BACKFILL, Store
 
@@ -182,7 +182,7 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
     lock = DeliveryLock(settings.state_dir)
     store = Store(settings.state_dir, readonly=True)
     try:
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         process = _process(lock, store)
         delivery = _delivery(settings, store, process, now)
         depth = store.outbox_depth()
@@ -310,7 +310,7 @@ def _schema_text(schema: dict[str, Any], now: int) -> str:
 
 def render(report: dict[str, Any]) -> list[str]:
     """The report as the lines ``buildtail status`` prints."""
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     p, d, q = report["process"], report["delivery"], report["queue"]
     detail = ", ".join(f"{n} {s}" for s, n in q["by_state"].items())
     lines = [

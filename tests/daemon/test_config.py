@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 
 from daemon.config import ConfigError, Settings, load_settings
+from daemon.events import RunFacts, result_state
 
 TOKEN = "tok-Zq7xK9-distinctive-Pw3"
+
+
+def state_of(settings: Settings, result: str, source: str = "jenkins") -> str:
+    """The Compass state the event rules give a finished run of ``source`` with ``result``."""
+    facts = RunFacts(
+        source=source, job="j", number=1, running=False, start_ms=0, start_is_exact=True, result=result
+    )
+    return result_state(facts, settings)
 
 
 def write(tmp_path: Path, text: str, name: str = "buildtail.yaml") -> Path:
@@ -186,7 +195,7 @@ def test_api_token_file_is_read_and_stripped(tmp_path: Path, home: Path) -> None
     assert TOKEN not in repr(s)
 
 
-def test_state_map_override_through_state_for(tmp_path: Path, home: Path) -> None:
+def test_state_map_overrides_the_default_map(tmp_path: Path, home: Path) -> None:
     path = write(
         tmp_path,
         """
@@ -199,12 +208,39 @@ def test_state_map_override_through_state_for(tmp_path: Path, home: Path) -> Non
         """,
     )
     s = load_settings(path)
-    assert s.state_for("UNSTABLE") == "SUCCESSFUL"
-    assert s.state_for("NOT_BUILT") == "UNKNOWN"
-    assert s.state_for("SUCCESS") == "SUCCESSFUL"
-    assert s.state_for("FAILURE") == "FAILED"
-    assert s.state_for("ABORTED") == "CANCELLED"
-    assert s.state_for("WHATEVER") == "UNKNOWN"
+    assert state_of(s, "UNSTABLE") == "SUCCESSFUL"
+    assert state_of(s, "NOT_BUILT") == "UNKNOWN"
+    assert state_of(s, "SUCCESS") == "SUCCESSFUL"
+    assert state_of(s, "FAILURE") == "FAILED"
+    assert state_of(s, "ABORTED") == "CANCELLED"
+    assert state_of(s, "WHATEVER") == "UNKNOWN"
+
+
+def test_a_file_sources_words_go_through_its_result_map_then_the_common_words(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        state_map: {UNSTABLE: SUCCESSFUL}
+        sources:
+          - type: log
+            name: ci
+            paths: [/var/log/ci/*.log]
+            rules:
+              finish: 'END (?P<id>\\d+) (?P<result>\\w+)'
+              pipeline: nightly
+              result_map: {Passed: FAILED, Yellow: ERROR}
+          - type: result_file
+            name: results
+            paths: [/tmp/results/*.json]
+        """,
+    )
+    s = load_settings(path)
+    assert state_of(s, "passed", "ci") == "FAILED", "the source's own map first, whatever the case"
+    assert state_of(s, " YELLOW ", "ci") == "ERROR"
+    assert state_of(s, "passed", "results") == "SUCCESSFUL", "a common word"
+    assert state_of(s, "unstable", "results") == "FAILED", "state_map is Jenkins': not for other CIs"
+    assert state_of(s, "SUCCESS", "results") == "SUCCESSFUL"
+    assert state_of(s, "purple", "results") == "UNKNOWN"
 
 
 def test_source_url_gets_trailing_slash(tmp_path: Path, home: Path) -> None:
@@ -554,6 +590,32 @@ def test_state_map_bad_key_and_state(tmp_path: Path, home: Path) -> None:
     assert err.startswith(f"{bad_state}:4: state_map: SUCCESS: 'IN_PROGRESS' is not a terminal Compass state")
 
 
+def test_a_result_map_maps_to_terminal_states_only(tmp_path: Path) -> None:
+    """A result is what a finished run got: IN_PROGRESS is no result (a result file says a run is
+    still going with ``state: IN_PROGRESS``, a log with its start line)."""
+    path = write(
+        tmp_path,
+        """
+        sources:
+          - type: log
+            paths: [/var/log/ci/*.log]
+            rules:
+              finish: 'END (?P<id>\\d+) (?P<result>\\w+)'
+              pipeline: nightly
+              result_map: {running: IN_PROGRESS, ok: SUCCESSFUL}
+          - type: result_file
+            paths: [/tmp/results/*.json]
+            result_map: {Busy: IN_PROGRESS, reverted: ROLLED_BACK}
+        """,
+    )
+    refused = "'IN_PROGRESS' is not a terminal Compass state"
+    terminal = "(SUCCESSFUL, CANCELLED, FAILED, ERROR, TIMED_OUT, UNKNOWN, ROLLED_BACK)"
+    assert errors_of(path) == [
+        f"{path}:7: sources[0].rules.result_map: running: {refused} {terminal}",
+        f"{path}:10: sources[1].result_map: Busy: {refused} {terminal}",
+    ]
+
+
 def test_empty_file(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     assert errors_of(path) == [f"{path}:1: (top level): the file is empty"]
@@ -811,4 +873,4 @@ def test_a_deployment_rule_says_where_in_one_way(tmp_path: Path, home: Path) -> 
 
 def test_rolled_back_is_a_result_a_deployment_may_end_in(tmp_path: Path, home: Path) -> None:
     s = load_settings(write(tmp_path, DEPLOYMENTS + "state_map: {ABORTED: ROLLED_BACK}\n"))
-    assert s.state_for("ABORTED") == "ROLLED_BACK"
+    assert state_of(s, "ABORTED") == "ROLLED_BACK"

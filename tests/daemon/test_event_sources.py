@@ -114,6 +114,11 @@ def sources_of(compass: FakeCompass) -> dict[tuple[str, str], str]:
     return {(s["externalEventSourceId"], s["eventType"]): s["id"] for s in compass.event_sources()}
 
 
+def jenkins_jobs(*names: str) -> list[tuple[str, str]]:
+    """(source, job) pairs of jobs in the one Jenkins source of ``make_settings``."""
+    return [("jenkins", name) for name in names]
+
+
 # --- targets ------------------------------------------------------------------------------------------
 
 
@@ -121,7 +126,7 @@ def test_targets_per_host_template_attaches_one_source_to_each_mapped_component(
     settings = make_settings(
         tmp_path, components=[("team/**", COMP_API), ("web", COMP_WEB), ("api-*", COMP_API)]
     )
-    assert targets(settings, ["team/a", "web", "unmapped"]) == [
+    assert targets(settings, jenkins_jobs("team/a", "web", "unmapped")) == [
         Target(HOST, COMP_API),
         Target(HOST, COMP_WEB),
     ]
@@ -129,16 +134,16 @@ def test_targets_per_host_template_attaches_one_source_to_each_mapped_component(
 
 
 def test_targets_per_host_template_without_components(tmp_path: Path) -> None:
-    assert targets(make_settings(tmp_path), ["a", "b"]) == [Target(HOST, None)]
+    assert targets(make_settings(tmp_path), jenkins_jobs("a", "b")) == [Target(HOST, None)]
     fixed = make_settings(tmp_path, template="jenkins-prod")
-    assert targets(fixed, ["a"]) == [Target("jenkins-prod", None)]
+    assert targets(fixed, jenkins_jobs("a")) == [Target("jenkins-prod", None)]
 
 
 def test_targets_job_template_gives_each_job_its_own_source_and_component(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path, template="{host}/{job}", components=[("team/**", COMP_API), ("web", COMP_WEB)]
     )
-    assert targets(settings, ["team/api", "web", "other", "team/api"]) == [
+    assert targets(settings, jenkins_jobs("team/api", "web", "other", "team/api")) == [
         Target(f"{HOST}/team/api", COMP_API),
         Target(f"{HOST}/web", COMP_WEB),
         Target(f"{HOST}/other", None),
@@ -150,7 +155,10 @@ def test_targets_per_host_template_with_deployments_sends_both_types_everywhere(
         tmp_path, components=[("api", COMP_API), ("web", COMP_WEB)], deployments=DEPLOY_JOBS
     )
     both = ("BUILD", "DEPLOYMENT")
-    assert targets(settings, ["api"]) == [Target(HOST, COMP_API, both), Target(HOST, COMP_WEB, both)]
+    assert targets(settings, jenkins_jobs("api")) == [
+        Target(HOST, COMP_API, both),
+        Target(HOST, COMP_WEB, both),
+    ]
     assert targets(make_settings(tmp_path, deployments=DEPLOY_JOBS), []) == [Target(HOST, None, both)]
 
 
@@ -164,8 +172,8 @@ def test_targets_job_template_deployments_only_for_the_jobs_a_rule_matches(tmp_p
             {"match": "release", "environment_parameter": "TARGET", "environments": {"prod": PROD}},
         ],
     )
-    assert targets(settings, ["deploy-api", "build-api", "release", "web", "deploy-api"]) == [
-        Target(f"{HOST}/deploy-api", COMP_API, ("BUILD", "DEPLOYMENT")),
+    assert targets(settings, jenkins_jobs("deploy-api", "build-api", "release", "web", "deploy-api")) == [
+        Target(f"{HOST}/deploy-api", COMP_API, ("DEPLOYMENT",)),  # a fixed environment: never a build
         Target(f"{HOST}/build-api", COMP_API, ("BUILD",)),
         Target(f"{HOST}/release", COMP_WEB, ("BUILD", "DEPLOYMENT")),
         Target(f"{HOST}/web", COMP_WEB, ("BUILD",)),
@@ -180,7 +188,7 @@ async def test_setup_creates_and_attaches_then_changes_nothing(
 ) -> None:
     compass.add_component(COMP_API)
     settings = make_settings(tmp_path, compass, components=[("**", COMP_API)])
-    wanted = targets(settings, ["app"])
+    wanted = targets(settings, jenkins_jobs("app"))
     lines = await setup(client_for(settings), compass.cloud_id, wanted)
     [source] = compass.event_sources()
     assert (source["externalEventSourceId"], source["eventType"]) == (HOST, "BUILD")
@@ -217,14 +225,14 @@ async def test_setup_job_template_creates_one_source_per_job(
     settings = make_settings(
         tmp_path, compass, template="{host}/{job}", components=[("api", COMP_API), ("web", COMP_WEB)]
     )
-    await setup(client_for(settings), compass.cloud_id, targets(settings, ["api", "web"]))
+    await setup(client_for(settings), compass.cloud_id, targets(settings, jenkins_jobs("api", "web")))
     by_external = {s["externalEventSourceId"]: s["id"] for s in compass.event_sources()}
     assert set(by_external) == {f"{HOST}/api", f"{HOST}/web"}
     assert compass.components() == {
         COMP_API: [by_external[f"{HOST}/api"]],
         COMP_WEB: [by_external[f"{HOST}/web"]],
     }
-    await setup(client_for(settings), compass.cloud_id, targets(settings, ["api", "web"]))
+    await setup(client_for(settings), compass.cloud_id, targets(settings, jenkins_jobs("api", "web")))
     assert mutation_count(compass) == {
         "createEventSource": 2,
         "attachEventSource": 2,
@@ -237,7 +245,7 @@ async def test_setup_creates_and_attaches_build_and_deployment_sources_once(
 ) -> None:
     compass.add_component(COMP_API)
     settings = make_settings(tmp_path, compass, components=[("**", COMP_API)], deployments=DEPLOY_JOBS)
-    wanted = targets(settings, ["deploy-api"])
+    wanted = targets(settings, jenkins_jobs("deploy-api"))
     lines = await setup(client_for(settings), compass.cloud_id, wanted)
     sources = sources_of(compass)
     assert set(sources) == {(HOST, "BUILD"), (HOST, "DEPLOYMENT")}
@@ -456,7 +464,7 @@ async def test_setup_job_template_connects_each_metric_once_per_component(
     events, so there is one metric source per definition."""
     compass.add_component(COMP_API)
     settings = make_settings(tmp_path, compass, template="{host}/{job}", components=[("**", COMP_API)])
-    await setup(client_for(settings), compass.cloud_id, targets(settings, ["api-1", "api-2"]))
+    await setup(client_for(settings), compass.cloud_id, targets(settings, jenkins_jobs("api-1", "api-2")))
     assert len(compass.components()[COMP_API]) == 2
     assert definitions(compass, COMP_API) == ["build-success-rate", "build-time-avg-last-10"]
 

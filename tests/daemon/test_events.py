@@ -101,7 +101,7 @@ def test_new_running_run_is_in_progress(cfg: Settings) -> None:
     }
     assert u.run.terminal is False
     assert u.run.generation == 1
-    assert u.run.jenkins_start_ms == START
+    assert u.run.ci_start_ms == START
     assert u.run.acked_state is None
     b = checked(u)["event"]["build"]
     assert b["displayName"] == "team/app #3"
@@ -166,7 +166,7 @@ def test_reused_number_with_a_different_exact_start_is_a_new_run(cfg: Settings) 
 
 def test_reused_number_without_exact_starts_uses_the_inode(cfg: Settings) -> None:
     prior = prior_from(next_update(finished(start_is_exact=False), None, cfg, taken=never))
-    assert prior.jenkins_start_ms is None
+    assert prior.ci_start_ms is None
     assert next_update(finished(start_is_exact=False), prior, cfg, taken=never) is None
     u = next_update(facts(start_is_exact=False, dir_ino=2000), prior, cfg, taken=never)
     assert u is not None

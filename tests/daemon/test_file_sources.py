@@ -167,10 +167,12 @@ def test_the_gocd_preset_reads_consoles_as_result_files(tmp_path: Path) -> None:
     (job / "cruise-output" / "console.log").write_bytes(CONSOLE.replace(b" UTC", b" CET"))
     batches, _ = _poll(source)
     (facts,) = batches[0].facts
-    assert (facts.job, facts.number, facts.state, facts.running) == (
+    # GoCD's word, as the console says it; the event rules make it a Compass state
+    assert (facts.job, facts.number, facts.result, facts.state, facts.running) == (
         "shop/build/unit",
         "12.1",
-        "FAILED",
+        "failed",
+        None,
         False,
     )
     assert (facts.start_ms, facts.end_ms) == (1458578707452, 1458578726461)  # 16:45 UTC
@@ -185,7 +187,7 @@ def test_the_gocd_preset_ignores_what_its_log_source_kept(tmp_path: Path) -> Non
     assert source.seen == {}
     batches, problems = _poll(source)
     assert problems == [] and _files(batches) == {str(console): True}, "its first poll: history"
-    assert batches[1].facts[0].state == "FAILED"
+    assert batches[1].facts[0].result == "failed"
 
 
 def test_a_log_source_ignores_what_a_result_file_source_kept(tmp_path: Path) -> None:
@@ -200,7 +202,7 @@ def test_a_log_source_ignores_what_a_result_file_source_kept(tmp_path: Path) -> 
     source = LogSource(cfg, host="ci", checkpoints={STARTED_MARK: {"at_ms": 1}, **foreign})
     (tmp_path / "a.log").write_text("7 ok\n")
     facts = [f for item in source.poll() if isinstance(item, FileBatch) for f in item.facts]
-    assert [(f.number, f.state) for f in facts] == [("7", "SUCCESSFUL")]
+    assert [(f.number, f.result) for f in facts] == [("7", "ok")]
 
 
 @pytest.mark.parametrize("key", ["rules", "path_pattern", "max_line_bytes"])

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import __version__
 from daemon.config import parse_listen
-from daemon.config.types import COMPASS_STATES
 from daemon.ops.metrics import Metrics, MetricsServer
+from parsers.vocabulary import BUILD_STATES
 
 
 @dataclass
@@ -150,7 +150,7 @@ async def test_metrics_counts_what_the_daemon_reports(
 def test_the_series_alerts_count_start_at_0() -> None:
     """rate() and increase() see an increment only between two samples: these exist before the first."""
     found = samples(generate_latest(Metrics().registry).decode())
-    for state in COMPASS_STATES:
+    for state in BUILD_STATES:
         assert value(found, "buildtail_runs_detected_total", kind="build", state=state) == 0
     assert value(found, "buildtail_events_sent_total", outcome="accepted", status="202") == 0
     assert value(found, "buildtail_events_sent_total", outcome="retry", status="429") == 0

@@ -27,7 +27,7 @@ def run_row(
     generation: int = 1,
     pipeline_id: str | None = None,
     source: str = "jenkins",
-    jenkins_start_ms: int | None = 1_700_000_000_000,
+    ci_start_ms: int | None = 1_700_000_000_000,
     dir_ino: int | None = 42,
 ) -> RunRow:
     return RunRow(
@@ -37,7 +37,7 @@ def run_row(
         generation=generation,
         pipeline_id=pipeline_id or f"{job}#{number}",
         started_at_ms=1_700_000_000_000,
-        jenkins_start_ms=jenkins_start_ms,
+        ci_start_ms=ci_start_ms,
         dir_ino=dir_ino,
         state=state,
         terminal=terminal,
@@ -245,11 +245,11 @@ def test_open_runs_latest_run_and_pipeline_id_taken(store: Store) -> None:
     assert {(r.job, r.number) for r in store.open_runs("jenkins")} == {("app", 1)}
     assert [r.pipeline_id for r in store.open_runs("other-ci")] == ["x#1"]
     # a reused number: generation 2 is the latest
-    record(store, run_row("app", 2, generation=2, pipeline_id="app#2.2", jenkins_start_ms=5))
+    record(store, run_row("app", 2, generation=2, pipeline_id="app#2.2", ci_start_ms=5))
     latest = store.latest_run("jenkins", "app", 2)
     assert latest is not None
     assert latest.generation == 2 and latest.pipeline_id == "app#2.2"
-    assert latest.jenkins_start_ms == 5
+    assert latest.ci_start_ms == 5
     assert store.latest_run("jenkins", "app", 99) is None
     assert store.pipeline_id_taken("app#2") is True
     assert store.pipeline_id_taken("app#2.2") is True
@@ -258,10 +258,10 @@ def test_open_runs_latest_run_and_pipeline_id_taken(store: Store) -> None:
 
 def test_record_updates_existing_run_but_keeps_identity(store: Store) -> None:
     record(store, run_row("app", 1, dir_ino=1))
-    record(store, run_row("app", 1, state="SUCCESSFUL", terminal=True, dir_ino=2, jenkins_start_ms=9))
+    record(store, run_row("app", 1, state="SUCCESSFUL", terminal=True, dir_ino=2, ci_start_ms=9))
     row = store.latest_run("jenkins", "app", 1)
     assert row is not None
-    assert (row.pipeline_id, row.state, row.terminal, row.dir_ino, row.jenkins_start_ms) == (
+    assert (row.pipeline_id, row.state, row.terminal, row.dir_ino, row.ci_start_ms) == (
         "app#1",
         "SUCCESSFUL",
         True,

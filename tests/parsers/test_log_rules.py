@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from parsers.log_rules import LineEvent, RuleError, RuleSet, check_template, parse_time, render_pipeline
+from parsers.log_rules import LineEvent, RuleError, RuleSet, check_template, parse_time, render_template
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -349,8 +349,8 @@ def test_scan_speed_on_50_mb_of_non_matching_lines() -> None:
         ("{id}{id}", {"id": "ab"}, "abab"),
     ],
 )
-def test_render_pipeline(template: str, fields: dict[str, str], expected: str) -> None:
-    assert render_pipeline(template, fields) == expected
+def test_render_template(template: str, fields: dict[str, str], expected: str) -> None:
+    assert render_template(template, fields) == expected
 
 
 @pytest.mark.parametrize(
@@ -376,7 +376,7 @@ def test_check_template_accepts_known_groups() -> None:
     rules = RuleSet(start=r"(?P<name>\w+) (?P<id>\d+) go", finish=r"(?P<id>\d+) (?P<result>\w+)")
     check_template("{name}-{id}-{result}", rules.group_names)
     with pytest.raises(RuleError):
-        render_pipeline("{oops", {})
+        render_template("{oops", {})
 
 
 def test_pattern_is_one_compiled_multiline_regex() -> None:

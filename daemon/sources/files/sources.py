@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil import tz as dateutil_tz
 
+from daemon.clock import now_ms
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
 from daemon.sources.files.globbing import PatternWalker
@@ -40,7 +41,7 @@ from parsers import (
     parse_cruisecontrol_log,
     parse_junit,
     parse_result_file,
-    render_pipeline,
+    render_template,
 )
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "LogSource",
     "ResultFileSource",
     "checkpoint_value",
-    "state_for_word",
 ]
 
 STARTED_MARK = "#started"  # a log source's checkpoint that says its first start is behind it
@@ -59,21 +59,6 @@ SETTLE_S = 2.0  # an unreadable file written this recently is most likely still 
 READ_PIECE = 4 << 20  # GoCD consoles are read in pieces of this size
 
 log = logging.getLogger("buildtail.files")
-
-_DEFAULT_WORDS = {
-    "SUCCESSFUL": ("success", "successful", "succeeded", "passed", "pass", "ok", "green", "fixed"),
-    "FAILED": ("failure", "failed", "fail", "broken", "red", "unstable"),
-    "ERROR": ("error", "errored", "exception"),
-    "CANCELLED": ("aborted", "cancelled", "canceled", "killed", "stopped", "skipped", "not_built"),
-    "TIMED_OUT": ("timeout", "timed_out", "timedout", "timed out"),
-}
-_WORD_STATE = {word: state for state, words in _DEFAULT_WORDS.items() for word in words}
-
-
-def state_for_word(word: str | None, result_map: Mapping[str, str]) -> str:
-    """A CI's word for a result -> a Compass state: the source's result_map first, then common words."""
-    key = (word or "").strip().lower()
-    return result_map.get(key) or _WORD_STATE.get(key) or "UNKNOWN"
 
 
 @dataclass
@@ -99,7 +84,7 @@ def _ms(when: datetime) -> int:
 
 
 def _url(template: str | None, fields: Mapping[str, str], fallback: str) -> str:
-    return render_pipeline(template, fields) if template else fallback
+    return render_template(template, fields) if template else fallback
 
 
 class LogSource:
@@ -153,15 +138,15 @@ class LogSource:
         try:
             mtime_ms = int(os.stat(chunk.path).st_mtime * 1000)
         except OSError:
-            mtime_ms = int(time.time() * 1000)
+            mtime_ms = now_ms()
         events = self.rules.scan(chunk.buffer, chunk.length)  # the lines where they were read, not a copy
         return [self._one(ev, path_fields, chunk.path, mtime_ms) for ev in events]
 
     def _one(self, ev: LineEvent, path_fields: dict[str, str], path: str, mtime_ms: int) -> RunFacts:
         fields = {**path_fields, **ev.fields}
-        run_id = render_pipeline(self.cfg.rules.id, fields) if self.cfg.rules.id else ev.id
+        run_id = render_template(self.cfg.rules.id, fields) if self.cfg.rules.id else ev.id
         fields.setdefault("id", run_id)
-        job = render_pipeline(self.cfg.rules.pipeline, fields).removesuffix(f"#{run_id}")
+        job = render_template(self.cfg.rules.pipeline, fields).removesuffix(f"#{run_id}")
         fields["pipeline"] = job
         when = _ms(ev.time) if ev.time is not None else mtime_ms
         url = _url(self.cfg.url, fields, f"file://{self.host}{path}")
@@ -178,8 +163,7 @@ class LogSource:
         )
         if ev.kind == "start":
             return base
-        state = state_for_word(ev.result, self.cfg.rules.result_map)
-        return replace(base, running=False, result=ev.result, state=state, end_ms=when)
+        return replace(base, running=False, result=ev.result, end_ms=when)  # the event rules map it
 
 
 def checkpoint_value(cp: Checkpoint) -> dict[str, Any]:
@@ -267,14 +251,14 @@ class ResultFileSource:
         if not self._started and self._history is None:
             self._history = {p for p in paths if isinstance(p, str)}
             # kept before any file: a first poll cut short goes on as one after a restart
-            yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": time.time_ns() // 1_000_000}))
+            yield FileBatch([], (FIRST_POLL_MARK, {"done": False, "at_ms": now_ms()}))
         for path in paths:
             if isinstance(path, Problem):
                 yield path
             else:
                 yield from self._file(path)
         if not self._started:
-            done = {"done": True, "at_ms": time.time_ns() // 1_000_000}
+            done = {"done": True, "at_ms": now_ms()}
             yield FileBatch([], (FIRST_POLL_MARK, done), self._first_poll_done)
 
     def _first_poll_done(self) -> None:
@@ -324,8 +308,7 @@ class ResultFileSource:
         return [self._record(path, parse_result_file(data, name=os.path.basename(path)), written)]
 
     def _record(self, path: str, rec: ResultRecord, written: int) -> RunFacts:
-        state = rec.state or state_for_word(rec.result, self.cfg.result_map)
-        running = state == "IN_PROGRESS"
+        running = rec.state == "IN_PROGRESS"
         fields = {"pipeline": rec.pipeline, "id": rec.id}
         notes = tuple(filter(None, [rec.description, self._junit(path, rec.junit)]))
         return RunFacts(
@@ -335,8 +318,8 @@ class ResultFileSource:
             running=running,
             start_ms=_ms(rec.started_at),
             start_is_exact=True,
-            result=rec.result or state,
-            state=None if running else state,
+            result=rec.result or rec.state,
+            state=None if running else rec.state,  # a state the file names; a result the event rules map
             end_ms=None if rec.completed_at is None else _ms(rec.completed_at),
             written_ms=written,
             run_url=rec.url or _url(self.cfg.url, fields, f"file://{self.host}{path}"),
@@ -381,7 +364,6 @@ class ResultFileSource:
             start_ms=_ms(started),
             start_is_exact=True,
             result="success" if build.success else "failure",
-            state="SUCCESSFUL" if build.success else "FAILED",
             end_ms=_ms(ended),
             written_ms=written,
             run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
@@ -416,7 +398,6 @@ class ResultFileSource:
             start_ms=start_ms,
             start_is_exact=job.started is not None,
             result=job.result,
-            state=state_for_word(job.result, self.cfg.result_map),
             end_ms=max(end_ms, start_ms),
             written_ms=written,
             run_url=_url(self.cfg.url, fields, f"file://{self.host}{path}"),
