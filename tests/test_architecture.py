@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "daemon.ops.status": 5,
     "daemon.ops.state_cmd": 5,
     "daemon.ops.health": 6,
+    "daemon.loop": 6,
     "daemon.service": 7,
     "daemon.backfill": 7,
     "daemon.cli": 8,
