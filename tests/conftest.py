@@ -1,12 +1,19 @@
-"""Fixtures shared by the test packages: Atlassian's Compass GraphQL schema and the fake's two modes."""
+"""Fixtures shared by the test packages: Atlassian's Compass GraphQL schema, the fake's two modes, and
+the real service in process."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 
 import pytest
 from graphql import GraphQLSchema
 
+from daemon.config import Settings
 from tests import compass_graphql
+from tests.inprocess import InProcess, running
 from tests.proxy_net import clean_proxy_env, company_ca, tinyproxy_factory, tls_compass_factory
+from tests.scripted import ScriptedTransport
 
 __all__ = ["clean_proxy_env", "company_ca", "tinyproxy_factory", "tls_compass_factory"]
 
@@ -28,3 +35,19 @@ def graphql_schema(request: pytest.FixtureRequest) -> bool:
         request.getfixturevalue("compass_schema")
         return True
     return False
+
+
+StartService = Callable[..., Awaitable[InProcess]]
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[StartService]:
+    """``await in_process(settings, transport=None)``: the real ``Service`` started in the test's event
+    loop with a ``ScriptedTransport`` (accepting by default), its main loop running as a task; exit and
+    shutdown at teardown, where a failed main loop or a body Compass would refuse fails the test."""
+    async with AsyncExitStack() as stack:
+
+        async def start(settings: Settings, transport: ScriptedTransport | None = None) -> InProcess:
+            return await stack.enter_async_context(running(settings, transport))
+
+        yield start

@@ -1,16 +1,24 @@
-"""The real ``Loop`` for tests that drive runners turn by turn in the test's own event loop."""
+"""The real daemon in the test's own event loop: the ``Service`` (startup, its main loop as a task,
+shutdown) with a scripted transport where Compass's HTTP API would be, and the real ``Loop`` for
+tests that drive runners turn by turn. Used where the process is not what a test is about; the
+tests of signals, systemd, kill -9 and upgrades keep the real process (``tests/e2e``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
+from daemon.config import Settings
 from daemon.loop import Loop
+from daemon.service import Service
 from daemon.sources.watch import Hint
 from daemon.store import Store
+from tests.scripted import ScriptedTransport
 
-__all__ = ["LossyQueue", "drain", "turn_until", "until"]
+__all__ = ["InProcess", "LossyQueue", "drain", "running", "settings_from", "turn_until", "until"]
 
 
 async def until(what: str, predicate: Callable[[], bool], within: float = 10.0) -> float:
@@ -54,3 +62,63 @@ class LossyQueue(asyncio.Queue[Hint]):
             self.lost.append(item)
             return
         super().put_nowait(item)
+
+
+def settings_from(raw: dict[str, Any]) -> Settings:
+    """Settings with a Compass that is never reached over the network (the transport answers)."""
+    compass = {
+        "base_url": "https://compass.invalid/gateway/api",
+        "cloud_id": "cloud",
+        "email": "ci@example.com",
+        "api_token": "not-used",
+        "rate_limit_per_minute": 0,
+    }
+    return Settings.model_validate({**raw, "compass": {**compass, **raw.get("compass", {})}})
+
+
+class InProcess:
+    """A started service and what a test reads from it."""
+
+    def __init__(self, service: Service, transport: ScriptedTransport) -> None:
+        self.service = service
+        self.transport = transport
+
+    def metric(self, name: str) -> float:
+        """A sample summed over its labels (0 before the first)."""
+        return sum(
+            sample.value
+            for family in self.service.metrics.registry.collect()
+            for sample in family.samples
+            if sample.name == name
+        )
+
+    def queue_depth(self) -> int:
+        assert self.service.store is not None
+        return self.service.store.outbox_depth()
+
+    async def scans(self, at_least: int, within: float = 10.0) -> None:
+        """Until the sources' reconcile scans reached ``at_least`` (everything before was seen)."""
+        await until(
+            f"{at_least} reconcile scan(s)",
+            lambda: self.metric("buildtail_reconcile_scans_total") >= at_least,
+            within,
+        )
+
+
+@asynccontextmanager
+async def running(settings: Settings, transport: ScriptedTransport | None = None) -> AsyncIterator[InProcess]:
+    """Startup, the main loop as a task, and on the way out exit and shutdown; a main loop that
+    failed fails the test."""
+    scripted = transport or ScriptedTransport()
+    service = Service(settings, transport=scripted)
+    await service.startup()
+    task = asyncio.create_task(service.main_loop())
+    try:
+        yield InProcess(service, scripted)
+    finally:
+        service.request_exit()
+        try:
+            await task
+        finally:
+            await service.shutdown()
+    scripted.assert_valid()
