@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from graphql import GraphQLSchema
@@ -38,6 +39,23 @@ def graphql_schema(request: pytest.FixtureRequest) -> bool:
 
 
 StartService = Callable[..., Awaitable[InProcess]]
+
+_PACKAGING = {"test_packaging.py", "test_unit_start.py", "test_maintainer_scripts.py"}
+_DAEMON_PROCESS_FIXTURES = {"daemon_factory", "scrape"}  # what starts ``buildtail run`` outside tests/e2e
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The markers a test gets from where it lives and what it starts, so none is forgotten: e2e
+    for the real daemon process, packaging for the package and the unit, and slow for both."""
+    e2e_dir = Path(__file__).parent / "e2e"
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.path.is_relative_to(e2e_dir) or fixtures & _DAEMON_PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+        if item.path.name in _PACKAGING:
+            item.add_marker(pytest.mark.packaging)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
