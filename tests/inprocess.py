@@ -14,6 +14,7 @@ from typing import Any
 from daemon.config import Settings
 from daemon.loop import Loop
 from daemon.service import Service
+from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.watch import Hint
 from daemon.store import Store
 from tests.scripted import ScriptedTransport
@@ -96,13 +97,23 @@ class InProcess:
         assert self.service.store is not None
         return self.service.store.outbox_depth()
 
-    async def scans(self, at_least: int, within: float = 10.0) -> None:
-        """Until the sources' reconcile scans reached ``at_least`` (everything before was seen)."""
+    async def settled(self, within: float = 10.0) -> None:
+        """Until nothing else can come of what is on disk now: two more reconcile scans of every
+        Jenkins source (a scan may be under way in its thread as this is called: the second one
+        started after it), then every queued event answered. What stands in for "wait a moment
+        and see that nothing more arrives"."""
+        sources = sum(1 for r in self.service.runners if isinstance(r, JenkinsRunner))
+        assert sources, "only the Jenkins sources count their reconcile scans"
+        target = self.metric("buildtail_reconcile_scans_total") + 2 * sources
         await until(
-            f"{at_least} reconcile scan(s)",
-            lambda: self.metric("buildtail_reconcile_scans_total") >= at_least,
+            "two reconcile scans of every source",
+            lambda: self.metric("buildtail_reconcile_scans_total") >= target,
             within,
         )
+        await until("an empty queue", lambda: self.queue_depth() == 0, within)
+
+    def jobs(self) -> int:
+        return sum(r.summary().jobs for r in self.service.runners)
 
 
 @asynccontextmanager

@@ -61,5 +61,9 @@ class ScriptedTransport:
             if properties_of(b).get("pipeline", {}).get("pipelineId") == pipeline_id
         ]
 
-    def pipeline_ids(self) -> set[str]:
-        return {str(properties_of(b).get("pipeline", {}).get("pipelineId")) for b in self.accepted}
+    def builds(self) -> dict[str, list[dict[str, Any]]]:
+        """pipelineId -> the bodies accepted for it, in order (the fake Compass's ``builds()``)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for body in self.accepted:
+            out.setdefault(str(properties_of(body)["pipeline"]["pipelineId"]), []).append(body)
+        return out
