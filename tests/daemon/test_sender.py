@@ -59,7 +59,9 @@ def queue(store: Store, tmp_path: Path, f: RunFacts) -> int:
     prior = store.latest_run(f.source, f.job, f.number)
     update = next_update(f, prior, cfg, taken=store.pipeline_id_taken)
     assert update is not None
-    return store.record(update.run, update.event, prior=prior)
+    seq = store.record(update.run, update.event, prior=prior)
+    assert seq is not None
+    return seq
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -292,7 +294,8 @@ async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
     sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
-        await asyncio.sleep(0.3)  # the token file is missing: every attempt fails and must be released
+        # the token file is missing: the attempts fail (each must release its slot) and delivery pauses
+        await wait_until(lambda: sender.paused is not None)
         assert fake.events == []
         token.write_text(fake.token + "\n")
         sender.resume()
@@ -320,8 +323,9 @@ class _Recording:
 
 
 class _OneTokenAtATime(TokenBucket):
-    async def acquire(self) -> None:
+    async def acquire(self) -> bool:
         await asyncio.sleep(0.005)  # a paced budget: the queue stays long while answers come back
+        return True
 
 
 async def test_a_terminal_event_is_not_held_behind_the_queue_by_its_unacknowledged_in_progress(
