@@ -283,3 +283,40 @@ async def test_a_symlink_loop_in_a_live_home_adds_no_phantom_job(
     await daemon.settled()  # anything phantom found with the loop would have been sent by now
     assert set(daemon.transport.builds()) == {"app#4"}, sorted(daemon.transport.builds())
     assert caplog.text.count("already read") == 2, "each loop said once"
+
+
+async def test_polling_mode(tmp_path: Path, home: JenkinsHome, in_process: StartService) -> None:
+    job = home.job("nfs/app")
+    daemon = await in_process(_settings(tmp_path, home, watch="polling", poll_interval="200ms"))
+    compass = daemon.transport
+    assert "0 watch(es)" in daemon.service.summary()
+    run = job.start()
+    await until("nfs/app#1 in progress", lambda: _states(compass, "nfs/app#1") == ["IN_PROGRESS"])
+    run.finish("SUCCESS")
+    assert _props(await _terminal(compass, "nfs/app#1"))["state"] == "SUCCESSFUL"
+    home.job("nfs/new-job").start().finish("FAILURE")  # a job created while running
+    assert _props(await _terminal(compass, "nfs/new-job#1"))["state"] == "FAILED"
+
+
+async def test_custom_builds_dir(tmp_path: Path, in_process: StartService) -> None:
+    home = JenkinsHome(tmp_path / "jenkins", builds_dir="${JENKINS_HOME}/builds/${ITEM_FULL_NAME}")
+    job = home.job("folder/app")
+    job.start().finish("SUCCESS")
+    assert job.builds_dir == home.root / "builds" / "folder" / "app"
+    daemon = await in_process(_settings(tmp_path, home))
+    job.start().finish("FAILURE")
+    assert _props(await _terminal(daemon.transport, "folder/app#2"))["state"] == "FAILED"
+    assert "folder/app#1" not in daemon.transport.builds()
+
+
+async def test_absurd_numbers_in_a_record_never_crash_the_daemon(
+    tmp_path: Path, home: JenkinsHome, in_process: StartService
+) -> None:
+    job = home.job("app")
+    daemon = await in_process(_settings(tmp_path, home))
+    job.start().finish("SUCCESS", duration_ms=999_999_999_999_999_999)
+    job.start().finish("FAILURE")
+    final = await _terminal(daemon.transport, "app#1")
+    assert _props(final)["completedAt"].startswith("9999-12-31"), "clamped to the last representable time"
+    assert _props(await _terminal(daemon.transport, "app#2"))["state"] == "FAILED"
+    assert daemon.service.health.healthy() == (True, "ok")  # and the main loop ends cleanly at teardown

@@ -68,31 +68,6 @@ def test_freestyle_run_sends_in_progress_then_successful(
     assert daemon.stop() == 0
 
 
-def test_polling_mode(
-    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
-) -> None:
-    job = home.job("nfs/app")
-    daemon = daemon_factory(make_config(tmp_path, home, compass, watch="polling", poll_interval="200ms"))
-    assert "0 watch(es)" in daemon.stderr
-    run = job.start()
-    compass.wait_for(lambda _: _states(compass, "nfs/app#1") == ["IN_PROGRESS"])
-    run.finish("SUCCESS")
-    assert _props(_terminal(compass, "nfs/app#1"))["state"] == "SUCCESSFUL"
-    home.job("nfs/new-job").start().finish("FAILURE")  # a job created while running
-    assert _props(_terminal(compass, "nfs/new-job#1"))["state"] == "FAILED"
-
-
-def test_custom_builds_dir(tmp_path: Path, compass: FakeCompass, daemon_factory: DaemonFactory) -> None:
-    home = JenkinsHome(tmp_path / "jenkins", builds_dir="${JENKINS_HOME}/builds/${ITEM_FULL_NAME}")
-    job = home.job("folder/app")
-    job.start().finish("SUCCESS")
-    assert job.builds_dir == home.root / "builds" / "folder" / "app"
-    daemon_factory(make_config(tmp_path, home, compass))
-    job.start().finish("FAILURE")
-    assert _props(_terminal(compass, "folder/app#2"))["state"] == "FAILED"
-    assert "folder/app#1" not in compass.builds()
-
-
 def test_transient_errors_are_retried_in_order(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:
@@ -208,19 +183,6 @@ def test_systemd_notify_ready_watchdog_and_stopping(
     finally:
         del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
         sock.close()
-
-
-def test_absurd_numbers_in_a_record_never_crash_the_daemon(
-    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
-) -> None:
-    job = home.job("app")
-    daemon = daemon_factory(make_config(tmp_path, home, compass))
-    job.start().finish("SUCCESS", duration_ms=999_999_999_999_999_999)
-    job.start().finish("FAILURE")
-    final = _terminal(compass, "app#1")
-    assert _props(final)["completedAt"].startswith("9999-12-31"), "clamped to the last representable time"
-    assert _props(_terminal(compass, "app#2"))["state"] == "FAILED"
-    assert daemon.alive() and daemon.stop() == 0
 
 
 def test_polling_after_a_restart_sees_the_next_run_at_once(
