@@ -103,6 +103,7 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
         store.close()
 
 
+@pytest.mark.slow  # ten trials a case: 3 to 12 s a case, measured
 @pytest.mark.parametrize(
     ("watch", "lose_every"),
     [("inotify", 0), ("polling", 0), ("inotify", 3)],
