@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -245,7 +244,9 @@ async def test_budget_paces_requests(
     times = [r.at for r in fake.requests]
     # nothing was sent in the last minute: the burst of 3 goes at once, then 2 per second
     assert times[2] - times[0] < 0.3
-    assert all(b - a >= 0.45 for a, b in itertools.pairwise(times[2:]))
+    # the k-th paced request is never earlier than k half-seconds after the burst (a gap alone may
+    # be short when the request before it arrived late on a loaded machine)
+    assert all(t - times[2] >= 0.5 * k - 0.05 for k, t in enumerate(times[2:]))
     assert times[-1] - times[0] >= 1.4
 
 
