@@ -2,9 +2,9 @@
 
 Startup opens the state database, starts one runner per configured source (each discovers its files
 and catches up on what happened while the daemon was down, or on the very first start only on what
-is in progress) and starts delivery; then systemd hears READY. The main loop sleeps until a hint
-arrives or a runner has work due, hands each hint to the runner whose watches produced it, and lets
-every runner do what is due. Signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration,
+is in progress) and starts delivery; then systemd hears READY. The main loop (``daemon.loop``) sleeps
+until a hint arrives or a runner has work due, hands each hint to the runner whose watches produced
+it, and lets every runner do what is due. Signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration,
 SIGUSR2 (from ``buildtail backfill``) says events were queued by another process.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from pathlib import Path
 
 from daemon.clock import now_ms
@@ -22,6 +21,7 @@ from daemon.delivery.delivery import Delivery
 from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.transport import Transport
 from daemon.history import HistoryPolicy
+from daemon.loop import Loop
 from daemon.ops.health import Health
 from daemon.ops.metrics import Metrics, MetricsServer
 from daemon.ops.notify import Notifier
@@ -30,7 +30,7 @@ from daemon.recovery import open_store
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext
-from daemon.sources.watch import OVERFLOW, Hint, InotifyReader
+from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import Store
 
 __all__ = ["Service"]
@@ -38,8 +38,6 @@ __all__ = ["Service"]
 log = logging.getLogger("buildtail")
 
 SHUTDOWN_GRACE_S = 10.0
-IDLE_WAKE_S = 60.0
-READER_RETRY_S = 5.0  # a new inotify reader that could not be started is tried again this often
 
 _WAKE = Hint(None, "wake")  # not from inotify: only ends the wait for hints
 
@@ -61,17 +59,16 @@ class Service:
         self.store: Store | None = None
         self.recorder: Recorder | None = None
         self.delivery: Delivery | None = None
-        self.reader: InotifyReader | None = None
         self.runners: list[Runner] = []
         self.notifier = Notifier()
         self.metrics = Metrics()
+        self.loop = Loop(self.hints, self.runners, self.metrics)
         self.health = Health(self)
         self.metrics_server: MetricsServer | None = None
         self.started = False
         self._transport = transport
         self._reload_requested = False
         self._watchdog_task: asyncio.Task[None] | None = None
-        self._reader_retry_at = float("inf")
 
     # --- signals -----------------------------------------------------------------------------------
 
@@ -164,84 +161,29 @@ class Service:
 
     # --- the main loop -----------------------------------------------------------------------------
 
+    @property
+    def reader(self) -> InotifyReader | None:
+        """The inotify reader the runners share; the loop restarts it if its thread ends."""
+        return self.loop.reader
+
+    @reader.setter
+    def reader(self, reader: InotifyReader | None) -> None:
+        self.loop.reader = reader
+
     async def main_loop(self) -> None:
+        """``Loop`` turns until exit, a reload between a turn's wait and its dispatch."""
         while not self.should_exit.is_set():
-            if self.reader is not None and self.hints.empty():
-                self.reader.flush_retired()  # nothing waiting: a moment for the bookkeeping
-            deadline = min((r.deadline() for r in self.runners), default=time.monotonic() + IDLE_WAKE_S)
-            deadline = min(deadline, self._reader_retry_at)
-            batch = await self._hints_until(deadline)
+            batch = await self.loop.wait()
             if self.should_exit.is_set():
                 break
             if self._reload_requested:
                 self._reload_requested = False
                 await self.reload()
-            self._dispatch(batch)
-            if self.reader is not None and self.reader.stopped:
-                self._restart_reader()
-            for runner in list(self.runners):
-                await runner.due()
+            await self.loop.run(batch)
             assert self.delivery is not None
             if (exc := self.delivery.failure()) is not None:
                 log.critical("the delivery loop stopped: %r", exc)
                 raise RuntimeError("delivery loop stopped") from exc
-
-    async def _hints_until(self, deadline: float) -> list[Hint]:
-        """Every hint that arrives before ``deadline`` (a monotonic time), waiting for the first."""
-        batch: list[Hint] = []
-        timeout = deadline - time.monotonic()
-        if timeout > 0:
-            try:
-                batch.append(await asyncio.wait_for(self.hints.get(), timeout))
-            except TimeoutError:
-                pass
-        while not self.hints.empty():
-            batch.append(self.hints.get_nowait())
-        return batch
-
-    def _dispatch(self, batch: list[Hint]) -> None:
-        by_name = {r.name: r for r in self.runners}
-        if OVERFLOW in batch:
-            log.warning("the inotify queue overflowed; scanning everything again")
-            self.metrics.inotify_overflow()
-            self._rescan_all()
-        for hint in batch:
-            if hint.directory is not None and (owner := by_name.get(hint.owner)) is not None:
-                owner.claim(hint)
-
-    def _rescan_all(self) -> None:
-        """Events were lost: each runner scans its sources and adds its watches again."""
-        for runner in self.runners:
-            runner.overflow()
-
-    def _restart_reader(self) -> None:
-        """The inotify reader thread ended unasked (``READER_STOPPED``, or found dead on a wake-up): a
-        new one, every watch added again by the rescan that follows. Until a new one starts, the
-        rescans every ``READER_RETRY_S`` are the sources' polling."""
-        reader = self.reader
-        assert reader is not None
-        if self._reader_retry_at == float("inf"):  # once per stop, not once per retry
-            error = reader.stopped_error
-            log.error(
-                "the inotify reader stopped (%s); starting a new one and scanning everything again",
-                "no error" if error is None else f"{type(error).__name__}: {error}",
-            )
-            self.metrics.inotify_reader_stopped()
-        try:
-            reader.restart()
-        except OSError as exc:
-            if self._reader_retry_at == float("inf"):
-                log.error(
-                    "cannot start a new inotify reader (%s); rescanning every %gs until one starts",
-                    exc.strerror or exc,
-                    READER_RETRY_S,
-                )
-            self._reader_retry_at = time.monotonic() + READER_RETRY_S
-        else:
-            if self._reader_retry_at != float("inf"):
-                log.info("a new inotify reader runs again")
-            self._reader_retry_at = float("inf")
-        self._rescan_all()
 
     # --- shutdown and reload -----------------------------------------------------------------------
 

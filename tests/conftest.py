@@ -1,12 +1,20 @@
-"""Fixtures shared by the test packages: Atlassian's Compass GraphQL schema and the fake's two modes."""
+"""Fixtures shared by the test packages: Atlassian's Compass GraphQL schema, the fake's two modes, and
+the real service in process."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from graphql import GraphQLSchema
 
+from daemon.config import Settings
 from tests import compass_graphql
+from tests.inprocess import InProcess, running
 from tests.proxy_net import clean_proxy_env, company_ca, tinyproxy_factory, tls_compass_factory
+from tests.scripted import ScriptedTransport
 
 __all__ = ["clean_proxy_env", "company_ca", "tinyproxy_factory", "tls_compass_factory"]
 
@@ -28,3 +36,36 @@ def graphql_schema(request: pytest.FixtureRequest) -> bool:
         request.getfixturevalue("compass_schema")
         return True
     return False
+
+
+StartService = Callable[..., Awaitable[InProcess]]
+
+_PACKAGING = {"test_packaging.py", "test_unit_start.py", "test_maintainer_scripts.py"}
+_DAEMON_PROCESS_FIXTURES = {"daemon_factory", "scrape"}  # what starts ``buildtail run`` outside tests/e2e
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The markers a test gets from where it lives and what it starts, so none is forgotten: e2e
+    for the real daemon process, packaging for the package and the unit, and slow for both."""
+    e2e_dir = Path(__file__).parent / "e2e"
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.path.is_relative_to(e2e_dir) or fixtures & _DAEMON_PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+        if item.path.name in _PACKAGING:
+            item.add_marker(pytest.mark.packaging)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[StartService]:
+    """``await in_process(settings, transport=None)``: the real ``Service`` started in the test's event
+    loop with a ``ScriptedTransport`` (accepting by default), its main loop running as a task; exit and
+    shutdown at teardown, where a failed main loop or a body Compass would refuse fails the test."""
+    async with AsyncExitStack() as stack:
+
+        async def start(settings: Settings, transport: ScriptedTransport | None = None) -> InProcess:
+            return await stack.enter_async_context(running(settings, transport))
+
+        yield start

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "daemon.ops.status": 6,
     "daemon.ops.state_cmd": 6,
     "daemon.ops.health": 7,
+    "daemon.loop": 7,
     "daemon.service": 8,
     "daemon.backfill": 8,
     "daemon.cli": 9,

@@ -11,6 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # mypy over the whole tree: tens of seconds; run ruff and mypy by hand
+
 
 def _tool(name: str) -> str:
     exe = Path(sys.executable).with_name(name)

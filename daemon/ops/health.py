@@ -16,15 +16,53 @@ import time
 from typing import Protocol
 
 from daemon.config import Settings
-from daemon.delivery.delivery import Delivery
 from daemon.ops.notify import Notifier
-from daemon.recorder import Recorder
-from daemon.sources.watch import InotifyReader
-from daemon.store import Store
 
-__all__ = ["Health", "ServiceView"]
+__all__ = ["BudgetView", "DeliveryView", "Health", "ReaderView", "RecorderView", "ServiceView", "StoreView"]
 
 log = logging.getLogger("buildtail")
+
+
+# What health reads of each part, and nothing more: health depends on these few names, not on the
+# recorder, the watcher or delivery themselves (which sit in other rooms of the house).
+
+
+class StoreView(Protocol):
+    def outbox_depth(self) -> int: ...
+    def oldest_queued_ms(self) -> int | None: ...
+    def dead_letter_count(self) -> int: ...
+
+
+class RecorderView(Protocol):
+    @property
+    def store_writable(self) -> bool: ...
+
+
+class BudgetView(Protocol):
+    @property
+    def tokens(self) -> float: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def paced(self) -> float: ...
+
+
+class DeliveryView(Protocol):
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def paused(self) -> str | None: ...
+    @property
+    def pause_cause(self) -> str | None: ...
+    @property
+    def bucket(self) -> BudgetView: ...
+
+
+class ReaderView(Protocol):
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def count(self) -> int: ...
 
 
 class ServiceView(Protocol):
@@ -35,13 +73,13 @@ class ServiceView(Protocol):
     @property
     def settings(self) -> Settings: ...
     @property
-    def store(self) -> Store | None: ...
+    def store(self) -> StoreView | None: ...
     @property
-    def recorder(self) -> Recorder | None: ...
+    def recorder(self) -> RecorderView | None: ...
     @property
-    def delivery(self) -> Delivery | None: ...
+    def delivery(self) -> DeliveryView | None: ...
     @property
-    def reader(self) -> InotifyReader | None: ...
+    def reader(self) -> ReaderView | None: ...
     def summary(self) -> str: ...
 
 

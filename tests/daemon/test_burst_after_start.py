@@ -18,12 +18,14 @@ import pytest
 from daemon.clock import now_ms
 from daemon.config import Settings
 from daemon.history import HistoryPolicy
+from daemon.loop import Loop
+from daemon.ops.metrics import Metrics
 from daemon.recorder import Recorder
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
 from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import Store
-from tests.daemon.runner_loop import Loop
+from tests.inprocess import LossyQueue, drain
 from tools.fake_jenkins import JenkinsHome, Run
 
 JOBS = (("app", "freestyle"), ("team/api", "freestyle"), ("pipe", "pipeline"))
@@ -75,11 +77,6 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
         }
     )
     store = Store(settings.state_dir)
-    queue: asyncio.Queue[Hint] = asyncio.Queue()
-    reader = InotifyReader(asyncio.get_running_loop(), queue)
-    reader.start()
-    recorder = Recorder(store, settings, history=_policy(store, settings))
-    runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, reader))
     seen = 0
 
     def lose(hint: Hint) -> bool:
@@ -89,24 +86,28 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
         seen += 1
         return seen % lose_every == 0
 
-    loop = Loop(store, queue, reader, lose=lose)
-    loop.runners.append(runner)
+    queue = LossyQueue(lose)
+    reader = InotifyReader(asyncio.get_running_loop(), queue)
+    reader.start()
+    recorder = Recorder(store, settings, history=_policy(store, settings))
+    runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, reader))
+    loop = Loop(queue, [runner], Metrics(), reader)
     try:
         await runner.start(first_start=True)
-        queued: dict[str, str] = loop.queued()
+        queued: dict[str, str] = drain(store)
         assert queued == {"app#2": "IN_PROGRESS"}, queued
         writer = asyncio.create_task(asyncio.to_thread(burst, home, running))
         end: float | None = None
         while True:
             await loop.turn(0.01)
-            queued.update(loop.queued())
+            queued.update(drain(store))
             if writer.done():
                 if end is None:
                     end = time.monotonic() + LATE_AFTER_S
                 written = writer.result()
                 finished = {p for p, state in queued.items() if state != "IN_PROGRESS"}
                 if set(written) <= finished or time.monotonic() > end:
-                    assert not lose_every or loop.lost, "the trial lost no hint"
+                    assert not lose_every or queue.lost, "the trial lost no hint"
                     return sorted(set(written) - finished)
     finally:
         await runner.close()
@@ -114,6 +115,7 @@ async def _trial(tmp: Path, watch: str, lose_every: int = 0) -> list[str]:
         store.close()
 
 
+@pytest.mark.slow  # ten trials a case: 3 to 12 s a case, measured
 @pytest.mark.parametrize(
     ("watch", "lose_every"),
     [("inotify", 0), ("polling", 0), ("inotify", 3)],

@@ -18,6 +18,8 @@ from daemon.backfill import find_history
 from daemon.clock import now_ms
 from daemon.config import JenkinsSourceSettings, Settings, SourceSettings
 from daemon.history import GLOBAL_CUTOFF_KEY, HistoryPolicy, cutoff_key
+from daemon.loop import Loop
+from daemon.ops.metrics import Metrics
 from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.files.sources import STARTED_MARK, LogSource, ResultFileSource
@@ -25,7 +27,7 @@ from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext
 from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import PRIORITY_BACKFILL, Store
-from tests.daemon.runner_loop import Loop
+from tests.inprocess import drain, turn_until
 from tools.fake_jenkins import JenkinsHome
 
 HOUR_MS = 3_600_000
@@ -48,7 +50,7 @@ class _Daemon:
 
     def __init__(self, store: Store, queue: asyncio.Queue[Hint], reader: InotifyReader) -> None:
         self.store = store
-        self.loop = Loop(store, queue, reader)
+        self.loop = Loop(queue, [], Metrics(), reader)
         self.reader = reader
         self.recorder: Recorder | None = None
 
@@ -206,10 +208,10 @@ async def test_the_first_start_sends_no_history(tmp_path: Path, daemon: _Daemon,
     k.history()
     await daemon.start(settings)
     await daemon.loop.turn(0.05)
-    assert daemon.loop.queued() == k.in_progress
+    assert drain(daemon.store) == k.in_progress
     expected = k.news()
-    await daemon.loop.until("the news", lambda: daemon.store.outbox_depth() >= len(expected))
-    assert daemon.loop.queued() == expected
+    await turn_until(daemon.loop, "the news", lambda: daemon.store.outbox_depth() >= len(expected))
+    assert drain(daemon.store) == expected
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
@@ -228,11 +230,11 @@ async def test_a_source_added_on_reload_sends_no_history(
     settings = _settings(tmp_path, other, added)
     await daemon.add(settings, settings.sources[1])
     await daemon.loop.turn(0.05)
-    assert daemon.loop.queued() == k.in_progress
+    assert drain(daemon.store) == k.in_progress
     assert daemon.store.get_meta_int(cutoff_key(k.name)) is not None  # kept across restarts
     expected = k.news()
-    await daemon.loop.until("the news", lambda: daemon.store.outbox_depth() >= len(expected))
-    assert daemon.loop.queued() == expected
+    await turn_until(daemon.loop, "the news", lambda: daemon.store.outbox_depth() >= len(expected))
+    assert drain(daemon.store) == expected
 
 
 async def test_backfill_sends_the_jenkins_history_of_its_window(tmp_path: Path, daemon: _Daemon) -> None:
@@ -241,12 +243,12 @@ async def test_backfill_sends_the_jenkins_history_of_its_window(tmp_path: Path, 
     k.job.start(start_ms=now_ms() - 3 * HOUR_MS).finish("SUCCESS")  # #1, before the window
     k.history()  # #2 finished an hour ago, #3 runs
     await daemon.start(settings)
-    assert daemon.loop.queued() == {"app#3": "IN_PROGRESS"}
+    assert drain(daemon.store) == {"app#3": "IN_PROGRESS"}
     since = now_ms() - 2 * HOUR_MS
     recorder = Recorder(daemon.store, settings, history=HistoryPolicy.backfill(since))
     for facts in find_history(settings, daemon.store, since):
         recorder.record(facts, priority=PRIORITY_BACKFILL)
-    assert daemon.loop.queued() == {"app#2": "SUCCESSFUL"}
+    assert drain(daemon.store) == {"app#2": "SUCCESSFUL"}
 
 
 def _read_all(settings: Settings) -> list[Any]:
@@ -270,7 +272,7 @@ async def test_backfill_leaves_file_sources_alone_and_its_window_decides(
     settings = _settings(tmp_path, k.source(tmp_path))
     k.history()
     await daemon.start(settings)
-    daemon.loop.queued()
+    drain(daemon.store)
     assert find_history(settings, daemon.store, 0) == []
     facts = [f for f in _read_all(settings) if not f.running]
     assert facts

@@ -1,5 +1,5 @@
 """Each kind of runner in process: a real store, a real recorder, real inotify on the running loop,
-and files written the way the CI writes them. The loop here is the service's, in a few lines."""
+and files written the way the CI writes them. The loop is the service's own."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ import pytest
 from daemon.clock import now_ms
 from daemon.config import Settings
 from daemon.history import HistoryPolicy
+from daemon.loop import Loop
+from daemon.ops.metrics import Metrics
 from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
 from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import Store
-from tests.daemon.runner_loop import Loop
+from tests.inprocess import LossyQueue, drain, turn_until
 from tools.fake_jenkins import JenkinsHome
 
 
@@ -77,7 +79,7 @@ async def test_jenkins_runner_reports_a_build_from_start_to_end(
         tmp_path, {"type": "jenkins", "home": str(home.root), "watch": watch, "poll_interval": "100ms"}
     )
     runner = JenkinsRunner(settings.jenkins_sources[0], _context(settings, store, reader))
-    loop = Loop(store, queue, reader)
+    loop = Loop(queue, [], Metrics(), reader)
     loop.runners.append(runner)
     await runner.start(first_start=False)
     assert runner.summary().jobs == 1
@@ -88,14 +90,14 @@ async def test_jenkins_runner_reports_a_build_from_start_to_end(
 
     run = job.start()
     run.log("building")
-    await loop.until("the run in progress", lambda: runner.summary().in_progress == 1)
-    assert loop.queued() == {"team/app#1": "IN_PROGRESS"}
+    await turn_until(loop, "the run in progress", lambda: runner.summary().in_progress == 1)
+    assert drain(store) == {"team/app#1": "IN_PROGRESS"}
     if watch == "inotify":
         assert runner.watch is not None and runner.watch.count == 2  # and the running build
 
     run.finish("FAILURE")
-    await loop.until("the run's end", lambda: runner.summary().in_progress == 0)
-    assert loop.queued() == {"team/app#1": "FAILED"}
+    await turn_until(loop, "the run's end", lambda: runner.summary().in_progress == 0)
+    assert drain(store) == {"team/app#1": "FAILED"}
     await loop.turn(0.01)
     if watch == "inotify":
         assert runner.watch is not None and runner.watch.count == 1  # the finished build is let go
@@ -106,7 +108,7 @@ async def test_jenkins_runner_reports_a_build_from_start_to_end(
 async def test_jenkins_runner_first_start_reports_only_what_runs(
     tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
 ) -> None:
-    store, queue, reader = world
+    store, _queue, reader = world
     home = JenkinsHome(tmp_path / "jenkins")
     job = home.job("app")
     job.start().finish("SUCCESS")
@@ -117,14 +119,14 @@ async def test_jenkins_runner_first_start_reports_only_what_runs(
     )
     runner = JenkinsRunner(settings.jenkins_sources[0], ctx)
     await runner.start(first_start=True)
-    assert Loop(store, queue, reader).queued() == {"app#2": "IN_PROGRESS"}
+    assert drain(store) == {"app#2": "IN_PROGRESS"}
     await runner.close()
 
 
 async def test_jenkins_runner_rescans_after_an_overflow(
     tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
 ) -> None:
-    store, queue, reader = world
+    store, _queue, reader = world
     home = JenkinsHome(tmp_path / "jenkins")
     job = home.job("app")
     polled_hourly = {"watch": "polling", "poll_interval": "1h", "reconcile_interval": "1h"}
@@ -136,7 +138,7 @@ async def test_jenkins_runner_rescans_after_an_overflow(
     runner.overflow()
     assert runner.deadline() <= time.monotonic()
     await runner.due()
-    assert Loop(store, queue, reader).queued() == {"app#1": "SUCCESSFUL"}
+    assert drain(store) == {"app#1": "SUCCESSFUL"}
 
 
 # --- the file runner ------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ async def test_file_runner_tails_a_log_and_releases_it_on_close(
         tmp_path, {"type": "log", "name": "ci", "paths": [str(logs / "*.log")], "rules": RULES}
     )
     runner = FileSourceRunner(settings.file_sources[0], _context(settings, store, reader))
-    loop = Loop(store, queue, reader)
+    loop = Loop(queue, [], Metrics(), reader)
     loop.runners.append(runner)
     await runner.start(first_start=True)
     assert runner.watch is not None and runner.watch.count == 1  # the directory the pattern reaches
@@ -167,8 +169,8 @@ async def test_file_runner_tails_a_log_and_releases_it_on_close(
 
     with path.open("a") as fh:
         fh.write("START nightly 7\nEND nightly 7 success\n")
-    await loop.until("the run", lambda: bool(store.outbox_depth()))
-    assert loop.queued() == {"nightly#7": "SUCCESSFUL"}
+    await turn_until(loop, "the run", lambda: bool(store.outbox_depth()))
+    assert drain(store) == {"nightly#7": "SUCCESSFUL"}
     assert runner.deadline() > time.monotonic()  # the safety poll waits; hints bring it forward
 
     await runner.close()
@@ -214,10 +216,10 @@ async def _jenkins(
     home.job("app").start().finish("SUCCESS")
     settings = _settings(tmp_path, {"type": "jenkins", "home": str(home.root), "reconcile_interval": "1h"})
     runner = JenkinsRunner(settings.jenkins_sources[0], _context(settings, store, reader))
-    loop = Loop(store, queue, reader)
+    loop = Loop(queue, [], Metrics(), reader)
     loop.runners.append(runner)
     await runner.start(first_start=False)
-    loop.queued()
+    drain(store)
     return home, runner, loop
 
 
@@ -239,7 +241,7 @@ async def test_a_run_first_seen_between_its_log_and_its_record_is_looked_at_agai
     runner.source.observe = spy  # type: ignore[method-assign,assignment]
     run = home.job("app").start()
     run.log("Finished: SUCCESS")  # the log is complete, build.xml not yet written
-    await loop.until("a look at the new run", lambda: any(d == run.dir for d, _ in looks))
+    await turn_until(loop, "a look at the new run", lambda: any(d == run.dir for d, _ in looks))
     await loop.turn(0.01)
     assert (run.dir, False) in looks and (run.dir, True) in looks, looks
 
@@ -247,11 +249,12 @@ async def test_a_run_first_seen_between_its_log_and_its_record_is_looked_at_agai
 async def test_a_watched_run_not_yet_readable_keeps_its_watch_through_a_scan(
     tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
 ) -> None:
+    store = world[0]
     home, runner, loop = await _jenkins(tmp_path, world)
     job = home.job("app")
     run_dir = job.builds_dir / "2"
     run_dir.mkdir()  # Jenkins makes the directory first, the log a moment later
-    await loop.until("the watch on the new run", lambda: run_dir in runner.wanted()[0])
+    await turn_until(loop, "the watch on the new run", lambda: run_dir in runner.wanted()[0])
     await loop.turn(0.05)
     runner.overflow()
     await runner.due()  # a full scan re-syncs the watches
@@ -260,30 +263,36 @@ async def test_a_watched_run_not_yet_readable_keeps_its_watch_through_a_scan(
     (job.dir / "nextBuildNumber").write_text("3\n")
     (run_dir / "log").write_text("Started by user admin\nBuilding in workspace /w\n")
     seen: dict[str, str] = {}
-    await loop.until(
+    await turn_until(
+        loop,
         "the run from its own directory's hint",
-        lambda: seen.update(loop.queued()) or seen.get("app#2") == "IN_PROGRESS",
+        lambda: seen.update(drain(store)) or seen.get("app#2") == "IN_PROGRESS",
         within=3,
     )
 
 
-async def test_a_lost_hint_costs_a_sweep_not_a_scan(
-    tmp_path: Path, world: tuple[Store, asyncio.Queue[Hint], InotifyReader]
-) -> None:
-    store, queue, reader = world
+async def test_a_lost_hint_costs_a_sweep_not_a_scan(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    queue = LossyQueue(lambda h: h.directory is not None and h.directory.parent.name == "b")
+    reader = InotifyReader(asyncio.get_running_loop(), queue)
+    reader.start()
     home = JenkinsHome(tmp_path / "jenkins")
     for name in ("a", "b"):
         home.job(name).start().finish("SUCCESS")
     settings = _settings(tmp_path, {"type": "jenkins", "home": str(home.root), "reconcile_interval": "1h"})
     runner = JenkinsRunner(settings.jenkins_sources[0], _context(settings, store, reader))
-    loop = Loop(
-        store, queue, reader, lose=lambda h: h.directory is not None and h.directory.parent.name == "b"
-    )
-    loop.runners.append(runner)
-    await runner.start(first_start=False)
-    loop.queued()
-    home.job("b").start().finish("FAILURE")  # every hint about b is lost
-    home.job("a").start().finish("SUCCESS")  # a burst next to it
-    seen: dict[str, str] = {}
-    await loop.until("both runs", lambda: {"a#2", "b#2"} <= set(seen.update(loop.queued()) or seen), within=3)
-    assert loop.lost, "the hints about b were lost"
+    loop = Loop(queue, [runner], Metrics(), reader)
+    try:
+        await runner.start(first_start=False)
+        drain(store)
+        home.job("b").start().finish("FAILURE")  # every hint about b is lost
+        home.job("a").start().finish("SUCCESS")  # a burst next to it
+        seen: dict[str, str] = {}
+        await turn_until(
+            loop, "both runs", lambda: {"a#2", "b#2"} <= set(seen.update(drain(store)) or seen), within=3
+        )
+        assert queue.lost, "the hints about b were lost"
+    finally:
+        await runner.close()
+        reader.stop()
+        store.close()

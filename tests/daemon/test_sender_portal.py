@@ -63,6 +63,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+@pytest.mark.slow  # waits out the pause's real back-off: about 4 s
 async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resumes_by_itself(
     tmp_path: Path, store: Store, unused_tcp_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:

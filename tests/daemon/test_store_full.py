@@ -24,13 +24,15 @@ import pytest
 
 from daemon.config import Settings
 from daemon.history import HistoryPolicy
+from daemon.loop import Loop
 from daemon.ops.health import Health
+from daemon.ops.metrics import Metrics
 from daemon.recorder import Recorder
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
 from daemon.sources.watch import Hint, InotifyReader
 from daemon.store import Store
-from tests.daemon.runner_loop import Loop
+from tests.inprocess import drain, turn_until
 from tools.fake_jenkins import JenkinsHome
 
 CAUSE = "cannot write the state database"
@@ -109,8 +111,7 @@ async def test_a_full_disk_is_reported_once_readiness_holds_and_no_run_is_lost(
     reader.start()
     recorder = Recorder(store, settings, history=HistoryPolicy({}))
     runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, reader))
-    loop = Loop(store, queue, reader)
-    loop.runners.append(runner)
+    loop = Loop(queue, [runner], Metrics(), reader)
     health = Health(_View(settings, store, recorder))
     try:
         await runner.start(first_start=False)
@@ -123,7 +124,9 @@ async def test_a_full_disk_is_reported_once_readiness_holds_and_no_run_is_lost(
             run = job.start()
             run.finish("SUCCESS")
             # each build is tried, fails, and is kept for a later look while the disk stays full
-            await loop.until("the run kept", partial(operator.contains, runner.retries, run.dir), within=5)
+            await turn_until(
+                loop, "the run kept", partial(operator.contains, runner.retries, run.dir), within=5
+            )
             readiness.append(health.ready()[1])
             for _ in range(3):
                 await loop.turn(0.05)
@@ -141,10 +144,10 @@ async def test_a_full_disk_is_reported_once_readiness_holds_and_no_run_is_lost(
         arrived: dict[str, str] = {}
 
         def all_arrived() -> bool:
-            arrived.update(loop.queued())
+            arrived.update(drain(store))
             return len(arrived) == BUILDS
 
-        await loop.until("every run", all_arrived, within=15)
+        await turn_until(loop, "every run", all_arrived, within=15)
         assert set(arrived.values()) == {"SUCCESSFUL"}
         assert recorder.store_writable and health.ready() == (True, "ok")
         assert len([r for r in caplog.records if CAUSE in r.getMessage()]) == 1

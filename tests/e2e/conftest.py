@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from tests.fake_compass import FakeCompass
 from tools.daemon_process import REPO, DaemonProcess
 from tools.fake_jenkins import JenkinsHome
 
-__all__ = ["REPO", "TOKEN", "Daemon", "make_config", "wait_until"]
+__all__ = ["REPO", "TOKEN", "Daemon", "drained", "make_config", "metric", "wait_until"]
 
 TOKEN = "s3cr3t-T0KEN-never-logged"
 
@@ -39,6 +41,22 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric(daemon: Daemon, name: str) -> float:
+    """A sample of the daemon's /metrics, summed over its labels (0 before the first)."""
+    ports = re.findall(r"metrics on (http://127\.0\.0\.1:\d+)/metrics", daemon.stderr)
+    assert ports, daemon.stderr
+    with urllib.request.urlopen(f"{ports[-1]}/metrics", timeout=5) as resp:  # this start's port
+        text = resp.read().decode()
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def drained(daemon: Daemon, timeout: float = 10.0) -> None:
+    """Until every event the daemon has queued is answered. Called once it is ready (its start read
+    everything there was to read before READY), this is "anything a restart would send again has
+    been sent": what stands in for a moment's wait to see that nothing more arrives."""
+    wait_until(lambda: metric(daemon, "buildtail_queue_depth") == 0, timeout, "an empty queue")
 
 
 @pytest.fixture

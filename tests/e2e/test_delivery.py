@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
+from tests.e2e.conftest import REPO, TOKEN, Daemon, drained, make_config, wait_until
 from tests.fake_compass import FakeCompass, Fault
 from tools.fake_jenkins import JenkinsHome
 
@@ -112,7 +112,14 @@ def test_slow_answers_time_out_and_are_retried(
     compass.script(Fault(delay=3.0), Fault(reset=True))
     daemon.start()  # one event: the slow answer times out, the reset fails, the third try lands
     compass.wait_for(lambda events: any(_state(e) == "SUCCESSFUL" for e in events), timeout=30)
-    time.sleep(3.5)  # the slow request is answered late: Compass may take it too (at-least-once)
+    # the slow request is answered late, and Compass may take it too (at-least-once): until then
+    wait_until(
+        lambda: all(
+            r.status is not None or (r.fault is not None and r.fault.reset) for r in compass.requests
+        ),
+        timeout=10,
+        what="the late answer to the slow request",
+    )
     assert {_state(e) for e in compass.events} == {"SUCCESSFUL"}
     assert len({_build(e)["updateSequenceNumber"] for e in compass.events}) == 1, "the same event each time"
     assert len(compass.requests) >= 3
@@ -205,7 +212,7 @@ def test_sigterm_gives_in_flight_requests_time_and_exits_zero(
     assert time.monotonic() - started < 12
     daemon.start()
     compass.wait_for(lambda events: any(_state(e) == "SUCCESSFUL" for e in events), timeout=10)
-    time.sleep(1.0)
+    drained(daemon)
     seqs = [_build(e)["updateSequenceNumber"] for e in compass.events]
     assert len(seqs) == len(set(seqs)), "the answered request was acknowledged before exit: nothing resent"
     assert daemon.stop() == 0

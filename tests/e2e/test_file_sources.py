@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import Daemon, make_config, wait_until
+from tests.e2e.conftest import Daemon, drained, make_config, wait_until
 from tests.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
@@ -125,7 +125,7 @@ def test_log_rotation_truncation_and_restart_count_every_run_once(
     daemon.start()
     expected.append(pending.run("after-restart"))
     compass.wait_for(lambda _: set(expected) <= set(_terminal(compass)), timeout=20)
-    time.sleep(1.5)
+    drained(daemon)
     terminal = _terminal(compass)
     assert sorted(terminal) == sorted(expected), "every run once, nothing from before the first start"
     assert all(len(seqs) == 1 for seqs in terminal.values()), f"a line was counted twice: {terminal}"
@@ -237,7 +237,7 @@ def test_result_files_json_yaml_junit_and_in_progress(
     wait_until(lambda: "broken.json" in daemon.stderr, timeout=20, what="the bad file reported")
     assert daemon.stop() == 0
     daemon.start()
-    time.sleep(1.5)
+    drained(daemon)
     assert len(_terminal(compass)) == 2 and all(len(s) == 1 for s in _terminal(compass).values()), (
         "remembered"
     )
@@ -341,7 +341,7 @@ def test_a_cruisecontrol_log_moved_into_place_with_an_old_time_is_news(
     os.replace(fixed, logs / fixed.name)  # moved in while the daemon is down
     daemon.start()
     compass.wait_for(lambda _: "project1#9" in _terminal(compass), timeout=20)
-    time.sleep(1.5)
+    drained(daemon)
     terminal = _terminal(compass)
     assert sorted(terminal) == sorted(["project1#8", failure_id, "project1#9"]), "history stays out"
     assert all(len(seqs) == 1 for seqs in terminal.values()), f"sent twice: {terminal}"
@@ -394,10 +394,15 @@ def test_reload_that_changes_the_file_sources_releases_the_old_descriptors(
         cfg["sources"] = [_log_source(logs, poll_interval=interval)]
         daemon.config_path.write_text(json.dumps(cfg))
         daemon.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda n=reloads: daemon.stderr.count("configuration reloaded") == n, what="the reload")
+
+        def reloaded(n: int = reloads) -> bool:
+            return daemon.stderr.count("configuration reloaded") == n
+
+        def arrived(n: int = reloads) -> bool:
+            return f"nightly-backup#{n + 1}" in _terminal(compass)
+
+        wait_until(reloaded, what="the reload")
         cron.run("backup")
-        wait_until(
-            lambda n=reloads: f"nightly-backup#{n + 1}" in _terminal(compass), what="a run after the reload"
-        )
+        wait_until(arrived, what="a run after the reload")
         assert _open_descriptors(daemon.proc.pid, cron.path) == 1, "the replaced source's files stay open"
     assert sorted(_terminal(compass)) == [f"nightly-backup#{n}" for n in range(1, 5)]
