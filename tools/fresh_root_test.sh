@@ -64,9 +64,10 @@ step() { # step NAME COMMAND...: runs it and records how long it took
   local name=$1 t0 rc=0
   shift
   echo "== $DIST: $name"
-  t0=$(date +%s.%N)
+  t0=$(date +%s%N)
   "$@" || rc=$?
-  TIMES+=("$(printf '%-14s %6.1f' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)")$([ $rc -eq 0 ] || echo "  (failed)")")
+  local tenths=$((($(date +%s%N) - t0) / 100000000))
+  TIMES+=("$(printf '%-14s %4d.%d' "$name" $((tenths / 10)) $((tenths % 10)))$([ $rc -eq 0 ] || echo "  (failed)")")
   return $rc
 }
 
