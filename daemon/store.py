@@ -98,8 +98,12 @@ class Store:
                 raise FileNotFoundError(f"no state database at {self.path}")
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
-            self._db.execute("PRAGMA busy_timeout=10000")
-            check_readable(self._db, self.path)
+            try:
+                self._db.execute("PRAGMA busy_timeout=10000")
+                check_readable(self._db, self.path)
+            except BaseException:  # a newer schema, damage: the caller gets no Store to close
+                self._db.close()
+                raise
             self.created = False
             return
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

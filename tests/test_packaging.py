@@ -22,6 +22,32 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+
+def _host_python() -> str:
+    """/usr/bin/python3's name with its minor version: the interpreter `make deb` builds the venv with
+    (the tests themselves may run on another Python)."""
+    out = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print('python%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def _deb_version() -> str:
+    """The binary package's version: the changelog's, plus the distribution's suffix `make deb` adds."""
+    release = dict(
+        line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
+    )
+    os_id, version_id = (release.get(k, "").strip('"') for k in ("ID", "VERSION_ID"))
+    changelog = (REPO / "debian" / "changelog").read_text().splitlines()[0]
+    match = re.match(r"buildtail \(([^)]+)\)", changelog)
+    assert match, changelog
+    return f"{match[1]}~{os_id.replace('debian', 'deb')}{version_id}"
+
+
 VENV = "/opt/venvs/buildtail"
 UNIT = "/lib/systemd/system/buildtail.service"  # debhelper 13 on Debian 12 installs units there
 CONFIG = Path("/etc/buildtail/config.yaml")
@@ -49,7 +75,7 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (REPO / ".git").exists():
         pytest.skip("make deb builds from a git checkout")
     out = tmp_path_factory.mktemp("deb")
-    # the build makes its own venv from /usr/bin/python3.11; nothing of the test's venv may leak into it
+    # the build makes its own venv from /usr/bin/python3.X; nothing of the test's venv may leak into it
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     proc = subprocess.run(
         ["make", "-C", str(REPO), "deb", f"DEB_DIR={out}"],
@@ -114,7 +140,37 @@ def installed(deb: Path) -> Iterator[None]:
 
 def test_the_debian_version_is_the_project_version() -> None:
     first = (REPO / "debian" / "changelog").read_text().splitlines()[0]
-    assert first.startswith(f"buildtail ({VERSION}) "), (first, VERSION)
+    assert re.match(rf"buildtail \({re.escape(VERSION)}-\d+\) ", first), (first, VERSION)
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_there_is_a_hashed_lock_for_every_tested_python() -> None:
+    """debian/rules installs the venv from requirements/lock-py3XX.txt and the build backend from
+    build-py3XX.txt only: each Python the classifiers name has both, every entry is pinned with its
+    hashes, and the runtime lock covers every dependency in pyproject.toml."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    tested = [
+        c.rsplit(" :: ", 1)[1] for c in pyproject["project"]["classifiers"] if re.search(r" :: 3\.\d+$", c)
+    ]
+    assert tested
+    entry = re.compile(
+        r"^([A-Za-z0-9._-]+)==[^\s\\]+ \\\n(?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", re.M
+    )
+    for version in tested:
+        for kind, wanted in (
+            ("lock", pyproject["project"]["dependencies"]),
+            ("build", pyproject["build-system"]["requires"]),
+        ):
+            text = (REPO / "requirements" / f"{kind}-py{version.replace('.', '')}.txt").read_text()
+            listed = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+            pinned = {_normalized(name) for name in entry.findall(text)}
+            assert len(pinned) == len(listed), (version, kind, listed)
+            for requirement in wanted:
+                name = re.match(r"[A-Za-z0-9._-]+", requirement)
+                assert name and _normalized(name[0]) in pinned, (version, kind, requirement)
 
 
 def test_the_manual_page_lists_every_command() -> None:
@@ -157,9 +213,10 @@ def test_the_packaging_picks_up_a_monitoring_directory(tmp_path: Path) -> None:
 def test_the_package_ships_the_command_the_unit_and_the_configuration(contents: dict[str, str]) -> None:
     assert contents["/usr/bin/buildtail"].endswith(f"-> {VENV}/bin/buildtail")
     assert contents[f"{VENV}/bin/buildtail"].startswith("-rwxr-xr-x root/root")
-    assert contents[f"{VENV}/bin/python3.11"].endswith("-> /usr/bin/python3.11")
+    python = _host_python()
+    assert contents[f"{VENV}/bin/{python}"].endswith(f"-> /usr/bin/{python}")
     for module in ("daemon/cli.py", "daemon/service.py", "parsers/jenkins_xml.py", "aiohttp/__init__.py"):
-        assert f"{VENV}/lib/python3.11/site-packages/{module}" in contents, module
+        assert f"{VENV}/lib/{python}/site-packages/{module}" in contents, module
     assert contents[UNIT].startswith("-rw-r--r-- root/root")
     assert contents[str(CONFIG)].startswith("-rw-r--r-- root/root")  # the dynamic user must read it
     assert "/usr/share/man/man1/buildtail.1.gz" in contents
@@ -194,8 +251,10 @@ def test_the_packaged_files_are_the_checkout_s(extracted: Path) -> None:
 def test_control_fields_and_conffiles(deb: Path, control: Path) -> None:
     info = _run("dpkg-deb", "--info", str(deb)).stdout
     fields = dict(re.findall(r"^ (\S+): (.*)$", info, re.M))
-    assert fields["Package"] == "buildtail" and fields["Version"] == VERSION
-    assert "python3.11" in re.split(r",\s*", fields["Depends"])
+    assert fields["Package"] == "buildtail" and fields["Version"] == _deb_version()
+    # the venv runs the Python it was built with: the package depends on that minor version
+    assert _host_python() in re.split(r",\s*", fields["Depends"])
+    assert fields["Maintainer"] == "buildtail maintainers <buildtail@example.org>"
     # /etc/buildtail/config.yaml is a conffile: dpkg keeps the operator's edits across upgrades
     assert (control / "conffiles").read_text().split() == [str(CONFIG)]
     for script in ("preinst", "postinst", "prerm", "postrm"):
@@ -237,7 +296,7 @@ def test_lintian_finds_nothing_that_is_not_explained(deb: Path) -> None:
 def test_the_installed_command_runs(installed: None) -> None:
     assert _run("/usr/bin/buildtail", "--version").stdout.strip() == f"buildtail {VERSION}"
     # postinst compiled the byte code against the installed files
-    assert list(Path(VENV, "lib/python3.11/site-packages/daemon/__pycache__").glob("cli.*.pyc"))
+    assert list(Path(VENV, "lib", _host_python(), "site-packages/daemon/__pycache__").glob("cli.*.pyc"))
 
 
 def test_the_installed_unit_verifies_at_its_installed_path(installed: None) -> None:
@@ -303,10 +362,12 @@ def _newer(deb: Path, tmp_path: Path) -> Path:
     root = tmp_path / "newer"
     _run("dpkg-deb", "--raw-extract", str(deb), str(root))
     control = root / "DEBIAN" / "control"
-    control.write_text(re.sub(r"^Version: .*$", f"Version: {VERSION}+1", control.read_text(), flags=re.M))
+    control.write_text(
+        re.sub(r"^Version: .*$", f"Version: {_deb_version()}+1", control.read_text(), flags=re.M)
+    )
     conf = root / str(CONFIG).lstrip("/")
     conf.write_text(conf.read_text() + "# a new default\n")
-    out = tmp_path / f"buildtail_{VERSION}+1.deb"
+    out = tmp_path / f"buildtail_{_deb_version()}+1.deb"
     _run("dpkg-deb", "-Znone", "--root-owner-group", "--build", str(root), str(out))
     return out
 
@@ -332,7 +393,7 @@ def test_upgrade_keeps_edits_remove_keeps_state_purge_deletes_it(
 
         # upgrade, the packaged default having changed as well: the operator's file stays
         _run("dpkg", "-i", "--force-confold", str(_newer(deb, tmp_path)))
-        assert _installed_version() == f"{VERSION}+1"
+        assert _installed_version() == f"{_deb_version()}+1"
         assert "host: ci7.example.org" in CONFIG.read_text()
         assert Path(f"{CONFIG}.dpkg-dist").read_text().endswith("# a new default\n")
         assert _run("/usr/bin/buildtail", "--version").stdout.strip() == f"buildtail {VERSION}"

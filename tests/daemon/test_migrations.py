@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,12 @@ def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
         db.close()
 
 
+def _schema(path: Path) -> int | None:
+    # closed at once: Python 3.13 warns about a connection left for the garbage collector
+    with closing(sqlite3.connect(path)) as db:
+        return schema_version(db)
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -63,7 +70,7 @@ def test_every_release_has_its_database_as_a_fixture(version: str) -> None:
 def test_a_release_database_is_migrated_with_everything_in_it(tmp_path: Path, version: str) -> None:
     path = _load(version, tmp_path / "state")
     before = _rows(path)
-    old = schema_version(sqlite3.connect(path))
+    old = _schema(path)
     assert old is not None and old <= SCHEMA_VERSION
     assert before["outbox"] and any(r[9] == 0 for r in before["runs"]), "queued events and a run in progress"
 
@@ -86,7 +93,7 @@ def test_a_release_database_is_migrated_with_everything_in_it(tmp_path: Path, ve
         copy = backup_path(path, old)
         assert copy.is_file() and copy.stat().st_mode & 0o077 == 0
         assert _rows(copy) == before
-        assert schema_version(sqlite3.connect(copy)) == old
+        assert _schema(copy) == old
 
 
 def test_a_new_database_is_made_by_the_same_steps(tmp_path: Path) -> None:
@@ -95,7 +102,9 @@ def test_a_new_database_is_made_by_the_same_steps(tmp_path: Path) -> None:
     assert store.get_meta_int("schema") == SCHEMA_VERSION
     store.close()
     assert not list((tmp_path / "state").glob("*.bak"))
-    assert Store(tmp_path / "state").created is False
+    again = Store(tmp_path / "state")
+    assert again.created is False
+    again.close()
 
 
 @pytest.mark.parametrize("readonly", [False, True], ids=["daemon", "status"])
@@ -116,7 +125,7 @@ def test_a_newer_database_is_refused_and_left_untouched(tmp_path: Path, readonly
 def test_a_failed_migration_leaves_the_old_database_as_it_was(tmp_path: Path, version: str) -> None:
     path = _load(version, tmp_path / "state")
     before = _rows(path)
-    old = schema_version(sqlite3.connect(path))
+    old = _schema(path)
     assert old is not None
 
     def half_done(db: sqlite3.Connection) -> None:

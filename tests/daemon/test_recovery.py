@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -99,10 +100,8 @@ def test_a_salvaged_table_with_a_bad_page_keeps_the_rows_after_it(tmp_path: Path
     store, done = open_store(state)
     store.close()
     assert done is not None
-    ids = [
-        r[0]
-        for r in sqlite3.connect(state / "buildtail.sqlite3").execute("SELECT id FROM outbox ORDER BY id")
-    ]
+    with closing(sqlite3.connect(state / "buildtail.sqlite3")) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM outbox ORDER BY id")]
     assert ids[-1] == QUEUED, "the rows after the damaged pages were salvaged too"
     assert len(ids) < QUEUED, "three pages in the middle cost some events (or nothing was damaged)"
 
