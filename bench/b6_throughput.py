@@ -9,7 +9,7 @@ from the first to the last request arriving at the sink (and per 1 s window, and
 last 10 % of the events), and VmRSS sampled every 100 ms. ``rate_limit_per_minute: 0`` turns
 pacing off.
 
-Two sinks (``--sink both``, the default): the fake Compass of tests/fake_compass/ (in this
+Two sinks (``--sink both``, the default): the fake Compass of tools/fake_compass/ (in this
 process, aiohttp in a thread, validating every body against the JSON schema), on which the goal is
 judged, and a light sink (a minimal aiohttp app in its own process that answers 202 and validates
 nothing), which shows the daemon's own ceiling. Each sink's ceiling is measured afterwards by

@@ -2,7 +2,7 @@
 generator, configuration, statistics, machine information and result reporting.
 
 Only the Python stdlib, the repository's own ``tools/fake_jenkins`` and
-``tests/fake_compass`` (which needs aiohttp and jsonschema, both in the test extras) and PyYAML
+``tools/fake_compass`` (which needs aiohttp and jsonschema, both in the test extras) and PyYAML
 are used. Nothing here needs psutil: RSS, CPU time and inotify watches are read from /proc.
 """
 
@@ -36,9 +36,9 @@ for _p in (REPO, CODE):
         sys.path.remove(str(_p))
     sys.path.insert(0, str(_p))
 
-from tests.fake_compass import FakeCompass  # noqa: E402
 from tools import fake_jenkins  # noqa: E402
 from tools.daemon_process import SYSTEMD_ENV, DaemonProcess  # noqa: E402
+from tools.fake_compass import FakeCompass  # noqa: E402
 from tools.fake_jenkins import JenkinsHome  # noqa: E402
 
 __all__ = [

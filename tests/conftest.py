@@ -11,10 +11,10 @@ import pytest
 from graphql import GraphQLSchema
 
 from daemon.config import Settings
-from tests import compass_graphql
 from tests.inprocess import InProcess, running
 from tests.proxy_net import clean_proxy_env, company_ca, tinyproxy_factory, tls_compass_factory
 from tests.scripted import ScriptedTransport
+from tools.fake_compass import compass_graphql
 
 __all__ = ["clean_proxy_env", "company_ca", "tinyproxy_factory", "tls_compass_factory"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.tinyproxy import TINYPROXY, Tinyproxy
 
 __all__ = [

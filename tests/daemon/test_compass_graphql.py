@@ -45,9 +45,9 @@ from daemon.delivery.compass_metrics import (
     read_create_metric_source,
     read_metric_sources,
 )
-from tests import compass_graphql, fake_compass
-from tests.compass_graphql import allowed_answer, problems
-from tests.fake_compass import FakeCompass
+from tools import fake_compass
+from tools.fake_compass import FakeCompass, compass_graphql
+from tools.fake_compass.compass_graphql import allowed_answer, problems
 
 CLOUD = "a436116f-02ce-4520-8fbb-7301462a1674"
 HOST = "build01.example.com"

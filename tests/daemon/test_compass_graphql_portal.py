@@ -10,8 +10,8 @@ import pytest
 
 from daemon.config import CompassSettings
 from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError, NotCompassError
-from tests.fake_compass import FakeCompass
 from tests.portal import PORTAL_TITLE, Portal
+from tools.fake_compass import FakeCompass
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from daemon.delivery.compass_admin import Target, doctor, setup, targets
 from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 from daemon.delivery.delivery import Delivery
 from daemon.store import OutboxItem, Store
-from tests import fake_compass
-from tests.fake_compass import FakeCompass
+from tools import fake_compass
+from tools.fake_compass import FakeCompass
 
 HOST = "build01.example.com"
 COMP_API = "ari:cloud:compass:cloud-123:component/api"

@@ -18,7 +18,7 @@ import yaml
 from daemon import cli
 from daemon.config import load_settings
 from daemon.events import RunFacts, next_update
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 HOST = "build01.example.com"

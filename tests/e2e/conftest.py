@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.fake_compass import FakeCompass
 from tools.daemon_process import REPO, DaemonProcess
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 __all__ = ["REPO", "TOKEN", "Daemon", "drained", "make_config", "metric", "wait_until"]

@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests import compass_graphql
 from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import EVENTS_PATH, FakeCompass, Fault, RecordedRequest
+from tools.fake_compass import EVENTS_PATH, FakeCompass, Fault, RecordedRequest, compass_graphql
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

@@ -22,10 +22,10 @@ import pytest
 
 from daemon.migrations import SCHEMA_VERSION, backup_path
 from tests.e2e.conftest import REPO, wait_until
-from tests.fake_compass import FakeCompass
 from tests.releases import RELEASES
 from tests.upgrade import TOKEN, OldState, leave_old_state
 from tools.daemon_process import DaemonProcess
+from tools.fake_compass import FakeCompass
 
 DaemonFactory = Callable[..., DaemonProcess]
 

@@ -30,7 +30,7 @@ from graphql.execution.values import get_variable_values
 __all__ = ["SDL_PATH", "allowed_answer", "execute_request", "problems", "resolve_type", "schema"]
 
 SDL_PATH = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "reference"
     / "compass-graphql"
