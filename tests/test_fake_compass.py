@@ -54,12 +54,6 @@ def make_body(
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
         yield s

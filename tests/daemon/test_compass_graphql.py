@@ -10,7 +10,7 @@ function (as ``find_operation`` does), and add one call of that function to ``RE
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,9 +179,8 @@ def test_the_schema_check_rejects_broken_requests(
 
 
 @pytest.fixture
-def compass(graphql_schema: bool) -> Iterator[FakeCompass]:
-    with FakeCompass(cloud_id=CLOUD, graphql_schema=graphql_schema) as fake:
-        yield fake
+def compass_options(graphql_schema: bool) -> dict[str, Any]:
+    return {"cloud_id": CLOUD, "graphql_schema": graphql_schema}
 
 
 def _settings(tmp_path: Path, compass: FakeCompass) -> Settings:

@@ -8,7 +8,7 @@ executing requests against Atlassian's published schema (when it is there) and o
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,8 @@ DEPLOYMENT_SCHEMA = (
 
 
 @pytest.fixture
-def compass(graphql_schema: bool) -> Iterator[FakeCompass]:
-    with FakeCompass(graphql_schema=graphql_schema) as fake:
-        yield fake
+def compass_options(graphql_schema: bool) -> dict[str, Any]:
+    return {"graphql_schema": graphql_schema}
 
 
 def make_settings(

@@ -60,9 +60,9 @@ def drained(daemon: Daemon, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass(token=TOKEN) as fake:
-        yield fake
+def compass_options() -> dict[str, Any]:
+    """The real daemon process reads its token from the environment this package gives it."""
+    return {"token": TOKEN}
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,9 +32,9 @@ DaemonFactory = Callable[..., DaemonProcess]
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass(token=TOKEN) as fake:
-        yield fake
+def compass_options() -> dict[str, Any]:
+    """The token the old releases' daemons were started with."""
+    return {"token": TOKEN}
 
 
 def _props(event: dict[str, object]) -> dict[str, object]:
