@@ -22,6 +22,7 @@ from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 from daemon.delivery.delivery import Delivery
 from daemon.store import OutboxItem, Store
 from tools import fake_compass
+from tools.daemon_process import REPO
 from tools.fake_compass import FakeCompass
 
 HOST = "build01.example.com"
@@ -29,9 +30,7 @@ COMP_API = "ari:cloud:compass:cloud-123:component/api"
 COMP_WEB = "ari:cloud:compass:cloud-123:component/web"
 PROD = {"category": "PRODUCTION", "name": "production"}
 DEPLOY_JOBS = [{"match": "deploy-*", "environment": PROD}]
-DEPLOYMENT_SCHEMA = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "compass-deployment-event.schema.json"
-)
+DEPLOYMENT_SCHEMA = REPO.parent / "shared" / "reference" / "compass-deployment-event.schema.json"
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from daemon.delivery.sender import Sender
 from daemon.delivery.transport import CompassTransport, SendResult, StdoutTransport, Transport
 from daemon.events import RunFacts, next_update
 from daemon.store import Store
+from tests.daemon.test_events import facts, finished, settings
 from tools.fake_compass import FakeCompass, Fault
-
-from .test_events import facts, finished, settings
 
 
 @pytest.fixture
