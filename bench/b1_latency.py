@@ -33,29 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    Arrivals,
-    Daemon,
-    Report,
-    base_parser,
-    fake_compass,
-    finish,
-    generate_home,
-    machine_info,
-    make_config,
-    median,
-    ms,
-    percentile,
-    pin_threads,
-    runs_of,
-    split_cpus,
-    temp_dir,
-    wait_until,
-)
+from bench.arrivals import Arrivals, wait_until
+from bench.daemon_under_test import Daemon, fake_compass, make_config
+from bench.figures import median, ms, percentile
+from bench.machine import machine_info
+from bench.procfs import pin_threads, split_cpus
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
 from tools import fake_jenkins
-from tools.fake_jenkins import JenkinsHome
+from tools.fake_jenkins import JenkinsHome, generate_home
 from tools.fake_jenkins import _run as fake_jenkins_run
 
 JOBS = 50

@@ -11,12 +11,9 @@ Usage: .venv/bin/python bench/b2_latency_polling.py [--quick] [--runs N] [--poll
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.b1_latency import add_pin_option, run_benchmark
-from bench.common import base_parser, finish
+from bench.reporting import base_parser, finish
 
 
 def main(argv: list[str] | None = None) -> int:

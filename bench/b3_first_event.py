@@ -17,27 +17,13 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    Daemon,
-    Report,
-    base_parser,
-    fake_compass,
-    finish,
-    generate_home,
-    machine_info,
-    make_config,
-    median,
-    pipeline_id,
-    runs_of,
-    temp_dir,
-    wait_quiet,
-    wait_until,
-)
-from tools.fake_jenkins import JenkinsHome
+from bench.arrivals import pipeline_id, wait_quiet, wait_until
+from bench.daemon_under_test import Daemon, fake_compass, make_config
+from bench.figures import median
+from bench.machine import machine_info
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
+from tools.fake_jenkins import JenkinsHome, generate_home
 
 GOAL_S = 1.0
 

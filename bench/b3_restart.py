@@ -1,7 +1,7 @@
 """B3: restart on a large home whose state is already current: time to ready, RSS, ratio to ``find``.
 
 Method: a home of 2,000 jobs x 50 finished builds (100,000 build directories, file times in the
-past) plus 20 running builds, written by bench/common.generate_home from a tools/fake_jenkins
+past) plus 20 running builds, written by tools.fake_jenkins.generate_home from a tools/fake_jenkins
 template (or reused with ``--home``). The daemon is started once on a fresh state (first start;
 its IN_PROGRESS events for the running builds are delivered), stopped with SIGTERM, and then
 restarted ``--runs`` times. For each restart: the wall time from spawning the process to its
@@ -20,27 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    Daemon,
-    Report,
-    add_home_args,
-    base_parser,
-    drop_caches,
-    fake_compass,
-    finish,
-    home_for,
-    machine_info,
-    make_config,
-    median,
-    parse_ready,
-    python_start_baseline,
-    runs_of,
-    temp_dir,
-    time_find,
-    wait_quiet,
-)
+from bench.arrivals import wait_quiet
+from bench.daemon_under_test import Daemon, fake_compass, make_config, parse_ready
+from bench.figures import median
+from bench.machine import machine_info, python_start_baseline, time_find
+from bench.procfs import drop_caches
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
+from bench.shared_home import add_home_args, home_for
 
 READY_GOAL_S = 1.0
 RSS_GOAL_MB = 80.0

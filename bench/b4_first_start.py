@@ -13,29 +13,15 @@ Usage: .venv/bin/python bench/b4_first_start.py [--quick] [--runs N] [--home DIR
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bench.arrivals import Arrivals, wait_quiet
 from bench.b3_restart import cold_find
-from bench.common import (
-    Arrivals,
-    Daemon,
-    Report,
-    add_home_args,
-    base_parser,
-    drop_caches,
-    fake_compass,
-    finish,
-    home_for,
-    machine_info,
-    make_config,
-    median,
-    python_start_baseline,
-    runs_of,
-    temp_dir,
-    wait_quiet,
-)
+from bench.daemon_under_test import Daemon, fake_compass, make_config
+from bench.figures import median
+from bench.machine import machine_info, python_start_baseline
+from bench.procfs import drop_caches
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
+from bench.shared_home import add_home_args, home_for
 
 RATIO_GOAL = 2.0
 

@@ -20,23 +20,12 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    Daemon,
-    Report,
-    add_home_args,
-    base_parser,
-    fake_compass,
-    finish,
-    home_for,
-    machine_info,
-    make_config,
-    median,
-    runs_of,
-    temp_dir,
-    wait_quiet,
-)
+from bench.arrivals import wait_quiet
+from bench.daemon_under_test import Daemon, fake_compass, make_config
+from bench.figures import median
+from bench.machine import machine_info
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
+from bench.shared_home import add_home_args, home_for
 
 CPU_GOAL_PCT = 0.5
 SETTLE_S = 2.0

@@ -9,7 +9,7 @@ from the first to the last request arriving at the sink (and per 1 s window, and
 last 10 % of the events), and VmRSS sampled every 100 ms. ``rate_limit_per_minute: 0`` turns
 pacing off.
 
-Two sinks (``--sink both``, the default): the fake Compass of tests/fake_compass/ (in this
+Two sinks (``--sink both``, the default): the fake Compass of tools/fake_compass/ (in this
 process, aiohttp in a thread, validating every body against the JSON schema), on which the goal is
 judged, and a light sink (a minimal aiohttp app in its own process that answers 202 and validates
 nothing), which shows the daemon's own ceiling. Each sink's ceiling is measured afterwards by
@@ -31,24 +31,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    Daemon,
-    FakeCompass,
-    Report,
-    base_parser,
-    fake_compass,
-    finish,
-    free_port,
-    generate_home,
-    machine_info,
-    make_config,
-    median,
-    runs_of,
-    temp_dir,
-    wait_until,
-)
+from bench.arrivals import wait_until
+from bench.daemon_under_test import Daemon, fake_compass, free_port, make_config
+from bench.figures import median
+from bench.machine import machine_info
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
+from tools.fake_compass import FakeCompass
+from tools.fake_jenkins import generate_home
 
 RATE_GOAL = 1000.0
 FLAT_GOAL = 0.10  # RSS may grow by at most 10 % while the queue drains

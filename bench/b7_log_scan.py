@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import Report, base_parser, finish, machine_info, median, runs_of, temp_dir
+from bench.figures import median
+from bench.machine import machine_info
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
 from daemon.sources.files.tailer import Chunk, Tailer
 from parsers import RuleSet
 

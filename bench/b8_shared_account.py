@@ -22,23 +22,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    Daemon,
-    FakeCompass,
-    Report,
-    base_parser,
-    event_state,
-    finish,
-    machine_info,
-    make_config,
-    median,
-    pipeline_id,
-    runs_of,
-    temp_dir,
-    wait_until,
-)
+from bench.arrivals import event_state, pipeline_id, wait_until
+from bench.daemon_under_test import Daemon, make_config
+from bench.figures import median
+from bench.machine import machine_info
+from bench.reporting import Report, base_parser, finish, runs_of, temp_dir
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 SHARE_GOAL = 0.03

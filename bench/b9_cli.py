@@ -18,25 +18,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import (
-    CODE,
-    TOKEN,
-    Daemon,
-    Report,
-    base_parser,
-    fake_compass,
-    finish,
-    generate_home,
-    machine_info,
-    make_config,
-    median,
-    temp_dir,
-    wait_quiet,
-)
+from bench.arrivals import wait_quiet
+from bench.daemon_under_test import TOKEN, Daemon, fake_compass, make_config
+from bench.figures import median
+from bench.machine import CODE, machine_info
+from bench.reporting import Report, base_parser, finish, temp_dir
+from tools.fake_jenkins import generate_home
 
 GOALS = {"--version": 0.15, "check-config": 0.5, "status": 0.5, "run to ready (restart)": 1.0}
 

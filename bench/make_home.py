@@ -12,9 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import BIG_HOME, generate_home, write_marker
+from bench.shared_home import BIG_HOME, write_marker
+from tools.fake_jenkins import generate_home
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import yaml
 
-from bench.common import CODE, REPO, make_config
+from bench.daemon_under_test import make_config
+from bench.machine import CODE, REPO
 
 
 def _short(path: str) -> str:

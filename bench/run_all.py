@@ -1,5 +1,11 @@
 """Runs every benchmark script; with ``--quick`` (as CI does) each at its smoke size.
 
+Each runs as a module (``python -m bench.b1_latency``) from the repository root: the benchmark
+modules are then imported as ``bench.*`` only, and none can stand in for a library's module of the
+same name (a script run by its path has bench/ first on ``sys.path``). Run by path, a script finds
+``bench``, ``tools`` and ``tests`` through the editable install (``pip install -e .``), which puts
+the repository root on ``sys.path``.
+
 Exit status: non-zero when a script crashes (non-zero exit). A missed goal is not a failure here:
 quick sizes prove that the scripts work, they measure nothing. Without ``--quick`` the full sizes
 run (allow about half an hour on a 2-core machine); add ``--strict`` to fail on a missed goal.
@@ -16,6 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 SCRIPTS = [
     "b1_latency.py",
     "b2_latency_polling.py",
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     for script in SCRIPTS:
         if only and not any(script.startswith(o) for o in only):
             continue
-        cmd = [sys.executable, str(HERE / script)]
+        cmd = [sys.executable, "-m", f"bench.{script.removesuffix('.py')}"]
         if args.quick:
             cmd.append("--quick")
         if args.strict:
@@ -56,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n### {' '.join(cmd[1:])}", flush=True)
         t0 = time.monotonic()
         try:
-            rc = subprocess.run(cmd, timeout=timeout, check=False).returncode
+            rc = subprocess.run(cmd, cwd=REPO, timeout=timeout, check=False).returncode
         except subprocess.TimeoutExpired:
             rc = -1
             print(f"{script}: timed out after {timeout:g}s", flush=True)

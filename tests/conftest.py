@@ -1,22 +1,51 @@
-"""Fixtures shared by the test packages: Atlassian's Compass GraphQL schema, the fake's two modes, and
-the real service in process."""
+"""Fixtures shared by the test packages: the fake Compass, Atlassian's Compass GraphQL schema, the fake's
+two modes, and the real service in process."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from graphql import GraphQLSchema
 
 from daemon.config import Settings
-from tests import compass_graphql
 from tests.inprocess import InProcess, running
 from tests.proxy_net import clean_proxy_env, company_ca, tinyproxy_factory, tls_compass_factory
 from tests.scripted import ScriptedTransport
+from tools.fake_compass import FakeCompass, compass_graphql
 
-__all__ = ["clean_proxy_env", "company_ca", "tinyproxy_factory", "tls_compass_factory"]
+__all__ = ["CompassFactory", "clean_proxy_env", "company_ca", "tinyproxy_factory", "tls_compass_factory"]
+
+
+CompassFactory = Callable[..., FakeCompass]
+
+
+@pytest.fixture
+def compass_factory() -> Iterator[CompassFactory]:
+    """Starts fake Compass servers with the given ``FakeCompass`` options, each stopped after the test:
+    for a test that needs more than one, or options of its own (TLS has ``tls_compass_factory``)."""
+    with ExitStack() as started:
+
+        def start(**options: Any) -> FakeCompass:
+            return started.enter_context(FakeCompass(**options))
+
+        yield start
+
+
+@pytest.fixture
+def compass_options() -> dict[str, Any]:
+    """The options of the ``compass`` fixture. A package or module that needs others (a token, a
+    cloudId, a GraphQL mode) overrides this fixture, not ``compass``."""
+    return {}
+
+
+@pytest.fixture
+def compass(compass_factory: CompassFactory, compass_options: dict[str, Any]) -> FakeCompass:
+    """The fake Compass of a test, running on 127.0.0.1 for the test's duration."""
+    return compass_factory(**compass_options)
 
 
 @pytest.fixture(scope="session")

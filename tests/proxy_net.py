@@ -9,10 +9,11 @@ import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.tinyproxy import TINYPROXY, Tinyproxy
 
 __all__ = [
@@ -60,19 +61,16 @@ def company_ca(tmp_path: Path) -> CompanyCA:
 
 
 @pytest.fixture
-def tls_compass_factory(company_ca: CompanyCA) -> Iterator[Callable[..., FakeCompass]]:
-    """FakeCompass over HTTPS (``kw`` as FakeCompass takes them), stopped at teardown."""
-    started: list[FakeCompass] = []
+def tls_compass_factory(
+    company_ca: CompanyCA, compass_factory: Callable[..., FakeCompass]
+) -> Callable[..., FakeCompass]:
+    """The fake Compass over HTTPS with the company CA's certificate (``kw`` as FakeCompass takes
+    them); ``compass_factory`` stops it at teardown."""
 
-    def factory(**kw: object) -> FakeCompass:
-        fake = FakeCompass(ssl_context=company_ca.server_context, **kw)  # type: ignore[arg-type]
-        fake.start()
-        started.append(fake)
-        return fake
+    def factory(**kw: Any) -> FakeCompass:
+        return compass_factory(ssl_context=company_ca.server_context, **kw)
 
-    yield factory
-    for fake in started:
-        fake.stop()
+    return factory
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.delivery.transport import SendResult
-from tests.fake_compass._validation import properties_of, validate_body
+from tools.fake_compass._validation import properties_of, validate_body
 
 __all__ = ["ACCEPTED", "ScriptedTransport", "accept"]
 

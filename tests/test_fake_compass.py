@@ -26,7 +26,7 @@ from daemon.delivery.compass_metrics import (
     create_metric_source_operation,
     metric_sources_operation,
 )
-from tests.fake_compass import SCHEMA_PATH, FakeCompass, Fault
+from tools.fake_compass import SCHEMA_PATH, FakeCompass, Fault
 
 
 def make_body(
@@ -51,12 +51,6 @@ def make_body(
             }
         },
     }
-
-
-@pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.delivery.transport import Outcome
 from tests.e2e.conftest import TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.fake_compass import FakeCompass, Fault
 from tests.releases import RELEASES, release_tree
 from tools.daemon_process import DaemonProcess
+from tools.fake_compass import FakeCompass, Fault
 from tools.fake_jenkins import JenkinsHome, Run
 
 __all__ = ["FIXTURES", "TOKEN", "OldState", "config_for", "fixture_path", "leave_old_state"]

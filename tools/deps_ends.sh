@@ -22,19 +22,19 @@ PYTHON=${PYTHON:-python3}
 # configuration), prometheus-client (the metrics), defusedxml and python-dateutil (the parsers and the
 # file sources).
 SUBSET=(
-  tests/daemon/test_watch.py
+  tests/daemon/sources/test_watch.py
   tests/daemon/test_service_reader.py
   tests/e2e/test_inotify_overflow.py
-  tests/daemon/test_jenkins_source.py
-  tests/daemon/test_config.py
-  tests/daemon/test_compass_transport.py
-  tests/daemon/test_compass_graphql.py
-  tests/daemon/test_sender.py
-  tests/daemon/test_sender_portal.py
-  tests/daemon/test_proxy.py
+  tests/daemon/sources/jenkins/test_jenkins_source.py
+  tests/daemon/config/test_config.py
+  tests/daemon/delivery/test_compass_transport.py
+  tests/daemon/delivery/test_compass_graphql.py
+  tests/daemon/delivery/test_sender.py
+  tests/daemon/delivery/test_sender_portal.py
+  tests/daemon/delivery/test_proxy.py
   tests/daemon/test_recovery.py
-  tests/daemon/test_metrics.py
-  tests/daemon/test_file_sources.py
+  tests/daemon/ops/test_metrics.py
+  tests/daemon/sources/files/test_file_sources.py
   tests/parsers
   tests/e2e/test_jenkins_to_compass.py
 )

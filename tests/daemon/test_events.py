@@ -12,7 +12,7 @@ import pytest
 from daemon.config import Settings
 from daemon.events import RunFacts, Update, iso_ms, job_matches, next_update
 from daemon.store import RunRow
-from tests.fake_compass import validate_body
+from tools.fake_compass import validate_body
 
 START = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
 END = START + 95_250

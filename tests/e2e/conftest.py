@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.fake_compass import FakeCompass
 from tools.daemon_process import REPO, DaemonProcess
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 __all__ = ["REPO", "TOKEN", "Daemon", "drained", "make_config", "metric", "wait_until"]
@@ -60,9 +60,9 @@ def drained(daemon: Daemon, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass(token=TOKEN) as fake:
-        yield fake
+def compass_options() -> dict[str, Any]:
+    """The real daemon process reads its token from the environment this package gives it."""
+    return {"token": TOKEN}
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from tests.daemon.test_burst_after_start import JOBS, burst
 from tests.e2e.conftest import Daemon, make_config
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

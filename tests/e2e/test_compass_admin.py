@@ -16,15 +16,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import compass_graphql
 from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import EVENTS_PATH, FakeCompass, Fault, RecordedRequest
+from tools.fake_compass import EVENTS_PATH, FakeCompass, Fault, RecordedRequest, compass_graphql
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]
@@ -38,11 +37,10 @@ LACKS_SCOPE = "The API token lacks the scope read:event:compass"
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
+def compass_options() -> dict[str, Any]:
     """As in conftest, with the schema built before the first request (the commands wait 3 s at most)."""
     compass_graphql.schema()
-    with FakeCompass(token=TOKEN) as fake:
-        yield fake
+    return {"token": TOKEN}
 
 
 def buildtail(*args: str, config: Path) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import REPO, TOKEN, Daemon, drained, make_config, wait_until
-from tests.fake_compass import FakeCompass, Fault
+from tools.fake_compass import FakeCompass, Fault
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config
-from tests.fake_compass import FakeCompass, properties_of
+from tools.fake_compass import FakeCompass, properties_of
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import Daemon, drained, make_config, wait_until
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.conftest import Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass, Fault
+from tools.fake_compass import FakeCompass, Fault
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]
@@ -111,7 +111,7 @@ def test_dry_run_prints_exact_bodies_and_needs_no_network(
     wait_until(lambda: daemon.stdout.count("\n") >= 2, what="two JSON lines")
     lines = [json.loads(line) for line in daemon.stdout.splitlines()]
     assert [b["event"]["build"]["buildProperties"]["state"] for b in lines] == ["IN_PROGRESS", "SUCCESSFUL"]
-    from tests.fake_compass import validate_body
+    from tools.fake_compass import validate_body
 
     for body in lines:
         assert validate_body(body) is None

@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

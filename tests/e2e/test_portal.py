@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass
 from tests.portal import PORTAL_TITLE, Portal
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

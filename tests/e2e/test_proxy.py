@@ -17,8 +17,8 @@ import pytest
 
 from tests.e2e.conftest import TOKEN, Daemon, make_config, wait_until
 from tests.e2e.test_compass_admin import buildtail
-from tests.fake_compass import EVENTS_PATH, FakeCompass
 from tests.proxy_net import CA_ORG, CompanyCA
+from tools.fake_compass import EVENTS_PATH, FakeCompass
 from tools.fake_jenkins import JenkinsHome
 from tools.tinyproxy import Tinyproxy
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.damage import damage, damage_table, fill
 from tests.e2e.conftest import REPO, Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon import __version__
 from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
-from tests.fake_compass import FakeCompass, Fault
+from tools.fake_compass import FakeCompass, Fault
 from tools.fake_jenkins import JenkinsHome
 
 DaemonFactory = Callable[..., Daemon]

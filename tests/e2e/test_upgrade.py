@@ -15,25 +15,26 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.migrations import SCHEMA_VERSION, backup_path
 from tests.e2e.conftest import REPO, wait_until
-from tests.fake_compass import FakeCompass
 from tests.releases import RELEASES
 from tests.upgrade import TOKEN, OldState, leave_old_state
 from tools.daemon_process import DaemonProcess
+from tools.fake_compass import FakeCompass
 
 DaemonFactory = Callable[..., DaemonProcess]
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass(token=TOKEN) as fake:
-        yield fake
+def compass_options() -> dict[str, Any]:
+    """The token the old releases' daemons were started with."""
+    return {"token": TOKEN}
 
 
 def _props(event: dict[str, object]) -> dict[str, object]:

@@ -29,11 +29,13 @@ Command line (from the repository root; ``python -m tools.fake_jenkins`` works t
 its final build.xml, ``_permalinks`` builds/permalinks, ``_files`` the three ways a file is written;
 ``_config_xml``, ``_actions``, ``_causes``, ``_console_notes`` and ``_xml_text`` the formats of what
 is written, ``_names`` branch-api's item names, ``_formats`` the constants of Jenkins' formats;
-``_example`` the bundled example home and ``_cli`` the command line.
+``_example`` the bundled example home, ``_bulk_home`` the benchmarks' large homes written fast from
+templates, and ``_cli`` the command line.
 """
 
 from __future__ import annotations
 
+from tools.fake_jenkins._bulk_home import HomeInfo, generate_home, job_name, start_running_builds
 from tools.fake_jenkins._cli import main
 from tools.fake_jenkins._example import build_example
 from tools.fake_jenkins._formats import (
@@ -62,7 +64,6 @@ from tools.fake_jenkins._formats import (
 from tools.fake_jenkins._home import JenkinsHome
 from tools.fake_jenkins._job import Job
 from tools.fake_jenkins._names import mangle_branch_name
-from tools.fake_jenkins._permalinks import _PERMALINKS as _PERMALINKS  # read by bench/common.py
 from tools.fake_jenkins._run import Run
 
 __all__ = [
@@ -87,10 +88,14 @@ __all__ = [
     "WF_MULTIBRANCH",
     "WORKFLOW_CPS",
     "WORKFLOW_JOB",
+    "HomeInfo",
     "JenkinsHome",
     "Job",
     "Run",
     "build_example",
+    "generate_home",
+    "job_name",
     "main",
     "mangle_branch_name",
+    "start_running_builds",
 ]

@@ -24,9 +24,8 @@ from daemon.delivery.budget import TokenBucket
 from daemon.delivery.sender import NOT_COMPASS_PAUSE_AFTER, Sender
 from daemon.delivery.transport import CompassTransport
 from daemon.store import Store
-
-from .test_events import facts, finished
-from .test_sender import queue, wait_until
+from tests.daemon.delivery.test_sender import queue, wait_until
+from tests.daemon.test_events import facts, finished
 
 PAGE = (
     "<!doctype html><html><head><title>Guest  WiFi\n  - please sign in</title></head>"

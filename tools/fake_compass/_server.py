@@ -20,11 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import compass_graphql
-from tests.fake_compass._events_endpoint import EVENTS_PATH, _errors, _EventsEndpoint
-from tests.fake_compass._graphql_endpoint import GRAPHQL_PATH, _GraphQLEndpoint
-from tests.fake_compass._state import GraphQLRequest, RecordedRequest, SequenceRecord, _State
-from tests.fake_compass._validation import _load_validators, event_kind, properties_of
+from tools.fake_compass import compass_graphql
+from tools.fake_compass._events_endpoint import EVENTS_PATH, _errors, _EventsEndpoint
+from tools.fake_compass._graphql_endpoint import GRAPHQL_PATH, _GraphQLEndpoint
+from tools.fake_compass._state import GraphQLRequest, RecordedRequest, SequenceRecord, _State
+from tools.fake_compass._validation import _load_validators, event_kind, properties_of
 
 TENANT_INFO_PATH = "/_edge/tenant_info"
 

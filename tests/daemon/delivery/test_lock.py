@@ -14,8 +14,7 @@ import pytest
 
 from daemon import __version__
 from daemon.delivery.lock import DeliveryLock, Holder
-
-REPO = Path(__file__).resolve().parents[2]
+from tools.daemon_process import REPO
 
 
 def _dead_pid() -> int:

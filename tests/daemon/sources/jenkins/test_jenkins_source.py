@@ -16,9 +16,10 @@ from daemon.config import JenkinsSourceSettings
 from daemon.events import RunFacts
 from daemon.sources.jenkins.source import Gone, JenkinsSource, Retry
 from tests.parsers.samples import BILLION_LAUGHS
+from tools.daemon_process import REPO
 from tools.fake_jenkins import JenkinsHome
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "jenkins-real"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "jenkins-real"
 URL = "https://jenkins.example.com/"
 T0 = 1_700_000_000_000
 

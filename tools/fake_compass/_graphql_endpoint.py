@@ -16,11 +16,11 @@ import graphql
 from aiohttp import web
 from graphql.language import FieldNode, OperationDefinitionNode
 
-from tests import compass_graphql
-from tests.fake_compass._by_hand import _answer_by_hand
-from tests.fake_compass._registry import _Registry
-from tests.fake_compass._resolvers import GRAPHQL_FIELDS, NESTED_FIELDS, _CompassApi
-from tests.fake_compass._state import GraphQLRequest
+from tools.fake_compass import compass_graphql
+from tools.fake_compass._by_hand import _answer_by_hand
+from tools.fake_compass._registry import _Registry
+from tools.fake_compass._resolvers import GRAPHQL_FIELDS, NESTED_FIELDS, _CompassApi
+from tools.fake_compass._state import GraphQLRequest
 
 GRAPHQL_PATH = "/gateway/api/graphql"
 

@@ -8,7 +8,7 @@ executing requests against Atlassian's published schema (when it is there) and o
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +21,21 @@ from daemon.delivery.compass_admin import Target, doctor, setup, targets
 from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 from daemon.delivery.delivery import Delivery
 from daemon.store import OutboxItem, Store
-from tests import fake_compass
-from tests.fake_compass import FakeCompass
+from tools import fake_compass
+from tools.daemon_process import REPO
+from tools.fake_compass import FakeCompass
 
 HOST = "build01.example.com"
 COMP_API = "ari:cloud:compass:cloud-123:component/api"
 COMP_WEB = "ari:cloud:compass:cloud-123:component/web"
 PROD = {"category": "PRODUCTION", "name": "production"}
 DEPLOY_JOBS = [{"match": "deploy-*", "environment": PROD}]
-DEPLOYMENT_SCHEMA = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "compass-deployment-event.schema.json"
-)
+DEPLOYMENT_SCHEMA = REPO.parent / "shared" / "reference" / "compass-deployment-event.schema.json"
 
 
 @pytest.fixture
-def compass(graphql_schema: bool) -> Iterator[FakeCompass]:
-    with FakeCompass(graphql_schema=graphql_schema) as fake:
-        yield fake
+def compass_options(graphql_schema: bool) -> dict[str, Any]:
+    return {"graphql_schema": graphql_schema}
 
 
 def make_settings(

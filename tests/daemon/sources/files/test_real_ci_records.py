@@ -28,8 +28,9 @@ from daemon.recorder import Recorder
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.runner import RunnerContext
 from daemon.store import Store
+from tools.daemon_process import REPO
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ci-real"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "ci-real"
 KINDS = {"gocd": "artifacts", "cruisecontrol": "logs"}  # the preset, and what the sample keeps of its home
 TOLERANCE_MS = 2000
 

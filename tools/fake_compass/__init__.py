@@ -9,7 +9,7 @@ own event loop, so it can be used from sync and async tests alike::
         compass.wait_for(lambda events: len(events) == 2)
 
 Every request is checked the way the real gateway would: path and method, Basic auth, JSON content
-type, the body against ``tests/compass_schema.json`` (and against the shared reference schema in
+type, the body against ``compass_schema.json`` (in this package) (and against the shared reference schema in
 ``../shared`` next to the checkout, when present), and the cloudId. Faults can be scripted per
 request (``script(Fault(status=503), Fault(reset=True), ...)``). Like Compass, an event whose
 updateSequenceNumber is not higher than the stored one for the same pipelineId is accepted (202)
@@ -22,7 +22,7 @@ event sources (``add_event_source``, ``event_sources()``), components (``add_com
 ``metric_sources(component_id)``; ``createMetricSource`` refuses a second one for the same
 component and metric definition with a 409 ``ALREADY_EXISTS`` error, and ``derived: true`` for a
 definition Compass does not derive from events). When Atlassian's published schema sits next to the checkout
-(``tests/compass_graphql.py``), each GraphQL request is validated and executed against it, so a
+(``compass_graphql.py``), each GraphQL request is validated and executed against it, so a
 document Compass would refuse is refused here too and answers have the schema's shapes by
 construction (``QueryError.extensions`` a list, ``__typename`` only where asked for); without it, or
 with ``graphql_schema=False``, the same resolvers answer by hand in the same shapes (the fields the
@@ -42,13 +42,13 @@ without the schema (``_by_hand``), the events and GraphQL endpoints (``_events_e
 
 from __future__ import annotations
 
-from tests.fake_compass._events_endpoint import EVENTS_PATH
-from tests.fake_compass._graphql_endpoint import GRAPHQL_PATH
-from tests.fake_compass._registry import BUILTIN_METRICS, DERIVED_DEFINITIONS, EVENT_TYPES
-from tests.fake_compass._resolvers import GRAPHQL_FIELDS, METRIC_PAGE, NESTED_FIELDS
-from tests.fake_compass._server import TENANT_INFO_PATH, FakeCompass
-from tests.fake_compass._state import Fault, GraphQLRequest, RecordedRequest, SequenceRecord
-from tests.fake_compass._validation import (
+from tools.fake_compass._events_endpoint import EVENTS_PATH
+from tools.fake_compass._graphql_endpoint import GRAPHQL_PATH
+from tools.fake_compass._registry import BUILTIN_METRICS, DERIVED_DEFINITIONS, EVENT_TYPES
+from tools.fake_compass._resolvers import GRAPHQL_FIELDS, METRIC_PAGE, NESTED_FIELDS
+from tools.fake_compass._server import TENANT_INFO_PATH, FakeCompass
+from tools.fake_compass._state import Fault, GraphQLRequest, RecordedRequest, SequenceRecord
+from tools.fake_compass._validation import (
     DEPLOYMENT_SCHEMA_PATH,
     SCHEMA_PATH,
     SHARED_DEPLOYMENT_SCHEMA_PATH,

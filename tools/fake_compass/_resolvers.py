@@ -10,7 +10,7 @@ from typing import Any
 
 import graphql
 
-from tests.fake_compass._registry import DERIVED_DEFINITIONS, _mutation_error, _Registry
+from tools.fake_compass._registry import DERIVED_DEFINITIONS, _mutation_error, _Registry
 
 GRAPHQL_FIELDS = ("eventSource", "component", "createEventSource", "attachEventSource", "createMetricSource")
 NESTED_FIELDS = ("metricSources",)  # fields of a component that ``fail_graphql`` can fail too

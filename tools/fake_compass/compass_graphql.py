@@ -30,7 +30,7 @@ from graphql.execution.values import get_variable_values
 __all__ = ["SDL_PATH", "allowed_answer", "execute_request", "problems", "resolve_type", "schema"]
 
 SDL_PATH = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "reference"
     / "compass-graphql"
@@ -85,7 +85,9 @@ def problems(the_schema: GraphQLSchema, document: str, variables: Mapping[str, A
     return [e.message for e in coerced] if isinstance(coerced, list) else []
 
 
-def resolve_type(value: Any, _info: GraphQLResolveInfo, abstract_type: GraphQLAbstractType) -> str | None:
+def resolve_type(
+    value: Any, _info: GraphQLResolveInfo[Any], abstract_type: GraphQLAbstractType
+) -> str | None:
     """Union members are named by the value's ``__typename``; error extensions are the generic kind."""
     if isinstance(value, Mapping) and isinstance(value.get("__typename"), str):
         return str(value["__typename"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fake_compass._state import _State
+from tools.fake_compass._state import _State
 
 EVENT_TYPES = (
     "BUILD",

@@ -10,29 +10,23 @@ import pytest
 
 from daemon.config import CompassSettings
 from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError, NotCompassError
-from tests.fake_compass import FakeCompass
 from tests.portal import PORTAL_TITLE, Portal
+from tools.fake_compass import FakeCompass
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeCompass]:
-    with FakeCompass() as f:
-        yield f
-
-
-@pytest.fixture
-def portal(fake: FakeCompass) -> Iterator[Portal]:
-    with Portal(fake.site_url) as p:
+def portal(compass: FakeCompass) -> Iterator[Portal]:
+    with Portal(compass.site_url) as p:
         yield p
 
 
 @pytest.fixture
-async def client(fake: FakeCompass, portal: Portal) -> AsyncIterator[CompassGraphQL]:
+async def client(compass: FakeCompass, portal: Portal) -> AsyncIterator[CompassGraphQL]:
     settings: dict[str, Any] = {
         "base_url": f"{portal.url}/gateway/api",
-        "api_token": fake.token,
-        "cloud_id": fake.cloud_id,
-        "email": fake.email,
+        "api_token": compass.token,
+        "cloud_id": compass.cloud_id,
+        "email": compass.email,
         "timeout": 5.0,
     }
     c = CompassGraphQL(CompassSettings.model_validate(settings))
@@ -63,9 +57,9 @@ async def test_a_portal_page_instead_of_tenant_info_is_named(client: CompassGrap
 
 
 async def test_through_the_portal_once_signed_in_compass_answers(
-    client: CompassGraphQL, portal: Portal, fake: FakeCompass
+    client: CompassGraphQL, portal: Portal, compass: FakeCompass
 ) -> None:
     portal.let_through()
-    assert await client.tenant_cloud_id() == fake.cloud_id
-    assert await client.find(fake.cloud_id, "build01.example.com") is None  # Compass's own "not found"
+    assert await client.tenant_cloud_id() == compass.cloud_id
+    assert await client.find(compass.cloud_id, "build01.example.com") is None  # Compass's own "not found"
     assert portal.answers["through"] == 2

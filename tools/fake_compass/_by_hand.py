@@ -14,7 +14,7 @@ import graphql
 from graphql.language import FieldNode, InlineFragmentNode, SelectionSetNode
 from graphql.utilities import value_from_ast_untyped
 
-from tests.fake_compass._resolvers import GRAPHQL_FIELDS, _CompassApi
+from tools.fake_compass._resolvers import GRAPHQL_FIELDS, _CompassApi
 
 
 def _answer_by_hand(

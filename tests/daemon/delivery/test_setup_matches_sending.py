@@ -8,7 +8,6 @@ other here through the real command (in process) and the real event rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import yaml
 from daemon import cli
 from daemon.config import load_settings
 from daemon.events import RunFacts, next_update
-from tests.fake_compass import FakeCompass
+from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
 HOST = "build01.example.com"
@@ -28,11 +27,16 @@ PROD = {"category": "PRODUCTION", "name": "production"}
 
 
 @pytest.fixture
-def compass() -> Iterator[FakeCompass]:
-    with FakeCompass(graphql_schema=False) as fake:
-        fake.add_component(COMP_WEB)
-        fake.add_component(COMP_API)
-        yield fake
+def compass_options() -> dict[str, Any]:
+    return {"graphql_schema": False}
+
+
+@pytest.fixture
+def compass(compass: FakeCompass) -> FakeCompass:
+    """The shared fake with the two components the rules name."""
+    compass.add_component(COMP_WEB)
+    compass.add_component(COMP_API)
+    return compass
 
 
 def _config(tmp_path: Path, compass: FakeCompass, homes: dict[str, JenkinsHome]) -> Path:

@@ -18,15 +18,8 @@ from daemon.delivery.sender import Sender
 from daemon.delivery.transport import CompassTransport, SendResult, StdoutTransport, Transport
 from daemon.events import RunFacts, next_update
 from daemon.store import Store
-from tests.fake_compass import FakeCompass, Fault
-
-from .test_events import facts, finished, settings
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeCompass]:
-    with FakeCompass() as f:
-        yield f
+from tests.daemon.test_events import facts, finished, settings
+from tools.fake_compass import FakeCompass, Fault
 
 
 @pytest.fixture
@@ -37,13 +30,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-async def transport(fake: FakeCompass) -> AsyncIterator[CompassTransport]:
+async def transport(compass: FakeCompass) -> AsyncIterator[CompassTransport]:
     cfg = CompassSettings.model_validate(
         {
-            "base_url": fake.base_url,
-            "api_token": fake.token,
-            "cloud_id": fake.cloud_id,
-            "email": fake.email,
+            "base_url": compass.base_url,
+            "api_token": compass.token,
+            "cloud_id": compass.cloud_id,
+            "email": compass.email,
             "timeout": 2.0,
         }
     )
@@ -92,89 +85,91 @@ def usn(body: dict[str, Any]) -> int:
 
 
 async def test_delivers_in_queue_order_and_empties_the_outbox(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
     a = queue(store, tmp_path, facts(job="a", number=1))
     b = queue(store, tmp_path, facts(job="b", number=1))
     c = queue(store, tmp_path, finished("FAILURE", job="c", number=4))
     seqs = [c, a, b]  # terminal events first, then IN_PROGRESS, each oldest first
-    async with Running(store, transport, fake.cloud_id) as sender:
+    async with Running(store, transport, compass.cloud_id) as sender:
         await wait_until(lambda: store.outbox_depth() == 0)
         # one more while running: a wake-up delivers it without waiting
         seqs.append(queue(store, tmp_path, finished("SUCCESS", job="a", number=1)))
         sender.wake()
-        await wait_until(lambda: store.outbox_depth() == 0 and len(fake.events) == 4)
+        await wait_until(lambda: store.outbox_depth() == 0 and len(compass.events) == 4)
         assert sender.delivered == 4
         assert sender.last_delivery_ms is not None
-    assert fake.invalid == []
-    assert [usn(e) for e in fake.events] == seqs
-    assert [e["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"] for e in fake.events] == [
+    assert compass.invalid == []
+    assert [usn(e) for e in compass.events] == seqs
+    assert [e["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"] for e in compass.events] == [
         "c#4",
         "a#1",
         "b#1",
         "a#1",
     ]
-    assert [e["event"]["build"]["buildProperties"]["state"] for e in fake.events] == [
+    assert [e["event"]["build"]["buildProperties"]["state"] for e in compass.events] == [
         "FAILED",
         "IN_PROGRESS",
         "IN_PROGRESS",
         "SUCCESSFUL",
     ]
-    assert all(e["cloudId"] == fake.cloud_id for e in fake.events)
-    assert [s.stored for s in fake.sequence] == [True, True, True, True]
+    assert all(e["cloudId"] == compass.cloud_id for e in compass.events)
+    assert [s.stored for s in compass.sequence] == [True, True, True, True]
     row = store.latest_run("jenkins", "a", 1)
     assert row is not None and row.acked_state == "SUCCESSFUL"
     assert store.dead_letters() == []
 
 
 async def test_retry_after_503_uses_the_same_sequence_number(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
-    fake.script(Fault(status=503))
+    compass.script(Fault(status=503))
     seq = queue(store, tmp_path, finished("SUCCESS"))
-    async with Running(store, transport, fake.cloud_id):
-        await fake.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
+    async with Running(store, transport, compass.cloud_id):
+        await compass.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
         await wait_until(lambda: store.outbox_depth() == 0)
-    statuses = [r.status for r in fake.requests]
+    statuses = [r.status for r in compass.requests]
     assert statuses == [503, 202]
-    assert [usn(r.body) for r in fake.requests] == [seq, seq]
-    assert fake.requests[0].body == fake.requests[1].body
+    assert [usn(r.body) for r in compass.requests] == [seq, seq]
+    assert compass.requests[0].body == compass.requests[1].body
 
 
 async def test_rejected_event_becomes_a_dead_letter_and_the_next_is_delivered(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
-    fake.script(Fault(status=400, body={"errors": [{"type": "FORMAT_INVALID", "message": "bad event"}]}))
+    compass.script(Fault(status=400, body={"errors": [{"type": "FORMAT_INVALID", "message": "bad event"}]}))
     bad_seq = queue(store, tmp_path, finished("FAILURE", job="bad", number=1))
     good_seq = queue(store, tmp_path, finished("SUCCESS", job="good", number=2))
-    async with Running(store, transport, fake.cloud_id):
-        await fake.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
+    async with Running(store, transport, compass.cloud_id):
+        await compass.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
         await wait_until(lambda: store.outbox_depth() == 0)
     (dl,) = store.dead_letters()
     assert dl.pipeline_id == "bad#1"
     assert dl.seq == bad_seq
     assert dl.status == 400
     assert "FORMAT_INVALID" in dl.error and "bad event" in dl.error
-    (delivered,) = fake.events
+    (delivered,) = compass.events
     assert usn(delivered) == good_seq
     assert delivered["event"]["build"]["buildProperties"]["pipeline"]["pipelineId"] == "good#2"
 
 
-async def test_unauthorized_keeps_the_event_queued(tmp_path: Path, store: Store, fake: FakeCompass) -> None:
+async def test_unauthorized_keeps_the_event_queued(
+    tmp_path: Path, store: Store, compass: FakeCompass
+) -> None:
     cfg = CompassSettings.model_validate(
         {
-            "base_url": fake.base_url,
+            "base_url": compass.base_url,
             "api_token": "wrong",
-            "cloud_id": fake.cloud_id,
-            "email": fake.email,
+            "cloud_id": compass.cloud_id,
+            "email": compass.email,
             "timeout": 2.0,
         }
     )
     t = CompassTransport(cfg)
     queue(store, tmp_path, facts())
     try:
-        async with Running(store, t, fake.cloud_id):
-            await wait_until(lambda: len(fake.requests) == 1)
+        async with Running(store, t, compass.cloud_id):
+            await wait_until(lambda: len(compass.requests) == 1)
             await wait_until(lambda: store.next_due()[0] is None)
     finally:
         await t.close()
@@ -189,10 +184,10 @@ async def test_unauthorized_keeps_the_event_queued(tmp_path: Path, store: Store,
 
 
 async def test_a_pause_recorded_by_an_earlier_process_is_not_this_ones(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
     store.set_delivery_state("Compass refused the credentials (HTTP 401)")  # the last process's
-    async with Running(store, transport, fake.cloud_id):
+    async with Running(store, transport, compass.cloud_id):
         await wait_until(lambda: store.delivery_state()[0] is None)
     assert store.delivery_state()[0] is None
 
@@ -215,13 +210,13 @@ async def test_stdout_transport_writes_one_json_line_per_event(tmp_path: Path, s
 
 
 async def test_429_without_retry_after_waits_out_the_minute(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
-    fake.script(Fault(status=429))
+    compass.script(Fault(status=429))
     queue(store, tmp_path, finished("SUCCESS"))
     before_ms = time.time() * 1000
-    async with Running(store, transport, fake.cloud_id):
-        await wait_until(lambda: len(fake.requests) == 1 and store.next_due()[1] is not None)
+    async with Running(store, transport, compass.cloud_id):
+        await wait_until(lambda: len(compass.requests) == 1 and store.next_due()[1] is not None)
     item, due_ms = store.next_due()
     assert item is None and due_ms is not None
     assert due_ms - before_ms >= 59_000, "a 429 without Retry-After waits at least the rest of the minute"
@@ -229,20 +224,20 @@ async def test_429_without_retry_after_waits_out_the_minute(
 
 
 async def test_budget_paces_requests(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
     for n in range(6):
         queue(store, tmp_path, finished("SUCCESS", job="j", number=n + 1))
     began = time.monotonic()  # the bucket is made after this: no token exists before it
     bucket = TokenBucket(limit_per_minute=3 + 120, burst=3)  # 2 tokens a second after a burst of 3
-    sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=bucket)
+    sender = Sender(store, transport, cloud_id=compass.cloud_id, bucket=bucket)
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
-    times = [r.at - began for r in fake.requests]
+    times = [r.at - began for r in compass.requests]
     # the i-th request (0-based) after the burst of 3 needs a token that exists (i - 2) half-seconds
     # after the bucket was made, at the earliest; a request that arrives late on a loaded machine
     # only makes it later, so this bound holds however busy the machine is
@@ -253,40 +248,40 @@ async def test_budget_paces_requests(
 
 
 async def test_concurrent_requests_never_overlap_for_one_run(
-    tmp_path: Path, store: Store, fake: FakeCompass, transport: CompassTransport
+    tmp_path: Path, store: Store, compass: FakeCompass, transport: CompassTransport
 ) -> None:
-    fake.script(*[Fault(delay=0.3)] * 4)  # slow answers: several requests are on the wire at once
+    compass.script(*[Fault(delay=0.3)] * 4)  # slow answers: several requests are on the wire at once
     for n in range(4):
         queue(store, tmp_path, facts(job=f"j{n}", number=1))
     in_progress_a = queue(store, tmp_path, facts(job="a", number=1))
-    sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
+    sender = Sender(store, transport, cloud_id=compass.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
-        await wait_until(lambda: len(fake.requests) >= 1)
+        await wait_until(lambda: len(compass.requests) >= 1)
         terminal_a = queue(store, tmp_path, finished("SUCCESS", job="a", number=1))
         sender.wake()
         await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
-    started = [r.at for r in fake.requests]
+    started = [r.at for r in compass.requests]
     assert max(started[:4]) - min(started[:4]) < 0.25, "the first four went out together"
-    a = [usn(r.body) for r in fake.requests if r.body["event"]["build"]["displayName"] == "a #1"]
+    a = [usn(r.body) for r in compass.requests if r.body["event"]["build"]["displayName"] == "a #1"]
     assert a[-1] == terminal_a and in_progress_a not in a[1:], (
         "a run's newer update never goes before an older one"
     )
 
 
 async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
-    tmp_path: Path, store: Store, fake: FakeCompass
+    tmp_path: Path, store: Store, compass: FakeCompass
 ) -> None:
     token = tmp_path / "token"
     cfg = CompassSettings.model_validate(
         {
-            "base_url": fake.base_url,
+            "base_url": compass.base_url,
             "api_token_file": str(token),
-            "cloud_id": fake.cloud_id,
-            "email": fake.email,
+            "cloud_id": compass.cloud_id,
+            "email": compass.email,
             "timeout": 2.0,
         },
         context={"lenient": True},
@@ -294,20 +289,20 @@ async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
     transport = CompassTransport(cfg)
     for n in range(6):
         queue(store, tmp_path, finished("SUCCESS", job=f"j{n}", number=1))
-    sender = Sender(store, transport, cloud_id=fake.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
+    sender = Sender(store, transport, cloud_id=compass.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         # the token file is missing: the attempts fail (each must release its slot) and delivery pauses
         await wait_until(lambda: sender.paused is not None)
-        assert fake.events == []
-        token.write_text(fake.token + "\n")
+        assert compass.events == []
+        token.write_text(compass.token + "\n")
         sender.resume()
         await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
         await transport.close()
-    assert len(fake.events) == 6
+    assert len(compass.events) == 6
 
 
 class _Recording:

@@ -10,7 +10,7 @@ function (as ``find_operation`` does), and add one call of that function to ``RE
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,9 @@ from daemon.delivery.compass_metrics import (
     read_create_metric_source,
     read_metric_sources,
 )
-from tests import compass_graphql, fake_compass
-from tests.compass_graphql import allowed_answer, problems
-from tests.fake_compass import FakeCompass
+from tools import fake_compass
+from tools.fake_compass import FakeCompass, compass_graphql
+from tools.fake_compass.compass_graphql import allowed_answer, problems
 
 CLOUD = "a436116f-02ce-4520-8fbb-7301462a1674"
 HOST = "build01.example.com"
@@ -179,9 +179,8 @@ def test_the_schema_check_rejects_broken_requests(
 
 
 @pytest.fixture
-def compass(graphql_schema: bool) -> Iterator[FakeCompass]:
-    with FakeCompass(cloud_id=CLOUD, graphql_schema=graphql_schema) as fake:
-        yield fake
+def compass_options(graphql_schema: bool) -> dict[str, Any]:
+    return {"cloud_id": CLOUD, "graphql_schema": graphql_schema}
 
 
 def _settings(tmp_path: Path, compass: FakeCompass) -> Settings:

@@ -26,8 +26,9 @@ from daemon.recorder import Recorder
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
 from daemon.store import PRIORITY_BACKFILL, Store
+from tools.daemon_process import REPO
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ci-real"
+FIXTURES = REPO.parent / "shared" / "fixtures" / "ci-real"
 pytestmark = pytest.mark.skipif(
     not (FIXTURES / "EXPECTED.csv").is_file(),
     reason="real CI records (../shared next to the checkout) absent",

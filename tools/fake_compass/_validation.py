@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
-# tests/ (this package's parent) holds the project's schemas; the shared reference sits next to the checkout
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "compass_schema.json"
-DEPLOYMENT_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "compass_deployment_schema.json"
+# this package holds the project's schemas; the shared reference sits next to the checkout
+SCHEMA_PATH = Path(__file__).resolve().parent / "compass_schema.json"
+DEPLOYMENT_SCHEMA_PATH = Path(__file__).resolve().parent / "compass_deployment_schema.json"
 SHARED_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 SHARED_SCHEMA_PATH = SHARED_REFERENCE / "compass-build-event.schema.json"
 SHARED_DEPLOYMENT_SCHEMA_PATH = SHARED_REFERENCE / "compass-deployment-event.schema.json"

@@ -21,9 +21,9 @@ from daemon.delivery.compass_admin import Target, doctor
 from daemon.delivery.compass_graphql import CompassGraphQL
 from daemon.delivery.http import no_proxy_matches, route
 from daemon.delivery.transport import CompassTransport, SendResult
-from tests.daemon.test_compass_transport import body
-from tests.fake_compass import FakeCompass
+from tests.daemon.delivery.test_compass_transport import body
 from tests.proxy_net import CA_ORG, CompanyCA
+from tools.fake_compass import FakeCompass
 from tools.tinyproxy import Tinyproxy, free_port
 
 pytestmark = pytest.mark.usefixtures("clean_proxy_env")

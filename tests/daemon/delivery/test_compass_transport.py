@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -15,21 +15,20 @@ from aiohttp import web
 from daemon.config import CompassSettings
 from daemon.delivery.sender import BACKOFF_CAP_S, backoff_delay
 from daemon.delivery.transport import CompassTransport, parse_retry_after
-from tests.fake_compass import FakeCompass, Fault
+from tools.fake_compass import FakeCompass, Fault
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeCompass]:
-    with FakeCompass(email="bot@example.com", token="tok-4242", cloud_id="cloud-xyz") as f:
-        yield f
+def compass_options() -> dict[str, Any]:
+    return {"email": "bot@example.com", "token": "tok-4242", "cloud_id": "cloud-xyz"}
 
 
-def compass_settings(fake: FakeCompass, **kw: Any) -> CompassSettings:
+def compass_settings(compass: FakeCompass, **kw: Any) -> CompassSettings:
     data: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "api_token": fake.token,
-        "cloud_id": fake.cloud_id,
-        "email": fake.email,
+        "base_url": compass.base_url,
+        "api_token": compass.token,
+        "cloud_id": compass.cloud_id,
+        "email": compass.email,
         "timeout": 2.0,
         **kw,
     }
@@ -37,15 +36,15 @@ def compass_settings(fake: FakeCompass, **kw: Any) -> CompassSettings:
 
 
 @pytest.fixture
-async def transport(fake: FakeCompass) -> AsyncIterator[CompassTransport]:
-    t = CompassTransport(compass_settings(fake))
+async def transport(compass: FakeCompass) -> AsyncIterator[CompassTransport]:
+    t = CompassTransport(compass_settings(compass))
     yield t
     await t.close()
 
 
-def body(fake: FakeCompass, pipeline_id: str = "app#1", seq: int = 1) -> dict[str, Any]:
+def body(compass: FakeCompass, pipeline_id: str = "app#1", seq: int = 1) -> dict[str, Any]:
     return {
-        "cloudId": fake.cloud_id,
+        "cloudId": compass.cloud_id,
         "event": {
             "build": {
                 "displayName": "app #1",
@@ -65,20 +64,20 @@ def body(fake: FakeCompass, pipeline_id: str = "app#1", seq: int = 1) -> dict[st
     }
 
 
-async def test_accepted(fake: FakeCompass, transport: CompassTransport) -> None:
-    result = await transport.send(body(fake, seq=99))
+async def test_accepted(compass: FakeCompass, transport: CompassTransport) -> None:
+    result = await transport.send(body(compass, seq=99))
     assert (result.outcome, result.status) == ("accepted", 202)
-    assert fake.invalid == []
-    (stored,) = fake.events
-    assert stored == body(fake, seq=99)
-    (req,) = fake.requests
+    assert compass.invalid == []
+    (stored,) = compass.events
+    assert stored == body(compass, seq=99)
+    (req,) = compass.requests
     assert req.headers["Content-Type"] == "application/json"
     assert req.headers["User-Agent"].startswith("buildtail/")
 
 
-async def test_authorization_is_basic_email_token(fake: FakeCompass, transport: CompassTransport) -> None:
-    await transport.send(body(fake))
-    (req,) = fake.requests
+async def test_authorization_is_basic_email_token(compass: FakeCompass, transport: CompassTransport) -> None:
+    await transport.send(body(compass))
+    (req,) = compass.requests
     scheme, _, cred = req.headers["Authorization"].partition(" ")
     assert scheme == "Basic"
     assert base64.b64decode(cred).decode() == "bot@example.com:tok-4242"
@@ -86,77 +85,77 @@ async def test_authorization_is_basic_email_token(fake: FakeCompass, transport: 
 
 @pytest.mark.parametrize("status", [503, 502, 500, 408, 429])
 async def test_transient_statuses_are_retried(
-    fake: FakeCompass, transport: CompassTransport, status: int
+    compass: FakeCompass, transport: CompassTransport, status: int
 ) -> None:
-    fake.script(Fault(status=status))
-    result = await transport.send(body(fake))
+    compass.script(Fault(status=status))
+    result = await transport.send(body(compass))
     assert result.outcome == "retry"
     assert result.status == status
     assert result.retry_after is None
-    assert fake.events == []
+    assert compass.events == []
 
 
-async def test_429_with_retry_after(fake: FakeCompass, transport: CompassTransport) -> None:
-    fake.script(Fault(status=429, retry_after="7"))
-    result = await transport.send(body(fake))
+async def test_429_with_retry_after(compass: FakeCompass, transport: CompassTransport) -> None:
+    compass.script(Fault(status=429, retry_after="7"))
+    result = await transport.send(body(compass))
     assert (result.outcome, result.status, result.retry_after) == ("retry", 429, 7.0)
 
 
-async def test_400_is_rejected_with_compass_error(fake: FakeCompass, transport: CompassTransport) -> None:
-    bad = body(fake)
+async def test_400_is_rejected_with_compass_error(compass: FakeCompass, transport: CompassTransport) -> None:
+    bad = body(compass)
     del bad["event"]["build"]["buildProperties"]["startedAt"]
     result = await transport.send(bad)
     assert (result.outcome, result.status) == ("rejected", 400)
     assert "FORMAT_INVALID" in result.detail
     assert "startedAt" in result.detail
-    assert len(fake.invalid) == 1
+    assert len(compass.invalid) == 1
 
 
-async def test_wrong_token_is_unauthorized(fake: FakeCompass) -> None:
-    t = CompassTransport(compass_settings(fake, api_token="wrong-token"))
+async def test_wrong_token_is_unauthorized(compass: FakeCompass) -> None:
+    t = CompassTransport(compass_settings(compass, api_token="wrong-token"))
     try:
-        result = await t.send(body(fake))
+        result = await t.send(body(compass))
     finally:
         await t.close()
     assert (result.outcome, result.status) == ("unauthorized", 401)
     assert "Unauthorized" in result.detail
-    assert fake.events == []
+    assert compass.events == []
 
 
-async def test_404_is_not_found(fake: FakeCompass) -> None:
-    t = CompassTransport(compass_settings(fake, base_url=fake.base_url + "/nowhere"))
+async def test_404_is_not_found(compass: FakeCompass) -> None:
+    t = CompassTransport(compass_settings(compass, base_url=compass.base_url + "/nowhere"))
     try:
-        result = await t.send(body(fake))
+        result = await t.send(body(compass))
     finally:
         await t.close()
     assert (result.outcome, result.status) == ("not_found", 404)
     assert "NOT_FOUND" in result.detail
 
 
-async def test_scripted_404_keeps_error_body(fake: FakeCompass, transport: CompassTransport) -> None:
-    fake.script(
+async def test_scripted_404_keeps_error_body(compass: FakeCompass, transport: CompassTransport) -> None:
+    compass.script(
         Fault(status=404, body={"errors": [{"type": "CREATE_EVENT_SOURCE_NOT_FOUND", "message": "no"}]})
     )
-    result = await transport.send(body(fake))
+    result = await transport.send(body(compass))
     assert (result.outcome, result.status) == ("not_found", 404)
     assert "CREATE_EVENT_SOURCE_NOT_FOUND" in result.detail
 
 
-async def test_connection_reset_is_retried(fake: FakeCompass, transport: CompassTransport) -> None:
-    fake.script(Fault(reset=True))
-    result = await transport.send(body(fake))
+async def test_connection_reset_is_retried(compass: FakeCompass, transport: CompassTransport) -> None:
+    compass.script(Fault(reset=True))
+    result = await transport.send(body(compass))
     assert result.outcome == "retry"
     assert result.status is None
     assert result.detail
     # the transport is still usable afterwards
-    assert (await transport.send(body(fake))).outcome == "accepted"
+    assert (await transport.send(body(compass))).outcome == "accepted"
 
 
-async def test_timeout_is_retried(fake: FakeCompass) -> None:
-    t = CompassTransport(compass_settings(fake, timeout=0.3))
-    fake.script(Fault(delay=3.0))
+async def test_timeout_is_retried(compass: FakeCompass) -> None:
+    t = CompassTransport(compass_settings(compass, timeout=0.3))
+    compass.script(Fault(delay=3.0))
     try:
-        result = await t.send(body(fake))
+        result = await t.send(body(compass))
     finally:
         await t.close()
     assert result.outcome == "retry"
@@ -164,12 +163,12 @@ async def test_timeout_is_retried(fake: FakeCompass) -> None:
     assert result.detail == "no answer within 0.3s"
 
 
-async def test_connection_refused_is_retried(fake: FakeCompass) -> None:
-    port = fake.port
-    fake.stop()
-    t = CompassTransport(compass_settings(fake, base_url=f"http://127.0.0.1:{port}/gateway/api"))
+async def test_connection_refused_is_retried(compass: FakeCompass) -> None:
+    port = compass.port
+    compass.stop()
+    t = CompassTransport(compass_settings(compass, base_url=f"http://127.0.0.1:{port}/gateway/api"))
     try:
-        result = await t.send(body(fake))
+        result = await t.send(body(compass))
     finally:
         await t.close()
     assert result.outcome == "retry"

@@ -17,9 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_compass._registry import _Registry
-from tests.fake_compass._state import Fault, RecordedRequest, SequenceRecord
-from tests.fake_compass._validation import Validators, _schema_problem, event_kind, event_of, properties_of
+from tools.fake_compass._registry import _Registry
+from tools.fake_compass._state import Fault, RecordedRequest, SequenceRecord
+from tools.fake_compass._validation import Validators, _schema_problem, event_kind, event_of, properties_of
 
 EVENTS_PATH = "/gateway/api/compass/v1/events"
 _HEADERS_KEPT = ("Authorization", "Content-Type", "Accept", "User-Agent", "Content-Length")
