@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 
-__all__ = ["LogOnce", "ReportOnce", "setup_logging"]
+__all__ = ["FIELDS", "LogOnce", "ReportOnce", "about", "setup_logging"]
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -36,8 +36,20 @@ def _under_journald() -> bool:
     return stream == f"{st.st_dev}:{st.st_ino}"
 
 
+FIELDS = ("source", "path", "run")
+"""What a log line is about, as ``extra=`` attributes: top-level keys of a JSON line when present."""
+
+
+def about(*, source: str | None = None, path: object = None, run: str | None = None) -> dict[str, str]:
+    """The ``extra=`` of a log call about a source, a file path or a run (its pipelineId), so that a
+    log shipper can filter on them; the text formats keep saying them in the message."""
+    given = {"source": source, "path": None if path is None else str(path), "run": run}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 class _JsonFormatter(logging.Formatter):
-    """One JSON object per line for log shippers: time, level, logger, message (and the error)."""
+    """One JSON object per line for log shippers: time, level, logger, message, the source, path
+    and run the line is about (when it is about one), and the error."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -46,6 +58,9 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key in FIELDS:
+            if (value := record.__dict__.get(key)) is not None:
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

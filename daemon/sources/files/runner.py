@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
+from daemon.ops.logs import about
 from daemon.sources.files.sources import (
     STARTED_MARK,
     FileBatch,
@@ -111,7 +112,7 @@ class FileSourceRunner:
         while (item := await asyncio.to_thread(next, items, None)) is not None:
             if isinstance(item, Problem):
                 # news already: the source reports a persistent problem once, again once it cleared
-                log.warning("%s: %s", self.name, item.message)
+                log.warning("%s: %s", self.name, item.message, extra=about(source=self.name, path=item.path))
                 continue
             if not self._commit(item):
                 self._next = time.monotonic() + STORE_RETRY_S

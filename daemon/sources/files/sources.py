@@ -27,7 +27,7 @@ from dateutil import tz as dateutil_tz
 from daemon.clock import now_ms
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
-from daemon.ops.logs import ReportOnce
+from daemon.ops.logs import ReportOnce, about
 from daemon.sources.files.globbing import PatternWalker
 from daemon.sources.files.tailed import Problems
 from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
@@ -339,7 +339,13 @@ class ResultFileSource:
                     with open(report, "rb") as fh:
                         summary = parse_junit(fh.read(16 << 20))
                 except (OSError, ParseError) as exc:
-                    log.warning("%s: JUnit report %s not read: %s", self.name, report, exc)
+                    log.warning(
+                        "%s: JUnit report %s not read: %s",
+                        self.name,
+                        report,
+                        exc,
+                        extra=about(source=self.name, path=report),
+                    )
                     continue
                 tests += summary.tests
                 failures += summary.failures

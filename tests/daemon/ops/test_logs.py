@@ -1,13 +1,14 @@
-"""The report-once mechanism."""
+"""The report-once mechanism and the JSON log lines."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import pytest
 
-from daemon.ops.logs import LogOnce, ReportOnce
+from daemon.ops.logs import LogOnce, ReportOnce, about, setup_logging
 from daemon.sources.files.tailed import Problems
 
 
@@ -47,7 +48,41 @@ def test_news_again_after_every_seconds() -> None:
 def test_log_once_logs_only_the_news(caplog: pytest.LogCaptureFixture) -> None:
     say = LogOnce(logging.getLogger("test.once"))
     with caplog.at_level(logging.WARNING, logger="test.once"):
-        assert say("k", logging.WARNING, "%s: broken", "x", extra={"source": "s"})
+        assert say("k", logging.WARNING, "%s: broken", "x", extra=about(source="s"))
         assert not say("k", logging.WARNING, "%s: broken", "x")
     assert [r.getMessage() for r in caplog.records] == ["x: broken"]
     assert caplog.records[0].source == "s"
+
+
+def test_json_lines_carry_source_path_and_run_as_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("debug", "json")
+        log = logging.getLogger("buildtail.test")
+        log.warning("%s: %s: permission denied", "ci", "/x/a.log", extra=about(source="ci", path="/x/a.log"))
+        log.debug("queued %s", "p-1", extra=about(source="ci", run="p-1"))
+        log.info("ready")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e.get("source"), e.get("path"), e.get("run")) for e in lines] == [
+        ("ci", "/x/a.log", None),
+        ("ci", None, "p-1"),
+        (None, None, None),
+    ]
+    assert lines[0]["msg"] == "ci: /x/a.log: permission denied"  # the message is unchanged
+    assert "source" not in lines[2] and "path" not in lines[2] and "run" not in lines[2]
+
+
+def test_the_text_format_keeps_the_message_as_it_was(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("info", "text")
+        logging.getLogger("buildtail.test").warning("ci: broken", extra=about(source="ci", path="/x"))
+    finally:
+        root.handlers[:], root.level = handlers, level
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("buildtail.test: ci: broken")
+    assert "{" not in err
