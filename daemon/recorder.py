@@ -21,7 +21,7 @@ from collections.abc import Callable
 from daemon.config import Settings
 from daemon.events import RunFacts, next_update
 from daemon.history import HistoryPolicy
-from daemon.ops.logs import LogOnce
+from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.store import STORE_RETRY_S, Store
 
@@ -67,7 +67,13 @@ class Recorder:
             if seq is not None:
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)
-                log.debug("queued %s %s (seq %d)", update.run.pipeline_id, update.run.state, seq)
+                log.debug(
+                    "queued %s %s (seq %d)",
+                    update.run.pipeline_id,
+                    update.run.state,
+                    seq,
+                    extra=about(source=facts.source, run=update.run.pipeline_id),
+                )
                 if self.on_queued is not None:
                     self.on_queued()
                 return seq

@@ -9,10 +9,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 
-__all__ = ["LogOnce", "setup_logging"]
+__all__ = ["FIELDS", "LogOnce", "ReportOnce", "about", "setup_logging"]
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -36,8 +36,20 @@ def _under_journald() -> bool:
     return stream == f"{st.st_dev}:{st.st_ino}"
 
 
+FIELDS = ("source", "path", "run")
+"""What a log line is about, as ``extra=`` attributes: top-level keys of a JSON line when present."""
+
+
+def about(*, source: str | None = None, path: object = None, run: str | None = None) -> dict[str, str]:
+    """The ``extra=`` of a log call about a source, a file path or a run (its pipelineId), so that a
+    log shipper can filter on them; the text formats keep saying them in the message."""
+    given = {"source": source, "path": None if path is None else str(path), "run": run}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 class _JsonFormatter(logging.Formatter):
-    """One JSON object per line for log shippers: time, level, logger, message (and the error)."""
+    """One JSON object per line for log shippers: time, level, logger, message, the source, path
+    and run the line is about (when it is about one), and the error."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -46,6 +58,9 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key in FIELDS:
+            if (value := record.__dict__.get(key)) is not None:
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -66,29 +81,51 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     logging.getLogger("watchdog").setLevel(logging.WARNING)
 
 
-class LogOnce:
-    """Reports each problem once: again only after ``every`` seconds (never, when None) or once the
-    problem was ``clear``-ed because it went away. A daemon that retries every few seconds would
-    otherwise bury the one line that matters under thousands of copies."""
+class ReportOnce:
+    """The one answer to "is this problem news?": a key is news the first time, again only after
+    ``every`` seconds (never, when None), or once it was ``clear``-ed because the problem went away.
+    A daemon that retries every few seconds would otherwise bury the one line that matters under
+    thousands of copies. Code that hands problems on instead of logging them asks ``fresh``;
+    ``LogOnce`` logs the news itself."""
 
-    def __init__(self, logger: logging.Logger, every: float | None = None) -> None:
-        self._logger = logger
+    def __init__(self, every: float | None = None) -> None:
         self._every = every
-        self._logged: dict[Hashable, float] = {}
+        self._reported: dict[Hashable, float] = {}
 
-    def __call__(self, key: Hashable, level: int, msg: str, *args: object) -> bool:
-        """Logs unless ``key`` was logged recently; returns whether it did."""
+    def fresh(self, key: Hashable) -> bool:
+        """Whether ``key`` is news now; if so, it counts as reported from now on."""
         now = time.monotonic()
-        at = self._logged.get(key)
+        at = self._reported.get(key)
         if at is not None and (self._every is None or now - at < self._every):
             return False
-        self._logged[key] = now
-        self._logger.log(level, msg, *args)
+        self._reported[key] = now
         return True
 
     def clear(self, key: Hashable) -> None:
-        self._logged.pop(key, None)
+        self._reported.pop(key, None)
+
+    def clear_where(self, gone: Callable[[Hashable], bool]) -> None:
+        """Clears every key ``gone`` accepts (a path that is fine again, whatever its problems were)."""
+        for key in [k for k in self._reported if gone(k)]:
+            del self._reported[key]
 
     def active(self, key: Hashable) -> bool:
         """Whether ``key`` was reported and has not been cleared since."""
-        return key in self._logged
+        return key in self._reported
+
+
+class LogOnce(ReportOnce):
+    """``ReportOnce`` that logs the news to ``logger``."""
+
+    def __init__(self, logger: logging.Logger, every: float | None = None) -> None:
+        super().__init__(every)
+        self._logger = logger
+
+    def __call__(
+        self, key: Hashable, level: int, msg: str, *args: object, extra: Mapping[str, object] | None = None
+    ) -> bool:
+        """Logs unless ``key`` was logged recently; returns whether it did."""
+        if not self.fresh(key):
+            return False
+        self._logger.log(level, msg, *args, extra=extra)
+        return True

@@ -41,6 +41,8 @@ from watchdog.observers.inotify_c import (
 )
 from watchdog.observers.inotify_c import InotifyConstants as C
 
+from daemon.ops.logs import LogOnce
+
 __all__ = ["OVERFLOW", "READER_STOPPED", "Accept", "Hint", "InotifyReader", "InotifyWatcher"]
 
 log = logging.getLogger("buildtail.watch")
@@ -152,7 +154,7 @@ class InotifyReader:
         self._queue = queue
         self._fd: _ReaderThread | None = None
         self._ids = itertools.count(1)
-        self._limit_warned = False
+        self._limit = LogOnce(log)
         self._pending: list[Hint] = []
         self._pending_lock = threading.Lock()
         self._scheduled = False
@@ -265,9 +267,10 @@ class InotifyReader:
             cid = CallbackId(next(self._ids))
             return self._fd.add_callback(bytes(path), mask, callback, cid), cid
         except OSError as exc:
-            if exc.errno == errno.ENOSPC and not self._limit_warned:
-                self._limit_warned = True
-                log.warning(
+            if exc.errno == errno.ENOSPC:
+                self._limit(
+                    "watch limit",
+                    logging.WARNING,
                     "inotify watch limit reached at %d watches (fs.inotify.max_user_watches); "
                     "the periodic reconcile scan covers the rest",
                     self.count,

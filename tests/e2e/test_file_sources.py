@@ -406,3 +406,45 @@ def test_reload_that_changes_the_file_sources_releases_the_old_descriptors(
         wait_until(arrived, what="a run after the reload")
         assert _open_descriptors(daemon.proc.pid, cron.path) == 1, "the replaced source's files stay open"
     assert sorted(_terminal(compass)) == [f"nightly-backup#{n}" for n in range(1, 5)]
+
+
+def test_json_log_lines_name_the_source_path_and_run(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    logs, results = tmp_path / "logs", tmp_path / "results"
+    logs.mkdir()
+    results.mkdir()
+    scripts = {"type": "result_file", "name": "scripts", "paths": [str(results / "*.json")]}
+    cfg = _config(tmp_path, home, compass, _log_source(logs), scripts)
+    cfg["log_format"] = "json"
+    daemon = daemon_factory(cfg)
+    fifo, second = logs / "pipe.log", logs / "pipe2.log"
+    os.mkfifo(fifo)  # matches the pattern but is no file to read
+    os.mkfifo(second)  # the same problem of another file is news too
+    # an unreadable result file written a while ago (not one still being written), moved into place
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    os.utime(broken, (time.time() - 60, time.time() - 60))
+    os.replace(broken, results / "broken.json")
+    run = CronLog(logs / "cron.log").run("json")
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in daemon.stderr.splitlines() if line.startswith("{")]
+
+    def about(what: str) -> dict[str, Any] | None:
+        return next((e for e in lines() if what in e["msg"]), None)
+
+    def fifos() -> set[str | None]:
+        return {e.get("path") for e in lines() if "not a regular file" in e["msg"]}
+
+    wait_until(lambda: about(f"queued {run} SUCCESSFUL") is not None, timeout=20, what="the run queued")
+    wait_until(lambda: fifos() == {str(fifo), str(second)}, timeout=20, what="both FIFOs reported")
+    wait_until(lambda: about("broken.json") is not None, timeout=20, what="the bad file reported")
+    queued = about(f"queued {run} SUCCESSFUL")
+    assert queued is not None and (queued["source"], queued["run"]) == ("cron", run)
+    fifo_line = about("not a regular file")
+    assert fifo_line is not None and fifo_line["source"] == "cron"
+    bad = about("broken.json")
+    assert bad is not None and (bad["source"], bad["path"]) == ("scripts", str(results / "broken.json"))
+    assert all(line.startswith("{") for line in daemon.stderr.splitlines() if line)
+    assert daemon.stop() == 0

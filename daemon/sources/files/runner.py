@@ -15,7 +15,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
-from daemon.ops.logs import LogOnce
+from daemon.ops.logs import about
 from daemon.sources.files.sources import (
     STARTED_MARK,
     FileBatch,
@@ -52,7 +52,6 @@ class FileSourceRunner:
         inotify = cfg.watch == "inotify" and ctx.reader is not None
         self.watch = ctx.reader.watcher(self.name) if inotify and ctx.reader is not None else None
         self._next = 0.0
-        self._problems = LogOnce(log)
 
     # --- the Runner protocol ---------------------------------------------------------------------
 
@@ -112,7 +111,8 @@ class FileSourceRunner:
         items = source.poll()
         while (item := await asyncio.to_thread(next, items, None)) is not None:
             if isinstance(item, Problem):
-                self._problems(item.message, logging.WARNING, "%s: %s", self.name, item.message)
+                # news already: the source reports a persistent problem once, again once it cleared
+                log.warning("%s: %s", self.name, item.message, extra=about(source=self.name, path=item.path))
                 continue
             if not self._commit(item):
                 self._next = time.monotonic() + STORE_RETRY_S

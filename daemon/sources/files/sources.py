@@ -27,6 +27,7 @@ from dateutil import tz as dateutil_tz
 from daemon.clock import now_ms
 from daemon.config import LogSourceSettings, ResultFileSourceSettings
 from daemon.events import RunFacts
+from daemon.ops.logs import ReportOnce, about
 from daemon.sources.files.globbing import PatternWalker
 from daemon.sources.files.tailed import Problems
 from daemon.sources.files.tailer import Checkpoint, Chunk, Problem, Tailer
@@ -228,7 +229,7 @@ class ResultFileSource:
             first is None and bool(self.seen)
         )
         self._history: set[str] | None = None  # the paths found by the very first poll
-        self._problems: set[tuple[str, str]] = set()
+        self._problems = ReportOnce()  # keyed by (path, error)
         self._walker = PatternWalker([Path(p) for p in cfg.paths], Problems())
 
     def watched_dirs(self) -> set[Path]:
@@ -288,8 +289,7 @@ class ResultFileSource:
         except _READ_ERRORS as exc:
             if time.time() - st.st_mtime < SETTLE_S:
                 return []  # still being written (CruiseControl writes its logs in place): next poll
-            if (path, str(exc)) not in self._problems:
-                self._problems.add((path, str(exc)))
+            if self._problems.fresh((path, str(exc))):
                 items.append(Problem(path, f"{path}: {exc}"))
             facts = []
         items.append(FileBatch(facts, (path, value), remember, arrived=arrived))
@@ -339,7 +339,13 @@ class ResultFileSource:
                     with open(report, "rb") as fh:
                         summary = parse_junit(fh.read(16 << 20))
                 except (OSError, ParseError) as exc:
-                    log.warning("%s: JUnit report %s not read: %s", self.name, report, exc)
+                    log.warning(
+                        "%s: JUnit report %s not read: %s",
+                        self.name,
+                        report,
+                        exc,
+                        extra=about(source=self.name, path=report),
+                    )
                     continue
                 tests += summary.tests
                 failures += summary.failures

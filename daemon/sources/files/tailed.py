@@ -10,6 +10,8 @@ import os
 import zlib
 from dataclasses import dataclass, field
 
+from daemon.ops.logs import ReportOnce
+
 __all__ = [
     "GZIP_MAGIC",
     "Candidate",
@@ -211,19 +213,15 @@ class Problems:
     once, not on every poll."""
 
     def __init__(self) -> None:
-        self._reported: dict[str, set[str]] = {}
+        self._once = ReportOnce()  # keyed by (path, kind)
 
     def forget(self, path: str) -> None:
         """The path is fine again: its next problem is news."""
-        self._reported.pop(path, None)
+        self._once.clear_where(lambda key: isinstance(key, tuple) and key[0] == path)
 
     def report(self, path: str, kind: str, message: str) -> Problem | None:
         """A Problem the first time a path has it; None while it persists (reported once, not every poll)."""
-        kinds = self._reported.setdefault(path, set())
-        if kind in kinds:
-            return None
-        kinds.add(kind)
-        return Problem(path, message)
+        return Problem(path, message) if self._once.fresh((path, kind)) else None
 
     def os_error(self, path: str, exc: OSError, missing: str) -> Problem | None:
         if isinstance(exc, PermissionError):

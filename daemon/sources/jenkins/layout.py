@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from daemon.config import JenkinsSourceSettings
-from daemon.ops.logs import LogOnce
+from daemon.ops.logs import LogOnce, about
 from parsers import (
     ParseError,
     encode_item_name,
@@ -75,6 +75,7 @@ class JobTree:
                 self.name,
                 self.home,
                 exc,
+                extra=about(source=self.name, path=self.home / "config.xml"),
             )
         layout = Layout()
         root = self.home / "jobs"
@@ -92,7 +93,15 @@ class JobTree:
         try:
             st = os.stat(d)
         except OSError as exc:
-            self._said(d, logging.WARNING, "%s: cannot read %s: %s", self.name, d, exc.strerror)
+            self._said(
+                d,
+                logging.WARNING,
+                "%s: cannot read %s: %s",
+                self.name,
+                d,
+                exc.strerror,
+                extra=about(source=self.name, path=d),
+            )
             return False
         first = self._visited.setdefault((st.st_dev, st.st_ino), d)
         if first == d:
@@ -104,6 +113,7 @@ class JobTree:
             self.name,
             d,
             first,
+            extra=about(source=self.name, path=d),
         )
         return False
 
@@ -124,7 +134,13 @@ class JobTree:
                 self._fresh_containers.add(container)
             entries = sorted(os.scandir(container), key=lambda e: e.name)
         except OSError as exc:
-            log.warning("%s: cannot list %s: %s", self.name, container, exc.strerror)
+            log.warning(
+                "%s: cannot list %s: %s",
+                self.name,
+                container,
+                exc.strerror,
+                extra=about(source=self.name, path=container),
+            )
             return
         # real directories before symlinks: a job reached both ways keeps its real name
         for entry in sorted(entries, key=_is_symlink):

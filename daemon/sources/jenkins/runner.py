@@ -17,7 +17,7 @@ from pathlib import Path
 from daemon.clock import now_ms
 from daemon.config import JenkinsSourceSettings
 from daemon.events import RunFacts
-from daemon.ops.logs import LogOnce
+from daemon.ops.logs import LogOnce, about
 from daemon.sources.jenkins.source import RUN_FILES, Gone, JenkinsSource, Retry, is_run_dir_name
 from daemon.sources.runner import RunnerContext, Summary
 from daemon.sources.watch import Accept, Hint
@@ -163,7 +163,13 @@ class JenkinsRunner:
             sweep, self._sweep = self._sweep, None
             missed = self.source.sweep(sweep.since_ms, sweep.hinted)
             if missed:
-                log.debug("%s: %d run(s) appeared without a hint: %s", self.name, len(missed), missed)
+                log.debug(
+                    "%s: %d run(s) appeared without a hint: %s",
+                    self.name,
+                    len(missed),
+                    missed,
+                    extra=about(source=self.name),
+                )
                 self._process_many(missed)
         if self.watch is not None and now >= self._next_container_check:
             self._next_container_check = now + CONTAINER_CHECK_S
@@ -272,7 +278,8 @@ class JenkinsRunner:
         try:
             return self.source.observe(run_dir, known_open=run_dir in self.open_dirs)
         except Exception as exc:  # a bug must not stop the daemon; looked at again later
-            log.exception("%s: could not read %s", self.name, run_dir)
+            where = about(source=self.name, path=run_dir)
+            log.exception("%s: could not read %s", self.name, run_dir, extra=where)
             return Retry(60.0, f"{type(exc).__name__}: {exc}")
 
     def _settle(self, run_dir: Path, seen: Look) -> None:
@@ -283,12 +290,19 @@ class JenkinsRunner:
             self._forget(run_dir)
             return
         if isinstance(seen, Retry):
-            log.debug("%s: %s", self.name, seen.reason)
+            log.debug("%s: %s", self.name, seen.reason, extra=about(source=self.name, path=run_dir))
             # a record that stays unreadable (corrupt, not half-written) is looked at less and less often
             tries = self._tries[run_dir] = self._tries.get(run_dir, 0) + 1
             delay = min(seen.delay * 2 ** min(tries - 1, 10), RETRY_CAP_S)
             if tries == 10:
-                log.warning("%s: %s unreadable after %d tries: %s", self.name, run_dir, tries, seen.reason)
+                log.warning(
+                    "%s: %s unreadable after %d tries: %s",
+                    self.name,
+                    run_dir,
+                    tries,
+                    seen.reason,
+                    extra=about(source=self.name, path=run_dir),
+                )
             self.retries[run_dir] = time.monotonic() + delay
             if self._watch_run(run_dir):
                 self._tries[run_dir] -= 1  # that second look is not a failed try
@@ -307,6 +321,7 @@ class JenkinsRunner:
                 self.name,
                 run_dir,
                 exc,
+                extra=about(source=self.name, path=run_dir),
             )
             self.retries[run_dir] = time.monotonic() + BAD_RUN_RETRY_S
             return

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from daemon.config import JenkinsSourceSettings
 from daemon.events import RunFacts
+from daemon.ops.logs import about
 from daemon.sources.jenkins.layout import Job, JobTree, Layout
 from parsers import (
     BuildXml,
@@ -217,7 +218,13 @@ class JenkinsSource:
         except FileNotFoundError:
             pass
         except UnsafeXmlError as exc:
-            log.error("%s: %s/build.xml refused (%s); this run is ignored", self.name, run_dir, exc)
+            log.error(
+                "%s: %s/build.xml refused (%s); this run is ignored",
+                self.name,
+                run_dir,
+                exc,
+                extra=about(source=self.name, path=run_dir / "build.xml"),
+            )
             self._unsafe.add(run_dir)
             return Gone()
         except ParseError as exc:
@@ -302,6 +309,7 @@ class JenkinsSource:
                 job.full_name,
                 number,
                 idle,
+                extra=about(source=self.name, path=run_dir),
             )
             return replace(facts, running=False, result="UNKNOWN", end_ms=log_mtime)
         return facts
@@ -402,7 +410,7 @@ def _read_log(run_dir: Path) -> tuple[LogFacts | None, int | None]:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        log.debug("cannot read %s: %s", plain, exc.strerror)
+        log.debug("cannot read %s: %s", plain, exc.strerror, extra=about(path=plain))
         return None, None
     packed = run_dir / "log.gz"
     try:
