@@ -2,8 +2,9 @@
 
 Every ``import`` of ``daemon`` or ``parsers`` in the code (inside functions too) is an edge of the
 graph. Each module has a layer; an import goes to a lower layer, or stays inside its own family
-(``daemon.sources``, ``daemon.delivery`` ...) on the same layer. So the sources never reach into
-delivery, delivery knows nothing of the CI, and the parsers know nothing of the daemon.
+(``daemon.sources``, ``daemon.sinks``, ``daemon.delivery`` ...) on the same layer. So the sources
+never reach into delivery, delivery knows nothing of the CI, and the parsers know nothing of the
+daemon.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ LAYERS: dict[str, int] = {
     "daemon.ops.notify": 2,
     "daemon.ops.metrics": 2,
     "daemon.delivery.lock": 2,
+    "daemon.delivery.budget": 2,
+    "daemon.sinks": 4,
     "daemon.events": 3,
     "daemon.recovery": 3,
     "daemon.history": 4,

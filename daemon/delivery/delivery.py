@@ -13,12 +13,13 @@ import logging
 from daemon.clock import now_ms
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.compass_admin import Target, setup_sources
-from daemon.delivery.compass_graphql import EVENT_TYPES, CompassGraphQL, GraphQLError
 from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.sender import Sender
-from daemon.delivery.transport import CompassTransport, StdoutTransport, Transport
 from daemon.ops.metrics import Metrics
+from daemon.sinks import StdoutTransport, Transport
+from daemon.sinks.compass.admin import Target, setup_sources
+from daemon.sinks.compass.graphql import EVENT_TYPES, CompassGraphQL, GraphQLError
+from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import OutboxItem, Store, event_payload
 
 __all__ = ["Delivery"]

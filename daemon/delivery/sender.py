@@ -19,9 +19,9 @@ from typing import Literal
 from daemon.clock import now_ms
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.lock import DeliveryLock
-from daemon.delivery.transport import Outcome, SendResult, Transport
 from daemon.ops.logs import LogOnce
 from daemon.ops.metrics import Metrics
+from daemon.sinks import Outcome, SendResult, Transport
 from daemon.store import STORE_RETRY_S, OutboxItem, Store, event_payload
 
 __all__ = ["NOT_COMPASS_PAUSE_AFTER", "NOT_COMPASS_RECHECK_S", "PauseCause", "Sender", "backoff_delay"]
@@ -31,7 +31,7 @@ log = logging.getLogger("buildtail.sender")
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 AUTH_RECHECK_S = 60.0
-# Answers from something other than Compass (see daemon/delivery/answers.py) in a row before delivery
+# Answers from something other than Compass (see daemon/sinks/compass/answers.py) in a row before delivery
 # pauses: one could be a blip, three in a row is a proxy or a captive portal in the way.
 NOT_COMPASS_PAUSE_AFTER = 3
 # Re-checked sooner than the credentials: these requests do not reach Compass (nothing of the

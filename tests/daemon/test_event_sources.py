@@ -17,9 +17,9 @@ import pytest
 
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.compass_admin import Target, doctor, setup, targets
-from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 from daemon.delivery.delivery import Delivery
+from daemon.sinks.compass.admin import Target, doctor, setup, targets
+from daemon.sinks.compass.graphql import CompassGraphQL, GraphQLError
 from daemon.store import OutboxItem, Store
 from tests import fake_compass
 from tests.fake_compass import FakeCompass

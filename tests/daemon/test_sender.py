@@ -16,8 +16,9 @@ import pytest
 from daemon.config import CompassSettings
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.sender import Sender
-from daemon.delivery.transport import CompassTransport, SendResult, StdoutTransport, Transport
 from daemon.events import RunFacts, next_update
+from daemon.sinks import SendResult, StdoutTransport, Transport
+from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
 from tests.fake_compass import FakeCompass, Fault
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from daemon.config import CompassSettings
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.sender import NOT_COMPASS_PAUSE_AFTER, Sender
-from daemon.delivery.transport import CompassTransport
+from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
 
 from .test_events import facts, finished

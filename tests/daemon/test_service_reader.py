@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from daemon.config import Settings
-from daemon.delivery.transport import SendResult
 from daemon.service import Service
+from daemon.sinks import SendResult
 from tools.fake_jenkins import JenkinsHome
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux-only")
