@@ -1,8 +1,10 @@
-"""The SQLite state: what each run has told Compass, the outbox of events, the sequence counter.
+"""The SQLite state: what each run has told Compass, the outbox of updates, the sequence counter.
 
 One connection, WAL, ``synchronous=FULL``: a committed event survives a power cut. The run's new
-state and its queued event are written in one transaction, so a crash can never leave a run marked
-as reported without its event in the outbox, nor the other way round. The database's shape, and
+state and its queued update are written in one transaction, so a crash can never leave a run marked
+as reported without its update in the outbox, nor the other way round. The update is kept once
+(``updates``), as the destinations' common ground; each sink has its own outbox rows for it, and
+renders its request body from it when it sends (``daemon.sinks``). The database's shape, and
 bringing one an earlier release wrote up to it, are ``migrations``' business.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,6 @@ __all__ = [
     "OutboxItem",
     "RunRow",
     "Store",
-    "event_payload",
 ]
 
 STORE_RETRY_S = 5.0  # a write that failed (disk full, database locked) is tried again this much later
@@ -59,16 +60,20 @@ class RunRow:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """One sink's row for one queued update."""
+
     id: int
     pipeline_id: str
     seq: int
     state: str
     terminal: bool
     priority: int
-    event: dict[str, Any]
+    update: dict[str, Any] | None  # the run's update (``events.update_to_json``) the sink renders
     created_ms: int
     attempts: int
     next_attempt_ms: int
+    sink: str = "compass"
+    body: dict[str, Any] | None = None  # set instead of update: a body an earlier release rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +83,6 @@ class DeadLetter:
     status: int | None
     error: str
     failed_ms: int
-
-
-def event_payload(body: dict[str, Any]) -> dict[str, Any]:
-    """The event in a request body: its ``build`` or its ``deployment`` (a body carries exactly one)."""
-    event: dict[str, Any] = next(iter(body["event"].values()))
-    return event
 
 
 class Store:
@@ -229,16 +228,16 @@ class Store:
 
     # --- the rate budget's requests -------------------------------------------------------------------
 
-    def record_send(self, at_ms: int, *, keep_ms: int = 60_000) -> None:
-        """A request is about to go. Not waited for on disk: a power cut forgets at most the last
-        few, a crashed process none (they are in the WAL)."""
+    def record_send(self, at_ms: int, *, sink: str = "compass", keep_ms: int = 60_000) -> None:
+        """A request to ``sink`` is about to go. Not waited for on disk: a power cut forgets at most
+        the last few, a crashed process none (they are in the WAL)."""
         with self.batch(durable=False):
-            self._db.execute("INSERT INTO sends (at_ms) VALUES (?)", (at_ms,))
+            self._db.execute("INSERT INTO sends (at_ms, sink) VALUES (?, ?)", (at_ms, sink))
             self._db.execute("DELETE FROM sends WHERE at_ms < ?", (at_ms - keep_ms,))
 
-    def recent_sends(self, since_ms: int) -> list[int]:
-        rows = self._db.execute("SELECT at_ms FROM sends WHERE at_ms >= ? ORDER BY at_ms", (since_ms,))
-        return [int(r[0]) for r in rows]
+    def recent_sends(self, since_ms: int, *, sink: str = "compass") -> list[int]:
+        query = "SELECT at_ms FROM sends WHERE at_ms >= ? AND sink = ? ORDER BY at_ms"
+        return [int(r[0]) for r in self._db.execute(query, (since_ms, sink))]
 
     # --- runs ---------------------------------------------------------------------------------------
 
@@ -260,9 +259,16 @@ class Store:
         )
 
     def record(
-        self, run: RunRow, event: dict[str, Any], *, prior: RunRow | None, priority: int | None = None
+        self,
+        run: RunRow,
+        update: dict[str, Any],
+        *,
+        prior: RunRow | None,
+        priority: int | None = None,
+        sinks: Sequence[str] = ("compass",),
     ) -> int | None:
-        """Stores the run's new state and queues its event in one transaction; returns the sequence number.
+        """Stores the run's new state and queues its update for each of ``sinks`` in one
+        transaction; returns the sequence number (every sink's: one update, one number).
 
         ``prior`` is what the caller based the event on; if another process (``buildtail backfill``
         beside the daemon) changed the run in between, nothing is written and None is returned, so
@@ -270,8 +276,8 @@ class Store:
 
         The sequence number is ``max(last + 1, now in ms)``: it follows the clock when the clock is
         sane and still increases when the clock steps back, because the last one is persisted.
-        A terminal event drops the run's queued IN_PROGRESS: it would be overwritten anyway and
-        costs a request of the rate budget.
+        A terminal event drops the run's queued IN_PROGRESS (every sink's): it would be overwritten
+        anyway and costs a request of the rate budget.
         """
         now = now_ms()
         if priority is None:
@@ -283,7 +289,6 @@ class Store:
             last = int(self._get_meta("last_seq") or 0)
             seq = max(last + 1, now)
             self._set_meta("last_seq", str(seq))
-            event_payload(event)["updateSequenceNumber"] = seq
             db.execute(
                 "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms,"
                 " jenkins_start_ms, dir_ino, state, terminal, acked_state, updated_ms, kind)"
@@ -309,20 +314,38 @@ class Store:
             )
             if run.terminal:
                 db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
-            db.execute(
-                "INSERT INTO outbox (pipeline_id, seq, state, terminal, priority, event, created_ms)"
-                " VALUES (?,?,?,?,?,?,?)",
+                self._forget_updates(run.pipeline_id)
+            update_id = db.execute(
+                "INSERT INTO updates (pipeline_id, seq, state, terminal, kind, priority, data, created_ms)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 (
                     run.pipeline_id,
                     seq,
                     run.state,
                     int(run.terminal),
+                    run.kind,
                     priority,
-                    json.dumps(event, separators=(",", ":")),
+                    json.dumps(update, separators=(",", ":")),
                     now,
                 ),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO outbox (sink, update_id, pipeline_id, seq, state, terminal, priority,"
+                " created_ms) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (sink, update_id, run.pipeline_id, seq, run.state, int(run.terminal), priority, now)
+                    for sink in sinks
+                ],
             )
         return seq
+
+    def _forget_updates(self, pipeline_id: str) -> None:
+        """The run's updates no sink has queued any longer (delivered, dead, or replaced)."""
+        self._db.execute(
+            "DELETE FROM updates WHERE pipeline_id = ?"
+            " AND id NOT IN (SELECT update_id FROM outbox WHERE pipeline_id = ? AND update_id IS NOT NULL)",
+            (pipeline_id, pipeline_id),
+        )
 
     # --- outbox -------------------------------------------------------------------------------------
 
@@ -330,10 +353,11 @@ class Store:
         self,
         at_ms: int | None = None,
         *,
+        sink: str = "compass",
         exclude_ids: set[int] | None = None,
         exclude_pipelines: set[str] | None = None,
     ) -> tuple[OutboxItem | None, int | None]:
-        """The next event to send if it may be sent now, and otherwise when it falls due.
+        """``sink``'s next event to send if it may be sent now, and otherwise when it falls due.
 
         Terminal events first, then IN_PROGRESS, then history queued by ``buildtail backfill``, each
         oldest first: when the queue grows faster than the rate budget, finished builds (what the
@@ -346,16 +370,19 @@ class Store:
         at_ms = now_ms() if at_ms is None else at_ms
         ids = sorted(exclude_ids or ())
         pipelines = sorted(exclude_pipelines or ())
-        where = " AND ".join(
-            clause
+        where = "".join(
+            f" AND {clause}"
             for clause, values in (
-                (f"id NOT IN ({','.join('?' * len(ids))})", ids),
-                (f"pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
+                (f"o.id NOT IN ({','.join('?' * len(ids))})", ids),
+                (f"o.pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
             )
             if values
         )
-        query = f"SELECT * FROM outbox {'WHERE ' + where if where else ''} ORDER BY priority DESC, id LIMIT 1"
-        row = self._db.execute(query, (*ids, *pipelines)).fetchone()
+        query = (
+            f"SELECT {_ITEM_COLUMNS} FROM outbox o LEFT JOIN updates u ON u.id = o.update_id"
+            f" WHERE o.sink = ?{where} ORDER BY o.priority DESC, o.id LIMIT 1"
+        )
+        row = self._db.execute(query, (sink, *ids, *pipelines)).fetchone()
         if row is None:
             return None, None
         item = _item(row)
@@ -366,6 +393,7 @@ class Store:
     def ack(self, item: OutboxItem) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            self._forget_updates(item.pipeline_id)
             self._set_meta("last_delivery_ms", str(now_ms()))
             db.execute(
                 "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
@@ -379,10 +407,10 @@ class Store:
                 (0 if paused else 1, at_ms, error[:500], item.id),
             )
 
-    def release_paused(self) -> None:
-        """Every queued event may be tried again now (credentials or configuration changed)."""
+    def release_paused(self, sink: str = "compass") -> None:
+        """Every event queued for ``sink`` may be tried again now (credentials or configuration changed)."""
         with self._tx() as db:
-            db.execute("UPDATE outbox SET next_attempt_ms = 0")
+            db.execute("UPDATE outbox SET next_attempt_ms = 0 WHERE sink = ?", (sink,))
 
     def set_delivery_state(
         self, paused_reason: str | None, *, cause: str | None = None, answer: dict[str, Any] | None = None
@@ -409,8 +437,13 @@ class Store:
         return {str(r[0]): int(r[1]) for r in rows}
 
     def outbox_deployments(self) -> int:
-        """Queued events that are deployment events (the rest are build events)."""
-        query = "SELECT COUNT(*) FROM outbox WHERE json_extract(event, '$.event.deployment') IS NOT NULL"
+        """Queued events that are deployment events (the rest are build events); one queued by an
+        earlier release (no update) is told by its body."""
+        query = (
+            "SELECT COUNT(*) FROM outbox o LEFT JOIN updates u ON u.id = o.update_id WHERE CASE"
+            " WHEN u.kind IS NOT NULL THEN u.kind = 'deployment'"
+            " ELSE json_extract(o.event, '$.event.deployment') IS NOT NULL END"
+        )
         return int(self._db.execute(query).fetchone()[0])
 
     def last_error(self) -> str | None:
@@ -419,20 +452,23 @@ class Store:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def dead_letter(self, item: OutboxItem, status: int | None, error: str) -> None:
+    def dead_letter(self, item: OutboxItem, body: dict[str, Any], status: int | None, error: str) -> None:
+        """``body``: what the sink sent and was refused, kept as it was sent."""
         with self._tx() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            self._forget_updates(item.pipeline_id)
             db.execute(
-                "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms,"
+                " sink) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     item.pipeline_id,
                     item.seq,
-                    json.dumps(item.event),
+                    json.dumps(body),
                     status,
                     error[:4000],
                     item.created_ms,
                     now_ms(),
+                    item.sink,
                 ),
             )
 
@@ -470,6 +506,12 @@ def _run(row: Any) -> RunRow:
     )
 
 
+_ITEM_COLUMNS = (
+    "o.id, o.pipeline_id, o.seq, o.state, o.terminal, o.priority, u.data, o.created_ms, o.attempts,"
+    " o.next_attempt_ms, o.sink, o.event"
+)
+
+
 def _item(row: Any) -> OutboxItem:
     return OutboxItem(
         id=row[0],
@@ -478,8 +520,10 @@ def _item(row: Any) -> OutboxItem:
         state=row[3],
         terminal=bool(row[4]),
         priority=row[5],
-        event=json.loads(row[6]),
+        update=None if row[6] is None else json.loads(row[6]),
         created_ms=row[7],
         attempts=row[8],
         next_attempt_ms=row[9],
+        sink=row[10],
+        body=None if row[11] is None else json.loads(row[11]),
     )

@@ -20,7 +20,7 @@ from daemon.delivery.budget import TokenBucket
 from daemon.delivery.delivery import Delivery
 from daemon.sinks.compass.admin import Target, doctor, setup, targets
 from daemon.sinks.compass.graphql import CompassGraphQL, GraphQLError
-from daemon.store import OutboxItem, Store
+from daemon.store import Store
 from tests import fake_compass
 from tests.fake_compass import FakeCompass
 
@@ -565,21 +565,6 @@ async def test_doctor_reports_unreadable_metrics(
 # --- auto-setup on a 404 -------------------------------------------------------------------------------
 
 
-def _outbox_item(body: dict[str, Any]) -> OutboxItem:
-    return OutboxItem(
-        id=1,
-        pipeline_id="deploy-api#7",
-        seq=1,
-        state="SUCCESSFUL",
-        terminal=True,
-        priority=0,
-        event=body,
-        created_ms=0,
-        attempts=1,
-        next_attempt_ms=0,
-    )
-
-
 def deployment_body(external: str, component: str | None) -> dict[str, Any]:
     """A deployment event as Compass's ``event.deployment`` has it."""
     body: dict[str, Any] = {
@@ -633,7 +618,7 @@ async def test_auto_setup_creates_the_source_of_the_refused_events_type(
     store = Store(settings.state_dir)
     delivery = Delivery(settings, store)
     try:
-        assert await delivery._missing_source(_outbox_item(deployment_body(HOST, COMP_API))) is True
+        assert await delivery.sinks[0].create_missing(deployment_body(HOST, COMP_API)) is True
         deployment = compass.find_event_source(HOST, "DEPLOYMENT")
         assert deployment is not None and deployment["id"] in compass.components()[COMP_API]
         assert [r.field for r in compass.mutations()] == ["createEventSource", "attachEventSource"]
@@ -643,12 +628,12 @@ async def test_auto_setup_creates_the_source_of_the_refused_events_type(
         assert compass.metric_sources(COMP_API) == []
 
         # in place already: the 404 has another cause, so no resend at once (delivery pauses)
-        assert await delivery._missing_source(_outbox_item(deployment_body(HOST, COMP_API))) is False
+        assert await delivery.sinks[0].create_missing(deployment_body(HOST, COMP_API)) is False
         assert len(compass.mutations()) == 2
 
         # a deployment without componentId: the source is created, there is nothing to attach to
         other = deployment_body("build02.example.com", None)
-        assert await delivery._missing_source(_outbox_item(other)) is True
+        assert await delivery.sinks[0].create_missing(other) is True
         assert compass.find_event_source("build02.example.com", "DEPLOYMENT") is not None
         assert compass.find_event_source("build02.example.com", "BUILD") is None
     finally:
@@ -664,10 +649,10 @@ async def test_auto_setup_of_a_build_event_creates_a_build_source(
     delivery = Delivery(settings, store)
     build = {"cloudId": "cloud-123", "event": {"build": {"externalEventSourceId": HOST}}}
     try:
-        assert await delivery._missing_source(_outbox_item(build)) is True
+        assert await delivery.sinks[0].create_missing(build) is True
         assert set(sources_of(compass)) == {(HOST, "BUILD")}
         unknown = {"cloudId": "cloud-123", "event": {"weather": {"externalEventSourceId": HOST}}}
-        assert await delivery._missing_source(_outbox_item(unknown)) is False
+        assert await delivery.sinks[0].create_missing(unknown) is False
         assert len(compass.mutations()) == 1
     finally:
         await delivery.close()
@@ -679,7 +664,7 @@ async def test_without_auto_setup_a_404_touches_nothing(tmp_path: Path, compass:
     store = Store(settings.state_dir)
     delivery = Delivery(settings, store)
     try:
-        assert await delivery._missing_source(_outbox_item(deployment_body(HOST, None))) is False
+        assert await delivery.sinks[0].create_missing(deployment_body(HOST, None)) is False
         assert compass.graphql_requests == []
     finally:
         await delivery.close()

@@ -26,7 +26,7 @@ from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
 
 from .test_events import facts, finished
-from .test_sender import queue, wait_until
+from .test_sender import queue, sink, wait_until
 
 PAGE = (
     "<!doctype html><html><head><title>Guest  WiFi\n  - please sign in</title></head>"
@@ -90,9 +90,7 @@ async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resume
     transport = CompassTransport(settings)
     sender = Sender(
         store,
-        transport,
-        cloud_id="cloud-1",
-        bucket=TokenBucket(0, 1),
+        sink(transport, "cloud-1", TokenBucket(0, 1)),
         max_in_flight=1,
         not_compass_recheck_s=0.5,
     )
