@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "daemon.clock": 0,  # stdlib only: every layer of the daemon reads the one clock (parsers have none)
     "daemon.config": 1,
     "daemon.migrations": 1,
+    "daemon.outbox": 1,  # the store's queue half, mixed into it
     "daemon.state_check": 1,
     "daemon.store": 2,
     "daemon.ops.logs": 2,

@@ -184,3 +184,17 @@ def test_an_earlier_release_queued_body_is_sent_as_it_was_rendered(tmp_path: Pat
         assert ("old#1", '{"event":{}}', "compass") in rows
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_status_reads_an_earlier_release_database_before_it_is_upgraded(tmp_path: Path, version: str) -> None:
+    """``buildtail status`` of the new version beside a daemon not restarted yet: read as it is."""
+    path = _load(version, tmp_path / "state")
+    digest = _digest(path)
+    store = Store(tmp_path / "state", readonly=True)
+    try:
+        assert store.outbox_depth() == 3 and store.outbox_deployments() == 0
+        assert sum(store.outbox_by_state().values()) == 3 and store.dead_letters() == []
+    finally:
+        store.close()
+    assert _digest(path) == digest
