@@ -274,8 +274,8 @@ def _compass_command(path: Path, command: str) -> int:
         return 2
     import asyncio
 
-    from daemon.delivery.compass_admin import doctor, setup, targets
-    from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
+    from daemon.sinks.compass.admin import doctor, setup, targets
+    from daemon.sinks.compass.graphql import CompassGraphQL, GraphQLError
 
     compass = settings.compass
     wanted = targets(settings, _jobs(settings))

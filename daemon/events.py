@@ -1,15 +1,17 @@
-"""A run's facts plus what Compass was already told -> the next Compass event, or nothing.
+"""A run's facts plus what was already queued for it -> the run's next update, or nothing.
 
 The event rules live here and only here: which Compass state a result becomes (``result_state``),
-the run's pipelineId and startedAt (fixed the first time and never changed), completedAt on every
-terminal event, the display texts and their 255-character cap. Sources only report facts (a result
-in their CI's words); the store only persists. The words themselves are in ``parsers.vocabulary``.
+the run's pipelineId and startedAt (fixed the first time and never changed), whether a run is a
+build or a deployment. Sources only report facts (a result in their CI's words); the store only
+persists; each sink renders the update as its destination wants it (``daemon.sinks``; Compass's
+texts and their 255-character cap are ``daemon.sinks.compass.render``'s). The words themselves are
+in ``parsers.vocabulary``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +22,18 @@ from daemon.config.values import job_matches
 from daemon.store import RunRow
 from parsers.vocabulary import DEFAULT_STATE_MAP, RESULT_WORDS
 
-__all__ = ["RunFacts", "Update", "format_duration", "iso_ms", "job_matches", "next_update", "result_state"]
-
-MAX_TEXT = 255
+__all__ = [
+    "RunFacts",
+    "Update",
+    "environment",
+    "format_duration",
+    "iso_ms",
+    "job_matches",
+    "next_update",
+    "result_state",
+    "update_from_json",
+    "update_to_json",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +65,12 @@ class RunFacts:
 
 @dataclass(frozen=True, slots=True)
 class Update:
+    """A run's update, the same for every destination: its new stored state, the facts it was
+    decided from, and when (each sink renders its own request body from it, at send time)."""
+
     run: RunRow
-    event: dict[str, Any]
+    facts: RunFacts
+    at_ms: int
 
 
 MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
@@ -67,7 +82,12 @@ def iso_ms(epoch_ms: int) -> str:
     A CI file can hold any number; a time outside years 1970..9999 is clamped rather than crash.
     """
     epoch_ms = min(max(int(epoch_ms), 0), MAX_EPOCH_MS)
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    t = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    # strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3], field by field: twice as fast, on every event sent
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond // 1000:03d}Z"
+    )
 
 
 def format_duration(ms: int) -> str:
@@ -79,11 +99,6 @@ def format_duration(ms: int) -> str:
         return f"{minutes}m {seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
-
-
-def _cap(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
 
 
 def result_state(facts: RunFacts, settings: Settings) -> str:
@@ -121,21 +136,6 @@ def _state(facts: RunFacts, settings: Settings, kind: str) -> str:
 _DEPLOYMENT_STATE = {"ERROR": "FAILED", "TIMED_OUT": "FAILED"}
 
 
-def _description(facts: RunFacts, state: str, started_ms: int) -> str:
-    if facts.running:
-        parts = ["Running"]
-    else:
-        word = facts.result or state
-        parts = [
-            f"{word}{' (timed out)' if state == 'TIMED_OUT' else ''} in "
-            f"{format_duration((facts.end_ms or started_ms) - started_ms)}"
-        ]
-    parts.extend(facts.causes[:2])
-    if facts.commit:
-        parts.append(f"commit {facts.commit[:12]}" + (f" on {facts.branch}" if facts.branch else ""))
-    return _cap(" \u00b7 ".join(parts))
-
-
 def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
     """A recreated job reuses build numbers: the same number that started at another time.
 
@@ -148,15 +148,6 @@ def _is_new_run(prior: RunRow, facts: RunFacts) -> bool:
     if prior.ci_start_ms is not None and facts.start_is_exact:
         return abs(prior.ci_start_ms - facts.start_ms) > 1000
     return prior.dir_ino is not None and facts.dir_ino is not None and prior.dir_ino != facts.dir_ino
-
-
-def _sequence_number(facts: RunFacts) -> int:
-    """A deployment's own number: the build number, or a number in the run id (GoCD's ``13.1`` is
-    13), else the start in seconds, which orders the deployments of one pipeline the same way."""
-    if isinstance(facts.number, int):
-        return max(0, facts.number)
-    head = str(facts.number).split(".", 1)[0]
-    return int(head) if head.isdigit() and len(head) < 19 else max(0, facts.start_ms) // 1000
 
 
 def _pipeline_id(facts: RunFacts, generation: int) -> str:
@@ -183,7 +174,7 @@ def next_update(
     elif facts.running and facts.parameters is None and settings.needs_parameters(facts.source, facts.job):
         return None  # a deployment or a build, its parameters will say: until then, nothing to tell
     else:
-        kind = "deployment" if _environment(facts, settings) is not None else "build"
+        kind = "deployment" if environment(facts, settings) is not None else "build"
     state = _state(facts, settings, kind)
     if prior is not None:
         pipeline_id, started_ms = prior.pipeline_id, prior.started_at_ms
@@ -208,66 +199,22 @@ def next_update(
         acked_state=None,
         kind=kind,
     )
-    return Update(run, build_event(facts, run, settings))
+    return Update(run, facts, now_ms())
 
 
-def _environment(facts: RunFacts, settings: Settings) -> Environment | None:
+def environment(facts: RunFacts, settings: Settings) -> Environment | None:
+    """Where the run deployed to, when ``compass.deployments`` names it a deployment."""
     return settings.deployment_for(facts.source, facts.job, dict(facts.parameters or ()))
 
 
-def build_event(facts: RunFacts, run: RunRow, settings: Settings) -> dict[str, Any]:
-    """The request body without ``cloudId`` (added when sent); the store sets ``updateSequenceNumber``.
+def update_to_json(update: Update) -> dict[str, Any]:
+    """The update as the store keeps it: what every sink renders its request body from."""
+    return {"run": asdict(update.run), "facts": asdict(update.facts), "at_ms": update.at_ms}
 
-    A build event, or a deployment event for a run ``compass.deployments`` names: the same run
-    identity, times and texts, with the deployment's own number and its environment.
-    """
-    completed: str | None = None
-    if run.terminal:
-        end = facts.end_ms if facts.end_ms is not None else run.started_at_ms
-        completed = iso_ms(max(end, run.started_at_ms))
-    name = f"{facts.job} {facts.display_name}" if facts.display_name else f"{facts.job} #{facts.number}"
-    common: dict[str, Any] = {
-        "displayName": "",
-        "lastUpdated": iso_ms(now_ms()),
-        "updateSequenceNumber": 0,
-        "description": _description(facts, run.state, run.started_at_ms),
-        "url": facts.run_url,
-        "externalEventSourceId": settings.event_source_id(facts.job),
-    }
-    pipeline: dict[str, Any] = {"pipelineId": run.pipeline_id, "url": facts.job_url, "displayName": facts.job}
-    if run.kind == "deployment":
-        env = _environment(facts, settings) or Environment(category="UNMAPPED", name="unknown")
-        pipeline["url"] = facts.job_url or facts.run_url  # all three are required here
-        event = {
-            **common,
-            "displayName": _cap(f"{name} to {env.name}"),
-            "deploymentProperties": {
-                "sequenceNumber": _sequence_number(facts),
-                "state": run.state,
-                "pipeline": pipeline,
-                "environment": {
-                    "category": env.category,
-                    "displayName": env.name,
-                    "environmentId": env.environment_id,
-                },
-                "startedAt": iso_ms(run.started_at_ms),
-                "completedAt": completed,
-            },
-        }
-        body: dict[str, Any] = {"event": {"deployment": event}}
-    else:
-        event = {
-            **common,
-            "displayName": _cap(name),
-            "buildProperties": {
-                "state": run.state,
-                "pipeline": pipeline,
-                "startedAt": iso_ms(run.started_at_ms),
-                "completedAt": completed,
-            },
-        }
-        body = {"event": {"build": event}}
-    component = settings.component_for(facts.job)
-    if component is not None:
-        body["componentId"] = component
-    return body
+
+def update_from_json(data: dict[str, Any]) -> Update:
+    facts = dict(data["facts"])
+    facts["causes"] = tuple(facts["causes"])
+    if facts["parameters"] is not None:
+        facts["parameters"] = tuple((str(k), str(v)) for k, v in facts["parameters"])
+    return Update(RunRow(**data["run"]), RunFacts(**facts), int(data["at_ms"]))

@@ -108,8 +108,68 @@ def _to_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'build'")
 
 
+def _to_4(db: sqlite3.Connection) -> None:
+    """Sinks as peers: the run's update is kept once (``updates``), destination-neutral, and each
+    sink has its own outbox rows for it, rendering its request body when it sends.
+
+    Events queued by an earlier release hold the Compass body that release rendered (``event``);
+    they keep it and are sent as they are, byte for byte with the same updateSequenceNumber: the
+    facts a body was rendered from are not kept, so re-deriving an update from it could not be
+    exact. Their ids, order, attempts and backoff stay. Dead letters and the budget's requests
+    become the Compass sink's.
+    """
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    _execute_script(
+        db,
+        """
+        CREATE TABLE updates (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pipeline_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            terminal INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE INDEX updates_pipeline ON updates (pipeline_id);
+        CREATE TABLE outbox_4 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pipeline_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            terminal INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            event TEXT,  -- the Compass body an earlier release rendered (NULL: rendered from the update)
+            created_ms INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            sink TEXT NOT NULL DEFAULT 'compass',
+            update_id INTEGER  -- updates.id (NULL for an event queued before schema 4)
+        );
+        INSERT INTO outbox_4 (id, pipeline_id, seq, state, terminal, priority, event, created_ms,
+            attempts, next_attempt_ms, last_error)
+            SELECT id, pipeline_id, seq, state, terminal, priority, event, created_ms, attempts,
+            next_attempt_ms, last_error FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_4 RENAME TO outbox;
+        CREATE INDEX outbox_order ON outbox (sink, priority DESC, id);
+        CREATE INDEX outbox_pipeline ON outbox (pipeline_id, terminal);
+        CREATE INDEX outbox_update ON outbox (update_id);
+        ALTER TABLE dead_letters ADD COLUMN sink TEXT NOT NULL DEFAULT 'compass';
+        ALTER TABLE sends ADD COLUMN sink TEXT NOT NULL DEFAULT 'compass';
+        """,
+    )
+    # the old table's AUTOINCREMENT counter went with it: ids handed out before stay unused
+    if row is not None:
+        db.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (int(row[0]),))
+
+
 # Step n brings schema n-1 to n. Append only: a released step never changes.
-_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1, 2: _to_2, 3: _to_3}
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1, 2: _to_2, 3: _to_3, 4: _to_4}
 SCHEMA_VERSION = max(_STEPS)
 
 

@@ -19,10 +19,11 @@ import sqlite3
 from collections.abc import Callable
 
 from daemon.config import Settings
-from daemon.events import RunFacts, next_update
+from daemon.events import RunFacts, next_update, update_to_json
 from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
+from daemon.sinks.registry import queued_for
 from daemon.store import STORE_RETRY_S, Store
 
 __all__ = ["Recorder"]
@@ -63,7 +64,13 @@ class Recorder:
             update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
             if update is None:
                 return None
-            seq = self.store.record(update.run, update.event, prior=prior, priority=priority)
+            seq = self.store.record(
+                update.run,
+                update_to_json(update),
+                prior=prior,
+                priority=priority,
+                sinks=queued_for(self.settings),
+            )
             if seq is not None:
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)

@@ -42,8 +42,9 @@ __all__ = ["SEQ_MARGIN_MS", "TABLES", "Recovery", "next_seq_floor", "open_store"
 
 log = logging.getLogger("buildtail")
 
-# What is salvaged, most important first (the order matters when the disk fills up half-way).
-TABLES = ("outbox", "runs", "checkpoints", "dead_letters", "meta", "sends")
+# What is salvaged, most important first (the order matters when the disk fills up half-way): the
+# queued updates and their outbox rows, then the rest.
+TABLES = ("updates", "outbox", "runs", "checkpoints", "dead_letters", "meta", "sends")
 # Added to the highest sequence number found; see next_seq_floor.
 SEQ_MARGIN_MS = 86_400_000
 _NOT_COPIED_META = ("schema", "upgraded", "recovered", "last_seq")
@@ -160,6 +161,7 @@ def _build(tmp: Path, aside: Path, done: Recovery, started: float) -> None:
         prepare(new, tmp)
         new.execute("BEGIN IMMEDIATE")
         _salvage(aside, new, done)
+        _drop_orphans(new, done)
         done.rewound = _rewind_unsent(new)
         done.last_seq = next_seq_floor(new, _old_last_seq(aside))
         meta = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
@@ -180,6 +182,34 @@ def _keep(src: Path, dst: Path) -> None:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
             raise
         shutil.copy2(src, dst)
+
+
+def _drop_orphans(new: sqlite3.Connection, done: Recovery) -> None:
+    """Queued updates and their outbox rows, made whole again.
+
+    An outbox row whose update was on a damaged page cannot be rendered: it counts as lost, and its
+    run is rewound with the other lost events (an earlier release's rows carry their body and need
+    no update). An update whose outbox rows were lost is queued again for every sink seen (an
+    update is kept only while some sink has it queued; a sink that had it already is sent it again
+    with the same sequence number, which a destination ignores)."""
+    orphans = new.execute(
+        "DELETE FROM outbox WHERE event IS NULL AND update_id NOT IN (SELECT id FROM updates)"
+    ).rowcount
+    sinks = {str(r[0]) for r in new.execute("SELECT DISTINCT sink FROM outbox")} | {"compass"}
+    requeued = 0
+    for sink in sorted(sinks):
+        requeued += new.execute(
+            "INSERT INTO outbox (pipeline_id, seq, state, terminal, priority, created_ms, sink, update_id)"
+            " SELECT u.pipeline_id, u.seq, u.state, u.terminal, u.priority, u.created_ms, ?, u.id"
+            " FROM updates u"
+            " WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.update_id = u.id) ORDER BY u.id",
+            (sink,),
+        ).rowcount
+    change = requeued - orphans
+    if change:
+        done.salvaged["outbox"] = done.salvaged.get("outbox", 0) + change
+        lost = done.lost.get("outbox")
+        done.lost["outbox"] = None if lost is None else max(0, lost - change)
 
 
 def _rewind_unsent(new: sqlite3.Connection) -> int:

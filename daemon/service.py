@@ -19,7 +19,6 @@ from daemon.clock import now_ms
 from daemon.config import ConfigError, JenkinsSourceSettings, Settings, SourceSettings, load_settings
 from daemon.delivery.delivery import Delivery
 from daemon.delivery.lock import DeliveryLock
-from daemon.delivery.transport import Transport
 from daemon.history import HistoryPolicy
 from daemon.loop import Loop
 from daemon.ops.health import Health
@@ -27,6 +26,7 @@ from daemon.ops.metrics import Metrics, MetricsServer
 from daemon.ops.notify import Notifier
 from daemon.recorder import Recorder
 from daemon.recovery import open_store
+from daemon.sinks import Transport
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext

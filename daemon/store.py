@@ -1,8 +1,10 @@
-"""The SQLite state: what each run has told Compass, the outbox of events, the sequence counter.
+"""The SQLite state: what each run has told Compass, the outbox of updates, the sequence counter.
 
 One connection, WAL, ``synchronous=FULL``: a committed event survives a power cut. The run's new
-state and its queued event are written in one transaction, so a crash can never leave a run marked
-as reported without its event in the outbox, nor the other way round. The database's shape, and
+state and its queued update are written in one transaction, so a crash can never leave a run marked
+as reported without its update in the outbox, nor the other way round. The update is kept once
+(``updates``), as the destinations' common ground; each sink has its own outbox rows for it, and
+renders its request body from it when it sends (``daemon.sinks``). The database's shape, and
 bringing one an earlier release wrote up to it, are ``migrations``' business.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.migrations import check_readable, prepare
+from daemon.outbox import DeadLetter, OutboxItem, OutboxQueue
 from daemon.state_check import StateDamagedError, find_damage, is_damage, new_identity
 
 __all__ = [
@@ -30,7 +33,6 @@ __all__ = [
     "OutboxItem",
     "RunRow",
     "Store",
-    "event_payload",
 ]
 
 STORE_RETRY_S = 5.0  # a write that failed (disk full, database locked) is tried again this much later
@@ -57,36 +59,7 @@ class RunRow:
     kind: str = "build"  # or "deployment": what the run was first reported as
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    id: int
-    pipeline_id: str
-    seq: int
-    state: str
-    terminal: bool
-    priority: int
-    event: dict[str, Any]
-    created_ms: int
-    attempts: int
-    next_attempt_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    pipeline_id: str
-    seq: int
-    status: int | None
-    error: str
-    failed_ms: int
-
-
-def event_payload(body: dict[str, Any]) -> dict[str, Any]:
-    """The event in a request body: its ``build`` or its ``deployment`` (a body carries exactly one)."""
-    event: dict[str, Any] = next(iter(body["event"].values()))
-    return event
-
-
-class Store:
+class Store(OutboxQueue):
     """The daemon's only persistent state; every method is one short transaction."""
 
     def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
@@ -233,16 +206,16 @@ class Store:
 
     # --- the rate budget's requests -------------------------------------------------------------------
 
-    def record_send(self, at_ms: int, *, keep_ms: int = 60_000) -> None:
-        """A request is about to go. Not waited for on disk: a power cut forgets at most the last
-        few, a crashed process none (they are in the WAL)."""
+    def record_send(self, at_ms: int, *, sink: str = "compass", keep_ms: int = 60_000) -> None:
+        """A request to ``sink`` is about to go. Not waited for on disk: a power cut forgets at most
+        the last few, a crashed process none (they are in the WAL)."""
         with self.batch(durable=False):
-            self._db.execute("INSERT INTO sends (at_ms) VALUES (?)", (at_ms,))
+            self._db.execute("INSERT INTO sends (at_ms, sink) VALUES (?, ?)", (at_ms, sink))
             self._db.execute("DELETE FROM sends WHERE at_ms < ?", (at_ms - keep_ms,))
 
-    def recent_sends(self, since_ms: int) -> list[int]:
-        rows = self._db.execute("SELECT at_ms FROM sends WHERE at_ms >= ? ORDER BY at_ms", (since_ms,))
-        return [int(r[0]) for r in rows]
+    def recent_sends(self, since_ms: int, *, sink: str = "compass") -> list[int]:
+        query = "SELECT at_ms FROM sends WHERE at_ms >= ? AND sink = ? ORDER BY at_ms"
+        return [int(r[0]) for r in self._db.execute(query, (since_ms, sink))]
 
     # --- runs ---------------------------------------------------------------------------------------
 
@@ -264,9 +237,16 @@ class Store:
         )
 
     def record(
-        self, run: RunRow, event: dict[str, Any], *, prior: RunRow | None, priority: int | None = None
+        self,
+        run: RunRow,
+        update: dict[str, Any],
+        *,
+        prior: RunRow | None,
+        priority: int | None = None,
+        sinks: Sequence[str] = ("compass",),
     ) -> int | None:
-        """Stores the run's new state and queues its event in one transaction; returns the sequence number.
+        """Stores the run's new state and queues its update for each of ``sinks`` in one
+        transaction; returns the sequence number (every sink's: one update, one number).
 
         ``prior`` is what the caller based the event on; if another process (``buildtail backfill``
         beside the daemon) changed the run in between, nothing is written and None is returned, so
@@ -274,8 +254,8 @@ class Store:
 
         The sequence number is ``max(last + 1, now in ms)``: it follows the clock when the clock is
         sane and still increases when the clock steps back, because the last one is persisted.
-        A terminal event drops the run's queued IN_PROGRESS: it would be overwritten anyway and
-        costs a request of the rate budget.
+        A terminal event drops the run's queued IN_PROGRESS (every sink's): it would be overwritten
+        anyway and costs a request of the rate budget.
         """
         now = now_ms()
         if priority is None:
@@ -287,7 +267,6 @@ class Store:
             last = int(self._get_meta("last_seq") or 0)
             seq = max(last + 1, now)
             self._set_meta("last_seq", str(seq))
-            event_payload(event)["updateSequenceNumber"] = seq
             db.execute(
                 "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms,"
                 " jenkins_start_ms, dir_ino, state, terminal, acked_state, updated_ms, kind)"
@@ -313,148 +292,30 @@ class Store:
             )
             if run.terminal:
                 db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
-            db.execute(
-                "INSERT INTO outbox (pipeline_id, seq, state, terminal, priority, event, created_ms)"
-                " VALUES (?,?,?,?,?,?,?)",
+                self._forget_updates(run.pipeline_id)
+            update_id = db.execute(
+                "INSERT INTO updates (pipeline_id, seq, state, terminal, kind, priority, data, created_ms)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 (
                     run.pipeline_id,
                     seq,
                     run.state,
                     int(run.terminal),
+                    run.kind,
                     priority,
-                    json.dumps(event, separators=(",", ":")),
+                    json.dumps(update, separators=(",", ":")),
                     now,
                 ),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO outbox (sink, update_id, pipeline_id, seq, state, terminal, priority,"
+                " created_ms) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (sink, update_id, run.pipeline_id, seq, run.state, int(run.terminal), priority, now)
+                    for sink in sinks
+                ],
             )
         return seq
-
-    # --- outbox -------------------------------------------------------------------------------------
-
-    def next_due(
-        self,
-        at_ms: int | None = None,
-        *,
-        exclude_ids: set[int] | None = None,
-        exclude_pipelines: set[str] | None = None,
-    ) -> tuple[OutboxItem | None, int | None]:
-        """The next event to send if it may be sent now, and otherwise when it falls due.
-
-        Terminal events first, then IN_PROGRESS, then history queued by ``buildtail backfill``, each
-        oldest first: when the queue grows faster than the rate budget, finished builds (what the
-        success rate counts) are not held up, and a backfill never delays live builds. A run never
-        has two events queued at once (a terminal event replaces its IN_PROGRESS), so this order
-        cannot send a run's updates out of order. The head waits out its backoff and everything
-        waits with it: a Compass that fails one request is not flooded with the rest. Events in flight,
-        and every event of a run with one in flight, are excluded: a run's updates never overtake.
-        """
-        at_ms = now_ms() if at_ms is None else at_ms
-        ids = sorted(exclude_ids or ())
-        pipelines = sorted(exclude_pipelines or ())
-        where = " AND ".join(
-            clause
-            for clause, values in (
-                (f"id NOT IN ({','.join('?' * len(ids))})", ids),
-                (f"pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
-            )
-            if values
-        )
-        query = f"SELECT * FROM outbox {'WHERE ' + where if where else ''} ORDER BY priority DESC, id LIMIT 1"
-        row = self._db.execute(query, (*ids, *pipelines)).fetchone()
-        if row is None:
-            return None, None
-        item = _item(row)
-        if item.next_attempt_ms > at_ms:
-            return None, item.next_attempt_ms
-        return item, None
-
-    def ack(self, item: OutboxItem) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            self._set_meta("last_delivery_ms", str(now_ms()))
-            db.execute(
-                "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
-                (item.state, item.pipeline_id),
-            )
-
-    def retry_later(self, item: OutboxItem, at_ms: int, error: str, *, paused: bool = False) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ? WHERE id = ?",
-                (0 if paused else 1, at_ms, error[:500], item.id),
-            )
-
-    def release_paused(self) -> None:
-        """Every queued event may be tried again now (credentials or configuration changed)."""
-        with self._tx() as db:
-            db.execute("UPDATE outbox SET next_attempt_ms = 0")
-
-    def set_delivery_state(
-        self, paused_reason: str | None, *, cause: str | None = None, answer: dict[str, Any] | None = None
-    ) -> None:
-        """The pause ``buildtail status`` shows: its reason, its cause (credentials, event_source,
-        not_compass) and, for not_compass, what answered in Compass's place."""
-        state = {"reason": paused_reason, "since_ms": now_ms(), "cause": cause, "answer": answer}
-        with self._tx():
-            self._set_meta("delivery_paused", json.dumps(state))
-
-    def delivery_state(self) -> tuple[str | None, int | None]:
-        raw = self._get_meta("delivery_paused")
-        if raw is None:
-            return None, None
-        data = json.loads(raw)
-        return data.get("reason"), data.get("since_ms")
-
-    def oldest_queued_ms(self) -> int | None:
-        row = self._db.execute("SELECT MIN(created_ms) FROM outbox").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    def outbox_by_state(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
-    def outbox_deployments(self) -> int:
-        """Queued events that are deployment events (the rest are build events)."""
-        query = "SELECT COUNT(*) FROM outbox WHERE json_extract(event, '$.event.deployment') IS NOT NULL"
-        return int(self._db.execute(query).fetchone()[0])
-
-    def last_error(self) -> str | None:
-        row = self._db.execute(
-            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY priority DESC, id LIMIT 1"
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def dead_letter(self, item: OutboxItem, status: int | None, error: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
-            db.execute(
-                "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (
-                    item.pipeline_id,
-                    item.seq,
-                    json.dumps(item.event),
-                    status,
-                    error[:4000],
-                    item.created_ms,
-                    now_ms(),
-                ),
-            )
-
-    def outbox_depth(self, priority: int | None = None) -> int:
-        if priority is None:
-            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-        return int(
-            self._db.execute("SELECT COUNT(*) FROM outbox WHERE priority = ?", (priority,)).fetchone()[0]
-        )
-
-    def dead_letter_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
-
-    def dead_letters(self) -> list[DeadLetter]:
-        rows = self._db.execute(
-            "SELECT pipeline_id, seq, status, error, failed_ms FROM dead_letters ORDER BY id"
-        ).fetchall()
-        return [DeadLetter(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def _run(row: Any) -> RunRow:
@@ -471,19 +332,4 @@ def _run(row: Any) -> RunRow:
         terminal=bool(row[9]),
         acked_state=row[10],
         kind=row[12],
-    )
-
-
-def _item(row: Any) -> OutboxItem:
-    return OutboxItem(
-        id=row[0],
-        pipeline_id=row[1],
-        seq=row[2],
-        state=row[3],
-        terminal=bool(row[4]),
-        priority=row[5],
-        event=json.loads(row[6]),
-        created_ms=row[7],
-        attempts=row[8],
-        next_attempt_ms=row[9],
     )

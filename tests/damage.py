@@ -60,15 +60,18 @@ def damage(path: Path, how: str, *, seed: int = 7) -> None:
         raise ValueError(how)
 
 
-def damage_table(path: Path, table: str, *, seed: int = 7) -> int:
-    """Overwrites every leaf page of ``table`` with random bytes (found with SQLite's ``dbstat``);
-    returns how many pages."""
+def damage_table(path: Path, table: str, *, seed: int = 7, middle: int | None = None) -> int:
+    """Overwrites every leaf page of ``table`` (or the ``middle`` ones) with random bytes (found
+    with SQLite's ``dbstat``); returns how many pages."""
     db = sqlite3.connect(path)
     pages = [
         int(r[0])
         for r in db.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (table,))
     ]
     db.close()
+    if middle is not None:
+        start = max(0, len(pages) // 2 - middle // 2)
+        pages = pages[start : start + middle]
     rnd = random.Random(seed)
     with path.open("r+b") as f:
         for page in pages:

@@ -18,7 +18,10 @@ __all__ = ["RELEASES", "release_tree"]
 REPO = Path(__file__).resolve().parents[1]
 
 # Every release so far: the commit its version was cut from.
-RELEASES = {"0.1.0": "3d421cbf1a9c336c55e841b1bc57222f9a00daee"}
+RELEASES = {
+    "0.1.0": "3d421cbf1a9c336c55e841b1bc57222f9a00daee",
+    "0.2.0": "e8c4a229f93fe9b71d5f5de0a629683ac6aa343d",
+}
 
 
 def release_tree(version: str, dest: Path) -> Path | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from daemon.delivery.transport import SendResult
+from daemon.sinks import SendResult
 from tools.fake_compass._validation import properties_of, validate_body
 
 __all__ = ["ACCEPTED", "ScriptedTransport", "accept"]

@@ -2,8 +2,9 @@
 
 Every ``import`` of ``daemon`` or ``parsers`` in the code (inside functions too) is an edge of the
 graph. Each module has a layer; an import goes to a lower layer, or stays inside its own family
-(``daemon.sources``, ``daemon.delivery`` ...) on the same layer. So the sources never reach into
-delivery, delivery knows nothing of the CI, and the parsers know nothing of the daemon.
+(``daemon.sources``, ``daemon.sinks``, ``daemon.delivery`` ...) on the same layer. So the sources
+never reach into delivery, delivery knows nothing of the CI, and the parsers know nothing of the
+daemon.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ LAYERS: dict[str, int] = {
     "daemon.clock": 0,  # stdlib only: every layer of the daemon reads the one clock (parsers have none)
     "daemon.config": 1,
     "daemon.migrations": 1,
+    "daemon.outbox": 1,  # the store's queue half, mixed into it
     "daemon.state_check": 1,
     "daemon.store": 2,
     "daemon.ops.logs": 2,
     "daemon.ops.notify": 2,
     "daemon.ops.metrics": 2,
     "daemon.delivery.lock": 2,
+    "daemon.delivery.budget": 2,
+    "daemon.sinks": 4,
     "daemon.events": 3,
     "daemon.recovery": 3,
     "daemon.history": 4,

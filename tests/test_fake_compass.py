@@ -14,14 +14,14 @@ import aiohttp
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from daemon.delivery.compass_graphql import (
+from daemon.sinks.compass.graphql import (
     Operation,
     attach_operation,
     component_operation,
     create_operation,
     find_operation,
 )
-from daemon.delivery.compass_metrics import (
+from daemon.sinks.compass.metrics import (
     DERIVED_METRICS,
     create_metric_source_operation,
     metric_sources_operation,

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.delivery.transport import Outcome
+from daemon.sinks import Outcome
 from tests.e2e.conftest import TOKEN, Daemon, make_config, wait_until
 from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.delivery.transport import SendResult
+from daemon.sinks import SendResult
 from tests.scripted import ScriptedTransport
 
 

@@ -5,7 +5,7 @@ the way the CI writes them, with Compass answering 503: it records history as hi
 IN_PROGRESS of a run that is still going and the final events of runs that finished, keeps a log
 file's checkpoint, and is stopped with SIGTERM, as ``systemctl restart`` does before an upgrade.
 
-``python -m tests.upgrade`` writes ``tests/fixtures/state-<version>.sql``, the database of that
+``python -m tests.upgrade [VERSION ...]`` writes ``tests/fixtures/state-<version>.sql``, the database of that
 state as SQL text, for the migration tests that must run without the repository's history.
 """
 
@@ -122,8 +122,9 @@ def fixture_path(version: str) -> Path:
     return FIXTURES / f"state-{version}.sql"
 
 
-def main() -> int:
-    for version in RELEASES:
+def main(versions: list[str]) -> int:
+    """Writes the fixture of each release named (every release without names)."""
+    for version in versions or RELEASES:
         with tempfile.TemporaryDirectory() as tmp, FakeCompass(token=TOKEN) as compass:
             state = leave_old_state(version, Path(tmp), compass)
             if state is None:
@@ -141,4 +142,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,9 @@
-"""The delivery loop: the outbox's next event to Compass, removed only once Compass answers 202.
+"""The delivery loop: a sink's next queued event out, removed only once the destination accepts it.
+
+The same loop for every sink (``daemon.sinks.Sink``): the sink renders the request body, sends it
+and reads the answer; what follows from the answer is decided here. This is where a 429 is handled:
+the budget slows down (``TokenBucket.rate_limited``), and every event waits out ``Retry-After`` or,
+without one, a minute.
 
 Retries live in the outbox (``next_attempt_ms``), not in memory, so a backoff survives a restart.
 Every request first takes a token from the rate budget. Terminal events go before IN_PROGRESS ones
@@ -14,24 +19,30 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from daemon.clock import now_ms
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.lock import DeliveryLock
-from daemon.delivery.transport import Outcome, SendResult, Transport
 from daemon.ops.logs import LogOnce
 from daemon.ops.metrics import Metrics
-from daemon.store import STORE_RETRY_S, OutboxItem, Store, event_payload
+from daemon.sinks import Outcome, SendResult, Sink, Transport
+from daemon.store import STORE_RETRY_S, OutboxItem, Store
 
-__all__ = ["NOT_COMPASS_PAUSE_AFTER", "NOT_COMPASS_RECHECK_S", "PauseCause", "Sender", "backoff_delay"]
+__all__ = [
+    "NOT_COMPASS_PAUSE_AFTER",
+    "NOT_COMPASS_RECHECK_S",
+    "MissingSourceHook",
+    "PauseCause",
+    "Sender",
+    "backoff_delay",
+]
 
 log = logging.getLogger("buildtail.sender")
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 AUTH_RECHECK_S = 60.0
-# Answers from something other than Compass (see daemon/delivery/answers.py) in a row before delivery
+# Answers from something other than Compass (see daemon/sinks/compass/answers.py) in a row before delivery
 # pauses: one could be a blip, three in a row is a proxy or a captive portal in the way.
 NOT_COMPASS_PAUSE_AFTER = 3
 # Re-checked sooner than the credentials: these requests do not reach Compass (nothing of the
@@ -42,7 +53,7 @@ RATE_LIMIT_WINDOW_S = 60.0
 BUDGET_PUBLISH_S = 5.0
 SETTLE_BATCH = 64  # accepted answers acknowledged at the latest together
 
-MissingSourceHook = Callable[[OutboxItem], Awaitable[bool]]
+MissingSourceHook = Callable[[OutboxItem, dict[str, Any]], Awaitable[bool]]
 PauseCause = Literal["credentials", "event_source", "not_compass"]
 _CAUSE_OF: dict[Outcome, PauseCause] = {
     "unauthorized": "credentials",
@@ -60,28 +71,23 @@ class Sender:
     def __init__(
         self,
         store: Store,
-        transport: Transport,
+        sink: Sink,
         *,
-        cloud_id: str,
-        bucket: TokenBucket,
         on_missing_source: MissingSourceHook | None = None,
-        lock: DeliveryLock | None = None,
         metrics: Metrics | None = None,
         max_in_flight: int = 4,
         not_compass_recheck_s: float = NOT_COMPASS_RECHECK_S,
     ) -> None:
         self._store = store
-        self.transport = transport
-        self.cloud_id = cloud_id
-        self.bucket = bucket
+        self.sink = sink
         self.on_missing_source = on_missing_source
-        self.lock = lock
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = False
         self._log_once = LogOnce(log, every=PROBLEM_LOG_EVERY_S)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._flying: dict[int, OutboxItem] = {}
+        self._bodies: dict[int, dict[str, Any]] = {}  # what was sent for each event in flight
         self._done: list[tuple[OutboxItem, SendResult]] = []
         self.max_in_flight = max_in_flight
         self._hold_until = 0.0
@@ -101,37 +107,32 @@ class Sender:
         self._stopping = True
         self._wake.set()
 
-    def reconfigure(self, *, transport: Transport, cloud_id: str, bucket: TokenBucket) -> None:
-        """New Compass settings (a reload): requests from now on use them; those in flight finish."""
-        self.transport = transport
-        self.cloud_id = cloud_id
-        self.bucket = bucket
+    @property
+    def transport(self) -> Transport:
+        return self.sink.transport
+
+    @property
+    def bucket(self) -> TokenBucket:
+        return self.sink.bucket
 
     def resume(self) -> None:
         """Credentials or configuration changed: try the paused events again now."""
         self._hold_until = 0.0
         if self.paused is not None:
             log.info("delivery resumes (was paused: %s)", self.paused)
-        self._store.release_paused()
+        self._store.release_paused(self.sink.name)
         self._set_paused(None)
         self._wake.set()
 
-    async def run(self) -> None:
-        waited = False
-        while self.lock is not None and not self.lock.try_acquire() and not self._stopping:
-            if not waited:
-                waited = True
-                log.info(
-                    "another buildtail process (a backfill) is delivering from this state; waiting for it"
-                )
-            await self._sleep(1.0, fresh=True)
-        try:
-            await self._deliver()
-        finally:
-            if self.lock is not None:
-                self.lock.release()
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
-    async def _deliver(self) -> None:
+    async def wait(self, seconds: float) -> None:
+        """Until a wake-up (a stop) or ``seconds`` pass."""
+        await self._sleep(seconds, fresh=True)
+
+    async def run(self) -> None:
         try:
             # a pause recorded by an earlier process is not this one's: it finds out for itself
             if self._store.delivery_state()[0] is not None:
@@ -179,7 +180,9 @@ class Sender:
         # waiting to be acknowledged does not (acknowledgements keep the order of the answers)
         answered = {item.id for item, _ in self._done}
         busy = {item.pipeline_id for item in self._flying.values() if item.id not in answered}
-        item, due_ms = self._store.next_due(exclude_ids=set(self._in_flight), exclude_pipelines=busy)
+        item, due_ms = self._store.next_due(
+            sink=self.sink.name, exclude_ids=set(self._in_flight), exclude_pipelines=busy
+        )
         if item is None:
             if self._done:  # acknowledging may free a run's next event: look again after it
                 await self._settle_done()
@@ -198,7 +201,8 @@ class Sender:
         started = time.monotonic()
         result = SendResult("retry", None, "the request was not made")
         try:
-            result = await self.transport.send({"cloudId": self.cloud_id, **item.event})
+            body = self._bodies[item.id] = self.sink.render(item)
+            result = await self.sink.transport.send(body)
         except Exception as exc:  # a bug or an unreadable token file must not leave the event in flight
             log.exception("sending %s failed", item.pipeline_id)
             result = SendResult("retry", None, f"{type(exc).__name__}: {exc}")
@@ -240,6 +244,7 @@ class Sender:
     def _forget(self, item: OutboxItem) -> None:
         self._in_flight.pop(item.id, None)
         self._flying.pop(item.id, None)
+        self._bodies.pop(item.id, None)
 
     def _publish_budget(self) -> None:
         """Budget use for ``buildtail status``; written at most every few seconds, never while idle."""
@@ -271,8 +276,9 @@ class Sender:
             pass
 
     async def _settle(self, item: OutboxItem, result: SendResult) -> None:
-        build = event_payload(item.event)
-        name = build.get("displayName", item.pipeline_id)
+        body = self._bodies.get(item.id, {})
+        name = self.sink.describe(body, item) if body else item.pipeline_id
+        title = self.sink.title
         now = time.time()
         if result.outcome == "not_compass":
             self._not_compass_streak += 1
@@ -288,8 +294,8 @@ class Sender:
             self._store.ack(item)
             if self.paused is not None:
                 # Compass takes events again: those held by the pause need not wait for their re-check
-                log.info("delivery resumes: Compass accepted %s (was paused: %s)", name, self.paused)
-                self._store.release_paused()
+                log.info("delivery resumes: %s accepted %s (was paused: %s)", title, name, self.paused)
+                self._store.release_paused(self.sink.name)
                 self._set_paused(None)
                 for key in _CAUSE_OF:  # the cause went away: if it comes back, that is news again
                     self._log_once.clear(key)
@@ -313,14 +319,16 @@ class Sender:
             self._hold_until = time.monotonic() + delay
             if result.outcome == "not_compass":
                 log.warning(
-                    "something other than Compass answered the request for %s (%s); retrying in %.1fs",
+                    "something other than %s answered the request for %s (%s); retrying in %.1fs",
+                    title,
                     name,
                     result.detail,
                     delay,
                 )
             else:
                 log.warning(
-                    "Compass did not take %s (%s); retrying in %.1fs",
+                    "%s did not take %s (%s); retrying in %.1fs",
+                    title,
                     name,
                     result.status or result.detail,
                     delay,
@@ -328,21 +336,11 @@ class Sender:
             self._store.retry_later(item, int((now + delay) * 1000), f"{result.status}: {result.detail}")
             return
         hook = self.on_missing_source
-        if result.outcome == "not_found" and hook is not None and await hook(item):
+        if result.outcome == "not_found" and hook is not None and await hook(item, body):
             self._store.retry_later(item, int(now * 1000), "event source created")
             return
         if result.outcome in ("unauthorized", "not_found"):
-            if result.outcome == "unauthorized":
-                reason = (
-                    f"Compass refused the credentials (HTTP {result.status}); check compass.email and the "
-                    "API token, then send SIGHUP (systemctl reload buildtail) or wait for the next check"
-                )
-            else:
-                source = build.get("externalEventSourceId")
-                reason = (
-                    f"Compass does not know the event source {source!r} (HTTP 404: {result.detail[:200]}); "
-                    "run `buildtail compass setup --config PATH` or set compass.auto_setup: true"
-                )
+            reason = self.sink.pause_reason(result, body)
             self._set_paused(reason, _CAUSE_OF[result.outcome])
             self._log_once(
                 result.outcome,
@@ -356,13 +354,14 @@ class Sender:
             )
             return
         log.error(
-            "Compass rejected %s %s (HTTP %s): %s; kept as a dead letter, not retried (see buildtail status)",
+            "%s rejected %s %s (HTTP %s): %s; kept as a dead letter, not retried (see buildtail status)",
+            title,
             name,
             item.state,
             result.status,
             result.detail,
         )
-        self._store.dead_letter(item, result.status, result.detail)
+        self._store.dead_letter(item, body, result.status, result.detail)
 
     def _pause_not_compass(self, item: OutboxItem, result: SendResult, now: float) -> None:
         """Something other than Compass keeps answering: nothing is sent but one event every
@@ -370,7 +369,7 @@ class Sender:
         recheck = self.not_compass_recheck_s
         # the reason names the answer, not the running count: it is stored only when it changes
         reason = (
-            f"something other than Compass answered {NOT_COMPASS_PAUSE_AFTER}+ requests in a row, "
+            f"something other than {self.sink.title} answered {NOT_COMPASS_PAUSE_AFTER}+ requests in a row, "
             f"the last with {result.detail}; events are kept, re-checked every {recheck:g}s"
         )
         answer = result.answer.fields() if result.answer is not None else None

@@ -1,16 +1,20 @@
-"""The event rules: next_update and build_event over RunFacts, checked against the Compass contract."""
+"""The event rules (``next_update``) and Compass's body for each update (``build_event``) over
+RunFacts, checked against the Compass contract."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon import events
 from daemon.config import Settings
-from daemon.events import RunFacts, Update, iso_ms, job_matches, next_update
+from daemon.events import RunFacts, iso_ms, job_matches
+from daemon.sinks.compass.render import build_event
 from daemon.store import RunRow
 from tools.fake_compass import validate_body
 
@@ -63,6 +67,26 @@ def finished(result: str = "SUCCESS", **kw: Any) -> RunFacts:
 
 def never(_: str) -> bool:
     return False
+
+
+@dataclass(frozen=True)
+class Update:
+    """A run's update with the Compass body rendered from it (sequence number 0), as sent."""
+
+    update: events.Update
+    event: dict[str, Any]
+
+    @property
+    def run(self) -> RunRow:
+        return self.update.run
+
+
+def next_update(
+    facts: RunFacts, prior: RunRow | None, settings: Settings, *, taken: Callable[[str], bool]
+) -> Update | None:
+    """The real event rules, then the Compass sink's rendering of their update."""
+    update = events.next_update(facts, prior, settings, taken=taken)
+    return None if update is None else Update(update, build_event(update, 0, settings))
 
 
 def checked(update: Update | None, seq: int = 17) -> dict[str, Any]:

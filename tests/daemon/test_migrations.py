@@ -8,6 +8,7 @@ by ``python -m tests.upgrade``): queued events, a run in progress, history, a lo
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
 from daemon.migrations import SCHEMA_VERSION, StateVersionError, backup_path, prepare, schema_version
+from daemon.sinks import StdoutTransport
+from daemon.sinks.compass.sink import CompassSink
 from daemon.store import Store
 from tests.releases import RELEASES
 from tests.upgrade import fixture_path
@@ -159,3 +164,46 @@ def test_a_database_without_a_recorded_schema_is_the_first_one(tmp_path: Path) -
     with pytest.raises(StateVersionError, match="not a number"):
         schema_version(db)
     db.close()
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_an_earlier_release_queued_body_is_sent_as_it_was_rendered(tmp_path: Path, version: str) -> None:
+    """An event queued before the update was kept carries the body its release rendered: the Compass
+    sink sends exactly that body (same updateSequenceNumber), and a dead letter stays Compass's."""
+    path = _load(version, tmp_path / "state")
+    db = sqlite3.connect(path)
+    bodies = {str(p): json.loads(e) for p, e in db.execute("SELECT pipeline_id, event FROM outbox")}
+    db.execute(
+        "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms)"
+        " VALUES ('old#1', 5, '{\"event\":{}}', 400, 'refused', 1, 2)"
+    )
+    db.commit()
+    db.close()
+    settings = Settings.model_validate({"host": "h", "sources": [{"type": "jenkins", "home": str(tmp_path)}]})
+    sink = CompassSink(settings, transport=StdoutTransport(), bucket=TokenBucket(0, 1), cloud_id="cloud-9")
+    store = Store(tmp_path / "state")
+    try:
+        sent = {}
+        while (item := store.next_due()[0]) is not None:
+            assert item.update is None and item.sink == "compass"
+            sent[item.pipeline_id] = sink.render(item)
+            store.ack(item)
+        assert sent == {p: {"cloudId": "cloud-9", **b} for p, b in bodies.items()}
+        rows = store._db.execute("SELECT pipeline_id, event, sink FROM dead_letters").fetchall()
+        assert ("old#1", '{"event":{}}', "compass") in rows
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_status_reads_an_earlier_release_database_before_it_is_upgraded(tmp_path: Path, version: str) -> None:
+    """``buildtail status`` of the new version beside a daemon not restarted yet: read as it is."""
+    path = _load(version, tmp_path / "state")
+    digest = _digest(path)
+    store = Store(tmp_path / "state", readonly=True)
+    try:
+        assert store.outbox_depth() == 3 and store.outbox_deployments() == 0
+        assert sum(store.outbox_by_state().values()) == 3 and store.dead_letters() == []
+    finally:
+        store.close()
+    assert _digest(path) == digest

@@ -96,14 +96,16 @@ def test_the_error_path_of_prepare_names_the_damage(tmp_path: Path) -> None:
 def test_a_salvaged_table_with_a_bad_page_keeps_the_rows_after_it(tmp_path: Path) -> None:
     state = tmp_path / "state"
     fill(state, QUEUED)
-    damage(state / "buildtail.sqlite3", "pages")
+    assert damage_table(state / "buildtail.sqlite3", "updates", middle=3) == 3
     store, done = open_store(state)
     store.close()
     assert done is not None
     with closing(sqlite3.connect(state / "buildtail.sqlite3")) as db:
-        ids = [r[0] for r in db.execute("SELECT id FROM outbox ORDER BY id")]
+        ids = [r[0] for r in db.execute("SELECT id FROM updates ORDER BY id")]
+        queued = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     assert ids[-1] == QUEUED, "the rows after the damaged pages were salvaged too"
     assert len(ids) < QUEUED, "three pages in the middle cost some events (or nothing was damaged)"
+    assert queued == len(ids), "an outbox row whose update was lost is dropped (its run is rewound)"
 
 
 def test_runs_whose_last_event_was_lost_are_put_back_to_what_compass_has(tmp_path: Path) -> None:
@@ -120,6 +122,7 @@ def test_runs_whose_last_event_was_lost_are_put_back_to_what_compass_has(tmp_pat
         assert store.record(done_row, event(f"app#{n}", "SUCCESSFUL"), prior=prior) is not None
     store.close()
     assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+    assert damage_table(state / "buildtail.sqlite3", "updates") >= 1
 
     store, done = open_store(state)
     try:
@@ -175,3 +178,25 @@ def test_state_check_status_and_recover_commands(tmp_path: Path) -> None:
     assert report["recovery"]["damaged_file"].startswith(str(state / "buildtail.sqlite3.damaged-"))
     assert report["recovery"]["salvaged"]["outbox"] == report["queue"]["depth"]
     assert "recovered" in _cli(config, "status").stdout
+
+
+def test_updates_whose_outbox_rows_were_lost_are_queued_again(tmp_path: Path) -> None:
+    """Each queued update is kept once and each sink's outbox row points at it: with every outbox
+    page lost, the updates that were read are queued again, in their order, and nothing is rewound."""
+    state = tmp_path / "state"
+    fill(state, 30)
+    store = Store(state)
+    before = [(r[0], r[1]) for r in store._db.execute("SELECT pipeline_id, seq FROM outbox ORDER BY id")]
+    store.close()
+    assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+
+    store, done = open_store(state)
+    try:
+        assert done is not None and done.rewound == 0
+        assert done.salvaged["outbox"] == 30 and done.lost["outbox"] in (0, None)
+        after = [(r[0], r[1]) for r in store._db.execute("SELECT pipeline_id, seq FROM outbox ORDER BY id")]
+        assert after == before
+        item, _ = store.next_due()
+        assert item is not None and item.update is not None and item.pipeline_id == "app#1"
+    finally:
+        store.close()

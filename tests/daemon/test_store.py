@@ -102,7 +102,7 @@ def test_record_returns_increasing_sequence_numbers_from_the_clock(store: Store)
     item, _ = store.next_due()
     assert item is not None
     assert item.seq == seqs[0]
-    assert item.event["event"]["build"]["updateSequenceNumber"] == seqs[0]
+    assert item.update == event("app#1", "IN_PROGRESS") and item.body is None and item.sink == "compass"
 
 
 def test_sequence_survives_a_clock_step_back(store: Store) -> None:
@@ -225,7 +225,7 @@ def test_dead_letter_keeps_status_and_error(store: Store) -> None:
     seq = record(store, run_row("app", 4, state="FAILED", terminal=True))
     item, _ = store.next_due()
     assert item is not None
-    store.dead_letter(item, 400, '{"errors":[{"type":"FORMAT_INVALID"}]}')
+    store.dead_letter(item, {"sent": "body"}, 400, '{"errors":[{"type":"FORMAT_INVALID"}]}')
     assert store.outbox_depth() == 0
     (dl,) = store.dead_letters()
     assert dl.pipeline_id == "app#4"
@@ -306,3 +306,35 @@ def test_a_failed_part_of_a_batch_leaves_nothing_behind(store: Store) -> None:
     assert store.latest_run("jenkins", "good", 1) is not None
     assert store.latest_run("jenkins", "bad", 1) is None, "the run's state without its event would lose it"
     assert store.outbox_depth() == 1
+
+
+def _updates(store: Store) -> int:
+    return int(store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0])
+
+
+def test_an_update_is_kept_once_while_any_sink_has_it_queued(store: Store) -> None:
+    """Each sink has its own outbox row, order and acknowledgement; the update they render from is
+    stored once and goes with the last of them."""
+    row = run_row("app", 9)
+    seq = store.record(row, event(row.pipeline_id, row.state), prior=None, sinks=("compass", "other"))
+    assert _updates(store) == 1 and store.outbox_depth() == 2
+    mine, _ = store.next_due(sink="compass")
+    theirs, _ = store.next_due(sink="other")
+    assert mine is not None and theirs is not None and mine.id != theirs.id
+    assert mine.seq == theirs.seq == seq and mine.update == theirs.update
+    store.ack(mine)
+    assert store.next_due(sink="compass") == (None, None)
+    assert _updates(store) == 1, "the other sink still has it queued"
+    store.dead_letter(theirs, {"sent": 1}, 400, "no")
+    assert _updates(store) == 0 and store.outbox_depth() == 0
+    assert store._db.execute("SELECT sink, event FROM dead_letters").fetchall() == [("other", '{"sent": 1}')]
+
+
+def test_a_terminal_update_replaces_the_queued_in_progress_one_for_every_sink(store: Store) -> None:
+    running = run_row("app", 3)
+    store.record(running, event(running.pipeline_id, "IN_PROGRESS"), prior=None, sinks=("compass", "other"))
+    done = run_row("app", 3, state="SUCCESSFUL", terminal=True)
+    prior = store.latest_run("jenkins", "app", 3)
+    store.record(done, event(done.pipeline_id, "SUCCESSFUL"), prior=prior, sinks=("compass", "other"))
+    assert store.outbox_by_state() == {"SUCCESSFUL": 2}
+    assert _updates(store) == 1

@@ -16,12 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from daemon.migrations import SCHEMA_VERSION, backup_path
+from daemon.migrations import SCHEMA_VERSION, backup_path, schema_version
 from tests.e2e.conftest import REPO, wait_until
 from tests.releases import RELEASES
 from tests.upgrade import TOKEN, OldState, leave_old_state
@@ -51,6 +52,9 @@ def test_an_upgrade_delivers_every_queued_event_and_keeps_each_run(
     assert len(old.queued) == 3, old.queued
     compass.unscript()  # Compass is back
     compass.clear()
+    with closing(sqlite3.connect(old.state_dir / "buildtail.sqlite3")) as db:
+        old_schema = schema_version(db)
+    assert old_schema is not None
 
     new = DaemonProcess(tmp_path, old.config, token=TOKEN, name="upgraded")
     try:
@@ -79,7 +83,7 @@ def test_an_upgrade_delivers_every_queued_event_and_keeps_each_run(
         assert _props(final)["startedAt"] == started
         assert sorted(compass.builds()) == sorted({*old.queued, "backup#3"}), "no history, nothing twice"
         assert compass.invalid == []
-        if SCHEMA_VERSION > 1:
+        if old_schema < SCHEMA_VERSION:
             assert "upgrading the state database" in new.stderr
         status = subprocess.run(
             [sys.executable, "-m", "daemon", "status", "--json", "--config", str(new.config_path)],
@@ -95,11 +99,11 @@ def test_an_upgrade_delivers_every_queued_event_and_keeps_each_run(
         if new.alive():
             assert new.stop() == 0, new.stderr
     db_path = old.state_dir / "buildtail.sqlite3"
-    if SCHEMA_VERSION > 1:
-        copy = backup_path(db_path, 1)
+    if old_schema < SCHEMA_VERSION:
+        copy = backup_path(db_path, old_schema)
         assert copy.is_file(), "the database as the earlier release left it"
         db = sqlite3.connect(copy)
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(old_schema),)
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone() == (len(old.queued),)
         db.close()
     _refuses_a_newer_database(tmp_path, old, db_path)

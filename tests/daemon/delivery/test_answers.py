@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.delivery.answers import Answer, page_title, who_answered
-from daemon.delivery.transport import Outcome, classify
+from daemon.sinks import Outcome
+from daemon.sinks.compass.answers import Answer, page_title, who_answered
+from daemon.sinks.compass.transport import classify
 
 PORTAL = (
     "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>\n"

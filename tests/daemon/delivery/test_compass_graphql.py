@@ -1,7 +1,7 @@
 """buildtail's GraphQL requests against Atlassian's published Compass schema, and how it reads answers.
 
-The requests come from the code that sends them (``daemon.delivery.compass_graphql`` and
-``daemon.delivery.compass_metrics``), never from copies here.
+The requests come from the code that sends them (``daemon.sinks.compass.graphql`` and
+``daemon.sinks.compass.metrics``), never from copies here.
 To add a document: declare it with ``graphql_document()`` beside the code, build its request in a
 function (as ``find_operation`` does), and add one call of that function to ``REQUESTS`` below;
 ``test_every_declared_document_has_a_request`` fails until it is there.
@@ -19,8 +19,8 @@ import pytest
 from graphql import GraphQLEnumType, GraphQLSchema
 
 from daemon.config import Settings
-from daemon.delivery.compass_admin import doctor, setup, targets
-from daemon.delivery.compass_graphql import (
+from daemon.sinks.compass.admin import doctor, setup, targets
+from daemon.sinks.compass.graphql import (
     EVENT_TYPES,
     CompassGraphQL,
     EventSource,
@@ -36,7 +36,7 @@ from daemon.delivery.compass_graphql import (
     read_create,
     read_find,
 )
-from daemon.delivery.compass_metrics import (
+from daemon.sinks.compass.metrics import (
     DERIVED_METRICS,
     PAGE_SIZE,
     MetricSource,

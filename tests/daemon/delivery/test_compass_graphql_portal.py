@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from daemon.config import CompassSettings
-from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError, NotCompassError
+from daemon.sinks.compass.graphql import CompassGraphQL, GraphQLError, NotCompassError
 from tests.portal import PORTAL_TITLE, Portal
 from tools.fake_compass import FakeCompass
 

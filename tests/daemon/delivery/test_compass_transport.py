@@ -14,7 +14,7 @@ from aiohttp import web
 
 from daemon.config import CompassSettings
 from daemon.delivery.sender import BACKOFF_CAP_S, backoff_delay
-from daemon.delivery.transport import CompassTransport, parse_retry_after
+from daemon.sinks.compass.transport import CompassTransport, parse_retry_after
 from tools.fake_compass import FakeCompass, Fault
 
 

@@ -17,10 +17,10 @@ import pytest
 
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.compass_admin import Target, doctor, setup, targets
-from daemon.delivery.compass_graphql import CompassGraphQL, GraphQLError
 from daemon.delivery.delivery import Delivery
-from daemon.store import OutboxItem, Store
+from daemon.sinks.compass.admin import Target, doctor, setup, targets
+from daemon.sinks.compass.graphql import CompassGraphQL, GraphQLError
+from daemon.store import Store
 from tools import fake_compass
 from tools.daemon_process import REPO
 from tools.fake_compass import FakeCompass
@@ -563,21 +563,6 @@ async def test_doctor_reports_unreadable_metrics(
 # --- auto-setup on a 404 -------------------------------------------------------------------------------
 
 
-def _outbox_item(body: dict[str, Any]) -> OutboxItem:
-    return OutboxItem(
-        id=1,
-        pipeline_id="deploy-api#7",
-        seq=1,
-        state="SUCCESSFUL",
-        terminal=True,
-        priority=0,
-        event=body,
-        created_ms=0,
-        attempts=1,
-        next_attempt_ms=0,
-    )
-
-
 def deployment_body(external: str, component: str | None) -> dict[str, Any]:
     """A deployment event as Compass's ``event.deployment`` has it."""
     body: dict[str, Any] = {
@@ -631,7 +616,7 @@ async def test_auto_setup_creates_the_source_of_the_refused_events_type(
     store = Store(settings.state_dir)
     delivery = Delivery(settings, store)
     try:
-        assert await delivery._missing_source(_outbox_item(deployment_body(HOST, COMP_API))) is True
+        assert await delivery.sinks[0].create_missing(deployment_body(HOST, COMP_API)) is True
         deployment = compass.find_event_source(HOST, "DEPLOYMENT")
         assert deployment is not None and deployment["id"] in compass.components()[COMP_API]
         assert [r.field for r in compass.mutations()] == ["createEventSource", "attachEventSource"]
@@ -641,12 +626,12 @@ async def test_auto_setup_creates_the_source_of_the_refused_events_type(
         assert compass.metric_sources(COMP_API) == []
 
         # in place already: the 404 has another cause, so no resend at once (delivery pauses)
-        assert await delivery._missing_source(_outbox_item(deployment_body(HOST, COMP_API))) is False
+        assert await delivery.sinks[0].create_missing(deployment_body(HOST, COMP_API)) is False
         assert len(compass.mutations()) == 2
 
         # a deployment without componentId: the source is created, there is nothing to attach to
         other = deployment_body("build02.example.com", None)
-        assert await delivery._missing_source(_outbox_item(other)) is True
+        assert await delivery.sinks[0].create_missing(other) is True
         assert compass.find_event_source("build02.example.com", "DEPLOYMENT") is not None
         assert compass.find_event_source("build02.example.com", "BUILD") is None
     finally:
@@ -662,10 +647,10 @@ async def test_auto_setup_of_a_build_event_creates_a_build_source(
     delivery = Delivery(settings, store)
     build = {"cloudId": "cloud-123", "event": {"build": {"externalEventSourceId": HOST}}}
     try:
-        assert await delivery._missing_source(_outbox_item(build)) is True
+        assert await delivery.sinks[0].create_missing(build) is True
         assert set(sources_of(compass)) == {(HOST, "BUILD")}
         unknown = {"cloudId": "cloud-123", "event": {"weather": {"externalEventSourceId": HOST}}}
-        assert await delivery._missing_source(_outbox_item(unknown)) is False
+        assert await delivery.sinks[0].create_missing(unknown) is False
         assert len(compass.mutations()) == 1
     finally:
         await delivery.close()
@@ -677,7 +662,7 @@ async def test_without_auto_setup_a_404_touches_nothing(tmp_path: Path, compass:
     store = Store(settings.state_dir)
     delivery = Delivery(settings, store)
     try:
-        assert await delivery._missing_source(_outbox_item(deployment_body(HOST, None))) is False
+        assert await delivery.sinks[0].create_missing(deployment_body(HOST, None)) is False
         assert compass.graphql_requests == []
     finally:
         await delivery.close()

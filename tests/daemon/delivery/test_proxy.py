@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from daemon.config import CompassSettings
-from daemon.delivery.compass_admin import Target, doctor
-from daemon.delivery.compass_graphql import CompassGraphQL
-from daemon.delivery.http import no_proxy_matches, route
-from daemon.delivery.transport import CompassTransport, SendResult
+from daemon.sinks import SendResult
+from daemon.sinks.compass.admin import Target, doctor
+from daemon.sinks.compass.graphql import CompassGraphQL
+from daemon.sinks.compass.http import no_proxy_matches, route
+from daemon.sinks.compass.transport import CompassTransport
 from tests.daemon.delivery.test_compass_transport import body
 from tests.proxy_net import CA_ORG, CompanyCA
 from tools.fake_compass import FakeCompass

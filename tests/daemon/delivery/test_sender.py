@@ -15,8 +15,10 @@ import pytest
 from daemon.config import CompassSettings
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.sender import Sender
-from daemon.delivery.transport import CompassTransport, SendResult, StdoutTransport, Transport
-from daemon.events import RunFacts, next_update
+from daemon.events import RunFacts, next_update, update_to_json
+from daemon.sinks import SendResult, StdoutTransport, Transport
+from daemon.sinks.compass.sink import CompassSink
+from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
 from tests.daemon.test_events import facts, finished, settings
 from tools.fake_compass import FakeCompass, Fault
@@ -51,7 +53,7 @@ def queue(store: Store, tmp_path: Path, f: RunFacts) -> int:
     prior = store.latest_run(f.source, f.job, f.number)
     update = next_update(f, prior, cfg, taken=store.pipeline_id_taken)
     assert update is not None
-    seq = store.record(update.run, update.event, prior=prior)
+    seq = store.record(update.run, update_to_json(update), prior=prior)
     assert seq is not None
     return seq
 
@@ -64,10 +66,15 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  #
         await asyncio.sleep(0.01)
 
 
+def sink(transport: Transport, cloud_id: str, bucket: TokenBucket) -> CompassSink:
+    """The Compass sink over ``transport``, rendering with the settings ``queue`` records with."""
+    return CompassSink(settings(Path(".")), transport=transport, bucket=bucket, cloud_id=cloud_id)
+
+
 class Running:
     def __init__(self, store: Store, transport: Transport, cloud_id: str) -> None:
         # a disabled budget (limit 0): these tests are about delivery, not pacing
-        self.sender = Sender(store, transport, cloud_id=cloud_id, bucket=TokenBucket(0, 1), max_in_flight=1)
+        self.sender = Sender(store, sink(transport, cloud_id, TokenBucket(0, 1)), max_in_flight=1)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Sender:
@@ -230,7 +237,7 @@ async def test_budget_paces_requests(
         queue(store, tmp_path, finished("SUCCESS", job="j", number=n + 1))
     began = time.monotonic()  # the bucket is made after this: no token exists before it
     bucket = TokenBucket(limit_per_minute=3 + 120, burst=3)  # 2 tokens a second after a burst of 3
-    sender = Sender(store, transport, cloud_id=compass.cloud_id, bucket=bucket)
+    sender = Sender(store, sink(transport, compass.cloud_id, bucket))
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
@@ -254,7 +261,7 @@ async def test_concurrent_requests_never_overlap_for_one_run(
     for n in range(4):
         queue(store, tmp_path, facts(job=f"j{n}", number=1))
     in_progress_a = queue(store, tmp_path, facts(job="a", number=1))
-    sender = Sender(store, transport, cloud_id=compass.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
+    sender = Sender(store, sink(transport, compass.cloud_id, TokenBucket(0, 1)), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: len(compass.requests) >= 1)
@@ -289,7 +296,7 @@ async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
     transport = CompassTransport(cfg)
     for n in range(6):
         queue(store, tmp_path, finished("SUCCESS", job=f"j{n}", number=1))
-    sender = Sender(store, transport, cloud_id=compass.cloud_id, bucket=TokenBucket(0, 1), max_in_flight=4)
+    sender = Sender(store, sink(transport, compass.cloud_id, TokenBucket(0, 1)), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         # the token file is missing: the attempts fail (each must release its slot) and delivery pauses
@@ -333,7 +340,7 @@ async def test_a_terminal_event_is_not_held_behind_the_queue_by_its_unacknowledg
     for n in range(2, 150):  # a backlog of other runs' IN_PROGRESS events
         queue(store, tmp_path, facts(job="other", number=n))
     transport = _Recording()
-    sender = Sender(store, transport, cloud_id="cloud", bucket=_OneTokenAtATime(0, 1), max_in_flight=4)
+    sender = Sender(store, sink(transport, "cloud", _OneTokenAtATime(0, 1)), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
         await wait_until(lambda: len(transport.sent) >= 3)

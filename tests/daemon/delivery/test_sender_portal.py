@@ -22,9 +22,9 @@ from aiohttp import web
 from daemon.config import CompassSettings
 from daemon.delivery.budget import TokenBucket
 from daemon.delivery.sender import NOT_COMPASS_PAUSE_AFTER, Sender
-from daemon.delivery.transport import CompassTransport
+from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
-from tests.daemon.delivery.test_sender import queue, wait_until
+from tests.daemon.delivery.test_sender import queue, sink, wait_until
 from tests.daemon.test_events import facts, finished
 
 PAGE = (
@@ -90,9 +90,7 @@ async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resume
     transport = CompassTransport(settings)
     sender = Sender(
         store,
-        transport,
-        cloud_id="cloud-1",
-        bucket=TokenBucket(0, 1),
+        sink(transport, "cloud-1", TokenBucket(0, 1)),
         max_in_flight=1,
         not_compass_recheck_s=0.5,
     )

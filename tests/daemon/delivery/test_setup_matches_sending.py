@@ -17,6 +17,7 @@ import yaml
 from daemon import cli
 from daemon.config import load_settings
 from daemon.events import RunFacts, next_update
+from daemon.sinks.compass.render import build_event
 from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
@@ -83,8 +84,9 @@ def _sent(path: Path, jobs: dict[str, list[str]]) -> set[tuple[str, str | None, 
             )
             update = next_update(facts, None, settings, taken=lambda _: False)
             assert update is not None
-            ((kind, event),) = update.event["event"].items()
-            sent.add((event["externalEventSourceId"], update.event.get("componentId"), kind.upper()))
+            body = build_event(update, 0, settings)
+            ((kind, event),) = body["event"].items()
+            sent.add((event["externalEventSourceId"], body.get("componentId"), kind.upper()))
     return sent
 
 

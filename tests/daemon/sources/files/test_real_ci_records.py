@@ -23,8 +23,11 @@ import pytest
 
 from daemon.clock import now_ms
 from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
 from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
+from daemon.sinks import StdoutTransport
+from daemon.sinks.compass.sink import CompassSink
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.runner import RunnerContext
 from daemon.store import Store
@@ -132,8 +135,9 @@ def _run(sample: str, kind: str, zone: str, tmp: Path) -> dict[str, dict[str, An
     runner.overflow()  # poll now
     asyncio.run(runner.due())
     events: dict[str, dict[str, Any]] = {}
+    sink = CompassSink(settings, transport=StdoutTransport(), bucket=TokenBucket(0, 1), cloud_id="c")
     while (item := store.next_due()[0]) is not None:  # what would be sent, in the order it would go
-        events[item.pipeline_id] = item.event["event"]["build"]
+        events[item.pipeline_id] = sink.event(item)["event"]["build"]
         store.ack(item)
     store.close()
     return events

@@ -21,8 +21,11 @@ import pytest
 
 from daemon.backfill import find_history
 from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
 from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
+from daemon.sinks import StdoutTransport
+from daemon.sinks.compass.sink import CompassSink
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import RunnerContext
 from daemon.store import PRIORITY_BACKFILL, Store
@@ -90,10 +93,12 @@ def _settings(home: Path, state: Path) -> Settings:
     )
 
 
-def _drain(store: Store) -> list[dict[str, Any]]:
+def _drain(store: Store, settings: Settings) -> list[dict[str, Any]]:
+    """What would be sent to Compass, in the order it would go."""
+    sink = CompassSink(settings, transport=StdoutTransport(), bucket=TokenBucket(0, 1), cloud_id="c")
     out = []
     while (item := store.next_due()[0]) is not None:
-        out.append(item.event["event"]["build"])
+        out.append(sink.event(item)["event"]["build"])
         store.ack(item)
     return out
 
@@ -105,7 +110,7 @@ def _through_the_runner(home: Path, state: Path) -> list[dict[str, Any]]:
     recorder = Recorder(store, settings, history=HistoryPolicy({}))
     runner = JenkinsRunner(settings.jenkins_sources[0], RunnerContext(settings.host, store, recorder, None))
     asyncio.run(runner.start(first_start=False))
-    events = _drain(store)
+    events = _drain(store, settings)
     asyncio.run(runner.close())
     store.close()
     return events
@@ -118,7 +123,7 @@ def _through_backfill(home: Path, state: Path) -> list[dict[str, Any]]:
     recorder = Recorder(store, settings, history=HistoryPolicy.backfill(0))
     for facts in find_history(settings, store, since_ms=0):
         recorder.record(facts, priority=PRIORITY_BACKFILL)
-    events = _drain(store)
+    events = _drain(store, settings)
     store.close()
     return events
 

@@ -1,52 +1,25 @@
-"""The Compass HTTP API as buildtail uses it: one POST per build event, answers classified.
+"""The Compass HTTP API as buildtail uses it: one POST per event, answers classified.
 
-A transport seam in the httpx manner: the sender talks to ``Transport``; ``CompassTransport`` speaks
-HTTPS to Compass and ``StdoutTransport`` prints the exact request body for ``--dry-run``.
+``CompassTransport`` is the Compass sink's side of the transport seam (``daemon.sinks.Transport``):
+HTTPS to Compass, each answer read by ``who_answered`` and turned into a ``SendResult`` by
+``classify`` - where a 429 (and every other answer) is handled.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any
 
 import aiohttp
 
 from daemon.config import CompassSettings
-from daemon.delivery.answers import NOT_COMPASS_HINT, Answer, who_answered
-from daemon.delivery.http import open_session
+from daemon.sinks import SendResult
+from daemon.sinks.compass.answers import NOT_COMPASS_HINT, Answer, who_answered
+from daemon.sinks.compass.http import open_session
 
-__all__ = [
-    "CompassTransport",
-    "Outcome",
-    "SendResult",
-    "StdoutTransport",
-    "Transport",
-    "classify",
-    "parse_retry_after",
-]
-
-# not_compass: something other than Compass answered (a proxy's block page, a captive portal, a
-# redirect to a login page); the event stays queued, see daemon/delivery/answers.py
-Outcome = Literal["accepted", "retry", "rejected", "unauthorized", "not_found", "not_compass"]
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    outcome: Outcome
-    status: int | None
-    detail: str
-    retry_after: float | None = None
-    answer: Answer | None = None  # set for not_compass: what answered in Compass's place
-
-
-class Transport(Protocol):
-    async def send(self, body: dict[str, Any]) -> SendResult: ...
-
-    async def close(self) -> None: ...
+__all__ = ["CompassTransport", "classify", "parse_retry_after"]
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -137,18 +110,3 @@ class CompassTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class StdoutTransport:
-    """``--dry-run``: each request body as one JSON line on stdout; nothing leaves the machine."""
-
-    def __init__(self, out: TextIO | None = None) -> None:
-        self._out = out or sys.stdout
-
-    async def send(self, body: dict[str, Any]) -> SendResult:
-        self._out.write(json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n")
-        self._out.flush()
-        return SendResult("accepted", None, "")
-
-    async def close(self) -> None:
-        return None

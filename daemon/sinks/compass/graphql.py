@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 
 from daemon.config import CompassSettings
-from daemon.delivery.answers import NOT_COMPASS_HINT, Answer, who_answered
 from daemon.delivery.budget import TokenBucket
-from daemon.delivery.http import open_session
+from daemon.sinks.compass.answers import NOT_COMPASS_HINT, Answer, who_answered
+from daemon.sinks.compass.http import open_session
 
 __all__ = [
     "EVENT_TYPES",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from daemon.delivery.compass_graphql import (
+from daemon.sinks.compass.graphql import (
     CompassGraphQL,
     GraphQLError,
     Operation,

@@ -18,7 +18,7 @@ import aiohttp
 from yarl import URL
 
 from daemon.config import CompassSettings
-from daemon.delivery.http import ProxySettingError, Route, route
+from daemon.sinks.compass.http import ProxySettingError, Route, route
 
 __all__ = ["describe_connection_error", "explain", "issuer_name", "peer_issuer", "untrusted_issuer"]
 

@@ -13,16 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from daemon.config import CompassSettings, Settings
-from daemon.delivery.compass_graphql import (
+from daemon.sinks.compass.graphql import (
     EVENT_TYPES,
     CompassGraphQL,
     EventSource,
     GraphQLError,
     NotCompassError,
 )
-from daemon.delivery.compass_metrics import check_metrics, connect_metrics
-from daemon.delivery.http import ProxySettingError, route
-from daemon.delivery.reach import explain
+from daemon.sinks.compass.http import ProxySettingError, route
+from daemon.sinks.compass.metrics import check_metrics, connect_metrics
+from daemon.sinks.compass.reach import explain
 
 __all__ = ["Target", "doctor", "receiving", "setup", "setup_sources", "targets"]
 

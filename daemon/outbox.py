@@ -1,0 +1,247 @@
+"""The outbox half of the state database: each run's update kept once (``updates``), each sink's
+rows for it (``outbox``), and what a sink could not deliver (``dead_letters``).
+
+A sink reads its own rows in its own order (``next_due``), acknowledges them, puts them off or
+gives them up; an update goes when the last sink's row for it goes. ``Store`` provides the
+connection and the transactions; this is its part about the queue, kept apart to stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.clock import now_ms
+
+__all__ = ["DeadLetter", "OutboxItem", "OutboxQueue"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One sink's row for one queued update."""
+
+    id: int
+    pipeline_id: str
+    seq: int
+    state: str
+    terminal: bool
+    priority: int
+    update: dict[str, Any] | None  # the run's update (``events.update_to_json``) the sink renders
+    created_ms: int
+    attempts: int
+    next_attempt_ms: int
+    sink: str = "compass"
+    body: dict[str, Any] | None = None  # set instead of update: a body an earlier release rendered
+    update_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    pipeline_id: str
+    seq: int
+    status: int | None
+    error: str
+    failed_ms: int
+
+
+class OutboxQueue:
+    """The outbox's reads and writes; mixed into ``Store``, which owns the connection."""
+
+    _db: sqlite3.Connection
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _get_meta(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def _set_meta(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def _forget_updates(self, pipeline_id: str) -> None:
+        """The run's updates no sink has queued any longer (delivered, dead, or replaced)."""
+        self._db.execute(
+            "DELETE FROM updates WHERE pipeline_id = ?"
+            " AND id NOT IN (SELECT update_id FROM outbox WHERE pipeline_id = ? AND update_id IS NOT NULL)",
+            (pipeline_id, pipeline_id),
+        )
+
+    def _forget_update(self, item: OutboxItem) -> None:
+        """``item``'s update, once no sink has it queued any longer (``item``'s row is gone)."""
+        if item.update_id is not None:
+            self._db.execute(
+                "DELETE FROM updates WHERE id = ? AND NOT EXISTS (SELECT 1 FROM outbox WHERE update_id = ?)",
+                (item.update_id, item.update_id),
+            )
+
+    # --- outbox -------------------------------------------------------------------------------------
+
+    def next_due(
+        self,
+        at_ms: int | None = None,
+        *,
+        sink: str = "compass",
+        exclude_ids: set[int] | None = None,
+        exclude_pipelines: set[str] | None = None,
+    ) -> tuple[OutboxItem | None, int | None]:
+        """``sink``'s next event to send if it may be sent now, and otherwise when it falls due.
+
+        Terminal events first, then IN_PROGRESS, then history queued by ``buildtail backfill``, each
+        oldest first: when the queue grows faster than the rate budget, finished builds (what the
+        success rate counts) are not held up, and a backfill never delays live builds. A run never
+        has two events queued at once (a terminal event replaces its IN_PROGRESS), so this order
+        cannot send a run's updates out of order. The head waits out its backoff and everything
+        waits with it: a Compass that fails one request is not flooded with the rest. Events in flight,
+        and every event of a run with one in flight, are excluded: a run's updates never overtake.
+        """
+        at_ms = now_ms() if at_ms is None else at_ms
+        ids = sorted(exclude_ids or ())
+        pipelines = sorted(exclude_pipelines or ())
+        where = "".join(
+            f" AND {clause}"
+            for clause, values in (
+                (f"o.id NOT IN ({','.join('?' * len(ids))})", ids),
+                (f"o.pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
+            )
+            if values
+        )
+        query = (
+            f"SELECT {_ITEM_COLUMNS} FROM outbox o LEFT JOIN updates u ON u.id = o.update_id"
+            f" WHERE o.sink = ?{where} ORDER BY o.priority DESC, o.id LIMIT 1"
+        )
+        row = self._db.execute(query, (sink, *ids, *pipelines)).fetchone()
+        if row is None:
+            return None, None
+        item = _item(row)
+        if item.next_attempt_ms > at_ms:
+            return None, item.next_attempt_ms
+        return item, None
+
+    def ack(self, item: OutboxItem) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            self._forget_update(item)
+            self._set_meta("last_delivery_ms", str(now_ms()))
+            db.execute(
+                "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
+                (item.state, item.pipeline_id),
+            )
+
+    def retry_later(self, item: OutboxItem, at_ms: int, error: str, *, paused: bool = False) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ? WHERE id = ?",
+                (0 if paused else 1, at_ms, error[:500], item.id),
+            )
+
+    def release_paused(self, sink: str = "compass") -> None:
+        """Every event queued for ``sink`` may be tried again now (credentials or configuration changed)."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET next_attempt_ms = 0 WHERE sink = ?", (sink,))
+
+    def set_delivery_state(
+        self, paused_reason: str | None, *, cause: str | None = None, answer: dict[str, Any] | None = None
+    ) -> None:
+        """The pause ``buildtail status`` shows: its reason, its cause (credentials, event_source,
+        not_compass) and, for not_compass, what answered in Compass's place."""
+        state = {"reason": paused_reason, "since_ms": now_ms(), "cause": cause, "answer": answer}
+        with self._tx():
+            self._set_meta("delivery_paused", json.dumps(state))
+
+    def delivery_state(self) -> tuple[str | None, int | None]:
+        raw = self._get_meta("delivery_paused")
+        if raw is None:
+            return None, None
+        data = json.loads(raw)
+        return data.get("reason"), data.get("since_ms")
+
+    def oldest_queued_ms(self) -> int | None:
+        row = self._db.execute("SELECT MIN(created_ms) FROM outbox").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def outbox_by_state(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def outbox_deployments(self) -> int:
+        """Queued events that are deployment events (the rest are build events); one queued by an
+        earlier release (no update) is told by its body, as is every one of a database an earlier
+        release wrote and no daemon has upgraded yet (``buildtail status`` reads it as it is)."""
+        by_body = "json_extract(o.event, '$.event.deployment') IS NOT NULL"
+        query = (
+            "SELECT COUNT(*) FROM outbox o LEFT JOIN updates u ON u.id = o.update_id WHERE CASE"
+            f" WHEN u.kind IS NOT NULL THEN u.kind = 'deployment' ELSE {by_body} END"
+        )
+        try:
+            return int(self._db.execute(query).fetchone()[0])
+        except sqlite3.OperationalError:  # no updates table: schema 3 or older
+            return int(self._db.execute(f"SELECT COUNT(*) FROM outbox o WHERE {by_body}").fetchone()[0])
+
+    def last_error(self) -> str | None:
+        row = self._db.execute(
+            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY priority DESC, id LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def dead_letter(self, item: OutboxItem, body: dict[str, Any], status: int | None, error: str) -> None:
+        """``body``: what the sink sent and was refused, kept as it was sent."""
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            self._forget_update(item)
+            db.execute(
+                "INSERT INTO dead_letters (pipeline_id, seq, event, status, error, created_ms, failed_ms,"
+                " sink) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    item.pipeline_id,
+                    item.seq,
+                    json.dumps(body),
+                    status,
+                    error[:4000],
+                    item.created_ms,
+                    now_ms(),
+                    item.sink,
+                ),
+            )
+
+    def outbox_depth(self, priority: int | None = None) -> int:
+        if priority is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM outbox WHERE priority = ?", (priority,)).fetchone()[0]
+        )
+
+    def dead_letter_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self._db.execute(
+            "SELECT pipeline_id, seq, status, error, failed_ms FROM dead_letters ORDER BY id"
+        ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+_ITEM_COLUMNS = (
+    "o.id, o.pipeline_id, o.seq, o.state, o.terminal, o.priority, u.data, o.created_ms, o.attempts,"
+    " o.next_attempt_ms, o.sink, o.event, o.update_id"
+)
+
+
+def _item(row: Any) -> OutboxItem:
+    return OutboxItem(
+        id=row[0],
+        pipeline_id=row[1],
+        seq=row[2],
+        state=row[3],
+        terminal=bool(row[4]),
+        priority=row[5],
+        update=None if row[6] is None else json.loads(row[6]),
+        created_ms=row[7],
+        attempts=row[8],
+        next_attempt_ms=row[9],
+        sink=row[10],
+        body=None if row[11] is None else json.loads(row[11]),
+        update_id=row[12],
+    )

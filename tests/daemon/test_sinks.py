@@ -1,0 +1,102 @@
+"""Sinks as peers: a second destination is a class and a line in the registry, nothing else.
+
+The second sink here is a real one in every way the delivery sees (its own body, transport, budget
+and outbox rows); it prints its bodies, as the dry run does. The recorder queues each update once
+for both, each delivers its own rows, and the update goes when the last of them is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
+from daemon.delivery.delivery import Delivery
+from daemon.events import update_from_json
+from daemon.history import HistoryPolicy
+from daemon.recorder import Recorder
+from daemon.sinks import SendResult, StdoutTransport, Transport, registry
+from daemon.store import OutboxItem, Store
+
+from .test_events import facts, finished, settings
+
+
+class _Board:
+    """A second destination: one line per run and state."""
+
+    name = "board"
+    title = "the board"
+    for_real = True
+
+    def __init__(
+        self, settings: Settings, store: Store, *, dry_run: bool, transport: Transport | None
+    ) -> None:
+        self.out = io.StringIO()
+        self.transport: Transport = StdoutTransport(self.out)
+        self.bucket = TokenBucket(0, 1)
+
+    def render(self, item: OutboxItem) -> dict[str, Any]:
+        assert item.update is not None
+        run = update_from_json(item.update).run
+        return {"run": run.pipeline_id, "state": run.state, "seq": item.seq}
+
+    def describe(self, body: dict[str, Any], item: OutboxItem) -> str:
+        return str(body["run"])
+
+    def pause_reason(self, result: SendResult, body: dict[str, Any]) -> str:
+        return f"the board refused {body['run']}"
+
+    async def create_missing(self, body: dict[str, Any]) -> bool:
+        return False
+
+    async def reconfigure(self, new: Settings, store: Store, *, dry_run: bool) -> None:
+        return None
+
+
+async def _until(cond: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_second_sink_gets_every_update_from_its_own_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(registry.SINKS, "board", (lambda _settings: True, _Board))
+    cfg = settings(tmp_path)
+    store = Store(tmp_path / "state")
+    compass_out = io.StringIO()
+    delivery = Delivery(cfg, store, dry_run=True, transport=StdoutTransport(compass_out))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        seqs = [
+            recorder.record(facts(job="a", number=1)),
+            recorder.record(finished("FAILURE", job="b", number=2)),
+        ]
+        assert all(s is not None for s in seqs)
+        assert store.outbox_depth() == 4
+        assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 2
+        delivery.start()
+        await _until(lambda: store.outbox_depth() == 0)
+        await delivery.stop(5.0)
+        board = delivery.sinks[1]
+        assert isinstance(board, _Board)
+        lines = [json.loads(line) for line in board.out.getvalue().splitlines()]
+        assert lines == [  # terminal first, each sink in its own order
+            {"run": "b#2", "state": "FAILED", "seq": seqs[1]},
+            {"run": "a#1", "state": "IN_PROGRESS", "seq": seqs[0]},
+        ]
+        sent = [json.loads(line) for line in compass_out.getvalue().splitlines()]
+        assert [next(iter(b["event"].values()))["updateSequenceNumber"] for b in sent] == [seqs[1], seqs[0]]
+        assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 0
+    finally:
+        await delivery.close()
+        store.close()
