@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from daemon.clock import now_ms
 from daemon.delivery.budget import TokenBucket
-from daemon.ops.logs import LogOnce
+from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.sinks import Outcome, SendResult, Sink, Transport
 from daemon.store import STORE_RETRY_S, OutboxItem, Store
@@ -306,6 +306,7 @@ class Sender:
                 name,
                 item.state,
                 item.seq,
+                extra=about(run=item.pipeline_id),
             )
             return
         if result.outcome in ("retry", "not_compass"):
@@ -324,6 +325,7 @@ class Sender:
                     name,
                     result.detail,
                     delay,
+                    extra=about(run=item.pipeline_id),
                 )
             else:
                 log.warning(
@@ -332,6 +334,7 @@ class Sender:
                     name,
                     result.status or result.detail,
                     delay,
+                    extra=about(run=item.pipeline_id),
                 )
             self._store.retry_later(item, int((now + delay) * 1000), f"{result.status}: {result.detail}")
             return
@@ -360,6 +363,7 @@ class Sender:
             item.state,
             result.status,
             result.detail,
+            extra=about(run=item.pipeline_id),
         )
         self._store.dead_letter(item, body, result.status, result.detail)
 

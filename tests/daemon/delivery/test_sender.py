@@ -355,3 +355,21 @@ async def test_a_terminal_event_is_not_held_behind_the_queue_by_its_unacknowledg
     assert position - sent_before <= 4, f"{position - sent_before} other events went first"
     row = store.latest_run("jenkins", "team/app", 1)
     assert row is not None and row.acked_state == "SUCCESSFUL"  # acknowledged in the order answered
+
+
+async def test_a_runs_delivery_lines_carry_its_pipeline_id_as_a_field(
+    tmp_path: Path,
+    store: Store,
+    compass: FakeCompass,
+    transport: CompassTransport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``log_format: json`` prints a record's ``run``: the retry and the delivery of c#4 both name it."""
+    compass.script(Fault(status=503))
+    caplog.set_level("DEBUG", logger="buildtail")
+    queue(store, tmp_path, finished("FAILURE", job="c", number=4))
+    async with Running(store, transport, compass.cloud_id):
+        await wait_until(lambda: store.outbox_depth() == 0, timeout=15)
+    about_c4 = [r.getMessage() for r in caplog.records if getattr(r, "run", None) == "c#4"]
+    assert any("retrying" in m for m in about_c4), about_c4
+    assert any(m.startswith("delivered") for m in about_c4), about_c4
