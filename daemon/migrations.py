@@ -116,7 +116,9 @@ def _to_4(db: sqlite3.Connection) -> None:
     they keep it and are sent as they are, byte for byte with the same updateSequenceNumber: the
     facts a body was rendered from are not kept, so re-deriving an update from it could not be
     exact. Their ids, order, attempts and backoff stay. Dead letters and the budget's requests
-    become the Compass sink's.
+    become the Compass sink's, and so do the pause, the published budget figures and the time of
+    the last delivery: their meta keys take the sink's name (``delivery:compass:<fact>``), so that
+    another sink keeps its own beside them.
     """
     row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
     _execute_script(
@@ -160,6 +162,9 @@ def _to_4(db: sqlite3.Connection) -> None:
         CREATE INDEX outbox_update ON outbox (update_id);
         ALTER TABLE dead_letters ADD COLUMN sink TEXT NOT NULL DEFAULT 'compass';
         ALTER TABLE sends ADD COLUMN sink TEXT NOT NULL DEFAULT 'compass';
+        UPDATE meta SET key = 'delivery:compass:paused' WHERE key = 'delivery_paused';
+        UPDATE meta SET key = 'delivery:compass:budget' WHERE key = 'budget';
+        UPDATE meta SET key = 'delivery:compass:last_delivery_ms' WHERE key = 'last_delivery_ms';
         """,
     )
     # the old table's AUTOINCREMENT counter went with it: ids handed out before stay unused

@@ -16,7 +16,19 @@ from typing import Any
 
 from daemon.clock import now_ms
 
-__all__ = ["DeadLetter", "OutboxItem", "OutboxQueue"]
+__all__ = ["DeadLetter", "OutboxItem", "OutboxQueue", "sink_key"]
+
+
+def sink_key(sink: str, fact: str) -> str:
+    """The meta key of one sink's own fact (``paused``, ``budget``, ``last_delivery_ms``): each sink
+    pauses, paces and delivers on its own, so none of these is shared between sinks."""
+    return f"delivery:{sink}:{fact}"
+
+
+# What a schema-3 database (0.2.0 and before, Compass the only destination) calls Compass's facts.
+# Migration 4 renames them; they are read only from a database no newer process has upgraded yet
+# (``buildtail status`` reads one as it is).
+_SCHEMA_3_KEYS = {"paused": "delivery_paused", "budget": "budget", "last_delivery_ms": "last_delivery_ms"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +136,7 @@ class OutboxQueue:
         with self._tx() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
             self._forget_update(item)
-            self._set_meta("last_delivery_ms", str(now_ms()))
+            self._set_meta(sink_key(item.sink, "last_delivery_ms"), str(now_ms()))
             db.execute(
                 "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
                 (item.state, item.pipeline_id),
@@ -142,21 +154,39 @@ class OutboxQueue:
         with self._tx() as db:
             db.execute("UPDATE outbox SET next_attempt_ms = 0 WHERE sink = ?", (sink,))
 
-    def set_delivery_state(
-        self, paused_reason: str | None, *, cause: str | None = None, answer: dict[str, Any] | None = None
-    ) -> None:
-        """The pause ``buildtail status`` shows: its reason, its cause (credentials, event_source,
-        not_compass) and, for not_compass, what answered in Compass's place."""
-        state = {"reason": paused_reason, "since_ms": now_ms(), "cause": cause, "answer": answer}
-        with self._tx():
-            self._set_meta("delivery_paused", json.dumps(state))
+    def sink_fact(self, sink: str, fact: str) -> Any:
+        """One sink's fact (see ``sink_key``), decoded; None if it was never written."""
+        raw = self._get_meta(sink_key(sink, fact))
+        if raw is None and sink == "compass" and fact in _SCHEMA_3_KEYS:
+            raw = self._get_meta(_SCHEMA_3_KEYS[fact])
+        return None if raw is None else json.loads(raw)
 
-    def delivery_state(self) -> tuple[str | None, int | None]:
-        raw = self._get_meta("delivery_paused")
-        if raw is None:
+    def set_sink_fact(self, sink: str, fact: str, value: Any) -> None:
+        with self._tx():
+            self._set_meta(sink_key(sink, fact), json.dumps(value))
+
+    def set_delivery_state(
+        self,
+        paused_reason: str | None,
+        *,
+        sink: str = "compass",
+        cause: str | None = None,
+        answer: dict[str, Any] | None = None,
+    ) -> None:
+        """The pause of ``sink`` that ``buildtail status`` shows: its reason, its cause (credentials,
+        event_source, not_compass) and, for not_compass, what answered in the destination's place."""
+        state = {"reason": paused_reason, "since_ms": now_ms(), "cause": cause, "answer": answer}
+        self.set_sink_fact(sink, "paused", state)
+
+    def delivery_state(self, sink: str = "compass") -> tuple[str | None, int | None]:
+        data = self.sink_fact(sink, "paused")
+        if not isinstance(data, dict):
             return None, None
-        data = json.loads(raw)
         return data.get("reason"), data.get("since_ms")
+
+    def last_delivery_ms(self, sink: str = "compass") -> int | None:
+        value = self.sink_fact(sink, "last_delivery_ms")
+        return None if value is None else int(value)
 
     def oldest_queued_ms(self) -> int | None:
         row = self._db.execute("SELECT MIN(created_ms) FROM outbox").fetchone()

@@ -135,8 +135,8 @@ class Sender:
     async def run(self) -> None:
         try:
             # a pause recorded by an earlier process is not this one's: it finds out for itself
-            if self._store.delivery_state()[0] is not None:
-                self._store.set_delivery_state(None)
+            if self._store.delivery_state(self.sink.name)[0] is not None:
+                self._store.set_delivery_state(None, sink=self.sink.name)
         except sqlite3.Error:
             pass  # the loop below meets the same trouble and reports it
         try:
@@ -252,7 +252,8 @@ class Sender:
         if now - self._budget_published < BUDGET_PUBLISH_S:
             return
         self._budget_published = now
-        self._store.set_meta_json(
+        self._store.set_sink_fact(
+            self.sink.name,
             "budget",
             {
                 "limit": self.bucket.limit,
@@ -399,4 +400,4 @@ class Sender:
             return
         self.paused = reason
         self.pause_cause = cause if reason is not None else None
-        self._store.set_delivery_state(reason, cause=self.pause_cause, answer=answer)
+        self._store.set_delivery_state(reason, sink=self.sink.name, cause=self.pause_cause, answer=answer)

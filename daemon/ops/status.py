@@ -112,7 +112,7 @@ def _stopped_cleanly(holder: Holder, stops: list[dict[str, Any]]) -> bool:
 
 
 def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], now: int) -> dict[str, Any]:
-    paused, paused_since = store.delivery_state()
+    paused, paused_since = store.delivery_state("compass")
     _, due_ms = store.next_due(now)
     out: dict[str, Any] = {
         "state": "running",
@@ -125,7 +125,7 @@ def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], n
     if settings.compass is None or (process["state"] == "running" and process["dry_run"]):
         out["state"] = "dry_run"
     elif paused:
-        recorded = store.get_meta_json("delivery_paused")
+        recorded = store.sink_fact("compass", "paused")
         recorded = recorded if isinstance(recorded, dict) else {}
         out.update(
             state="paused",
@@ -187,9 +187,9 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
         delivery = _delivery(settings, store, process, now)
         depth = store.outbox_depth()
         oldest = store.oldest_queued_ms()
-        last = store.get_meta_int("last_delivery_ms")
+        last = store.last_delivery_ms("compass")
         dead = store.dead_letters()
-        budget = store.get_meta_json("budget")
+        budget = store.sink_fact("compass", "budget")
         report: dict[str, Any] = {
             "format": 1,
             "state_database": str(store.path),

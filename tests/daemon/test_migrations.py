@@ -28,6 +28,14 @@ from tests.upgrade import fixture_path
 TABLES = ("runs", "outbox", "checkpoints", "dead_letters")
 
 
+# Compass's facts whose meta keys took the sink's name in schema 4.
+_RENAMED_IN_4 = {
+    "delivery_paused": "delivery:compass:paused",
+    "budget": "delivery:compass:budget",
+    "last_delivery_ms": "delivery:compass:last_delivery_ms",
+}
+
+
 def _load(version: str, state_dir: Path) -> Path:
     state_dir.mkdir(parents=True)
     path = state_dir / "buildtail.sqlite3"
@@ -84,9 +92,11 @@ def test_a_release_database_is_migrated_with_everything_in_it(tmp_path: Path, ve
         assert store.created is False
         assert store.get_meta_int("schema") == SCHEMA_VERSION
         after = _rows(path)
+        before_4 = {**before, "meta": sorted((_RENAMED_IN_4.get(k, k), v) for k, v in before["meta"])}
         for table in (*TABLES, "meta"):
             kept = [r[: len(before[table][0])] for r in after[table]] if before[table] else after[table]
-            assert kept == before[table] or set(before[table]) <= set(kept), table  # added columns only
+            old_rows = before_4[table] if old < 4 else before[table]
+            assert kept == old_rows or set(old_rows) <= set(kept), table  # added columns only
         queued = []
         while (item := store.next_due()[0]) is not None:
             queued.append((item.pipeline_id, item.seq))
@@ -207,3 +217,36 @@ def test_status_reads_an_earlier_release_database_before_it_is_upgraded(tmp_path
     finally:
         store.close()
     assert _digest(path) == digest
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_compass_pause_budget_and_last_delivery_become_the_compass_sinks(tmp_path: Path, version: str) -> None:
+    """An earlier release kept one pause, one budget and one last delivery: Compass's. After the
+    upgrade they are the compass sink's, under its own keys, and no other sink sees them."""
+    path = _load(version, tmp_path / "state")
+    pause = {"reason": "Compass refused the credentials (HTTP 401)", "since_ms": 1_700_000_000_000}
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO meta (key, value) VALUES ('delivery_paused', ?)", (json.dumps(pause),))
+    db.execute("INSERT INTO meta (key, value) VALUES ('last_delivery_ms', '1700000000123')")
+    budget = json.loads(db.execute("SELECT value FROM meta WHERE key = 'budget'").fetchone()[0])
+    db.commit()
+    db.close()
+
+    readonly = Store(tmp_path / "state", readonly=True)  # status beside the old daemon: read as it is
+    try:
+        assert readonly.delivery_state("compass") == (pause["reason"], pause["since_ms"])
+        assert readonly.last_delivery_ms("compass") == 1_700_000_000_123
+    finally:
+        readonly.close()
+
+    store = Store(tmp_path / "state")
+    try:
+        assert store.delivery_state("compass") == (pause["reason"], pause["since_ms"])
+        assert store.last_delivery_ms("compass") == 1_700_000_000_123
+        assert store.sink_fact("compass", "budget") == budget
+        for old in _RENAMED_IN_4:
+            assert store.get_meta_json(old) is None, old
+        assert store.delivery_state("jira") == (None, None) and store.last_delivery_ms("jira") is None
+        assert store.sink_fact("jira", "budget") is None
+    finally:
+        store.close()

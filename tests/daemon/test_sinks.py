@@ -100,3 +100,51 @@ async def test_a_second_sink_gets_every_update_from_its_own_rows(
     finally:
         await delivery.close()
         store.close()
+
+
+class _Refusing:
+    """The board's server refusing the credentials: every request answered 401."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, body: dict[str, Any]) -> SendResult:
+        self.sent += 1
+        return SendResult("unauthorized", 401, "token refused")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_second_sinks_pause_and_deliveries_are_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board refusing its credentials pauses the board only: Compass keeps delivering, and its
+    pause, last delivery and budget figures are kept apart from the board's."""
+    monkeypatch.setitem(registry.SINKS, "board", (lambda _settings: True, _Board))
+    cfg = settings(tmp_path)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, dry_run=True, transport=StdoutTransport(io.StringIO()))
+    board = delivery.sinks[1]
+    assert isinstance(board, _Board)
+    refusing = _Refusing()
+    board.transport = refusing
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        assert recorder.record(finished("FAILURE", job="b", number=2)) is not None
+        delivery.start()
+        await _until(lambda: store.delivery_state("board")[0] is not None)
+        await _until(lambda: store.last_delivery_ms("compass") is not None)
+        await delivery.stop(5.0)
+        assert store.delivery_state("board")[0] == "the board refused b#2"
+        assert delivery.senders[1].paused == "the board refused b#2"
+        assert store.delivery_state("compass") == (None, None) and delivery.paused is None
+        assert store.last_delivery_ms("board") is None
+        assert store.sink_fact("compass", "budget") is not None
+        assert store.sink_fact("board", "budget") is not None
+        rows = store._db.execute("SELECT sink FROM outbox").fetchall()
+        assert rows == [("board",)], "the board's row waits; Compass's went"
+        assert refusing.sent == 1
+    finally:
+        await delivery.close()
+        store.close()

@@ -34,7 +34,7 @@ def _bucket(settings: Settings, store: Store, dry_run: bool) -> TokenBucket:
         return TokenBucket(0, 1)  # nothing to pace
     limit, burst = settings.compass.rate_limit_per_minute, settings.compass.burst
     now = now_ms()
-    last = store.get_meta_json("budget")
+    last = store.sink_fact(NAME, "budget")
     paced = None
     if (
         isinstance(last, dict)

@@ -104,7 +104,7 @@ async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resume
         assert "HTTP 200 text/html, page titled 'Guest WiFi - please sign in'" in reason
         assert "a proxy or captive portal may be in the way" in reason
         assert sender.pause_cause == "not_compass"
-        recorded = store.get_meta_json("delivery_paused")
+        recorded = store.sink_fact("compass", "paused")
         assert recorded["cause"] == "not_compass"
         assert recorded["answer"] == {
             "status": 200,
@@ -115,7 +115,7 @@ async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resume
         # paused, it re-checks with one request at a time, and keeps everything
         await wait_until(lambda: len(portal.answered) >= NOT_COMPASS_PAUSE_AFTER + 2, timeout=5)
         assert store.outbox_depth() == 3 and store.dead_letters() == []
-        assert sender.delivered == 0 and store.get_meta_int("last_delivery_ms") is None
+        assert sender.delivered == 0 and store.last_delivery_ms("compass") is None
 
         portal.gone = True  # signed in: from now on the answers are Compass's
         await wait_until(lambda: store.outbox_depth() == 0, timeout=5)
