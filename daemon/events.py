@@ -196,7 +196,6 @@ def next_update(
         dir_ino=facts.dir_ino,
         state=state,
         terminal=not facts.running,
-        acked_state=None,
         kind=kind,
     )
     return Update(run, facts, now_ms())

@@ -118,7 +118,9 @@ def _to_4(db: sqlite3.Connection) -> None:
     exact. Their ids, order, attempts and backoff stay. Dead letters and the budget's requests
     become the Compass sink's, and so do the pause, the published budget figures and the time of
     the last delivery: their meta keys take the sink's name (``delivery:compass:<fact>``), so that
-    another sink keeps its own beside them.
+    another sink keeps its own beside them. What a sink accepted of each run is its own too
+    (``acks``): ``runs.acked_state``, what Compass accepted, becomes the compass sink's rows; the
+    column stays, no longer written (dropping it would rebuild ``runs`` for nothing).
     """
     row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
     _execute_script(
@@ -162,6 +164,14 @@ def _to_4(db: sqlite3.Connection) -> None:
         CREATE INDEX outbox_update ON outbox (update_id);
         ALTER TABLE dead_letters ADD COLUMN sink TEXT NOT NULL DEFAULT 'compass';
         ALTER TABLE sends ADD COLUMN sink TEXT NOT NULL DEFAULT 'compass';
+        CREATE TABLE acks (
+            sink TEXT NOT NULL,
+            pipeline_id TEXT NOT NULL,
+            state TEXT NOT NULL,  -- the run's last state the sink accepted
+            PRIMARY KEY (sink, pipeline_id)
+        );
+        INSERT INTO acks (sink, pipeline_id, state)
+            SELECT 'compass', pipeline_id, acked_state FROM runs WHERE acked_state IS NOT NULL;
         UPDATE meta SET key = 'delivery:compass:paused' WHERE key = 'delivery_paused';
         UPDATE meta SET key = 'delivery:compass:budget' WHERE key = 'budget';
         UPDATE meta SET key = 'delivery:compass:last_delivery_ms' WHERE key = 'last_delivery_ms';

@@ -138,9 +138,17 @@ class OutboxQueue:
             self._forget_update(item)
             self._set_meta(sink_key(item.sink, "last_delivery_ms"), str(now_ms()))
             db.execute(
-                "UPDATE runs SET acked_state = ? WHERE pipeline_id = ?",
-                (item.state, item.pipeline_id),
+                "INSERT INTO acks (sink, pipeline_id, state) VALUES (?, ?, ?)"
+                " ON CONFLICT (sink, pipeline_id) DO UPDATE SET state = excluded.state",
+                (item.sink, item.pipeline_id, item.state),
             )
+
+    def acked_state(self, pipeline_id: str, sink: str = "compass") -> str | None:
+        """The run's last state ``sink`` accepted; None while it accepted none."""
+        row = self._db.execute(
+            "SELECT state FROM acks WHERE sink = ? AND pipeline_id = ?", (sink, pipeline_id)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def retry_later(self, item: OutboxItem, at_ms: int, error: str, *, paused: bool = False) -> None:
         with self._tx() as db:

@@ -9,9 +9,9 @@ connection. What can be read goes into a fresh database of the current schema, b
 temporary name and put in place with one rename once it is complete and on disk: a recovery cut
 short leaves the damaged database where it was, and the next start recovers again.
 
-Tables are salvaged in order of what matters: undelivered events first, then runs, file
-checkpoints, dead letters, the meta facts (the sequence counter among them) and the rate budget's
-sends, each row by row past damaged pages (``daemon.salvage``).
+Tables are salvaged in order of what matters: undelivered events first, then runs, what each
+sink accepted of them, file checkpoints, dead letters, the meta facts (the sequence counter among
+them) and the rate budget's sends, each row by row past damaged pages (``daemon.salvage``).
 
 When recovery cannot run (read-only directory, full disk, another process holding the state) the
 error is ``StateUnusableError``: the daemon exits with the status its unit does not restart on.
@@ -44,7 +44,7 @@ log = logging.getLogger("buildtail")
 
 # What is salvaged, most important first (the order matters when the disk fills up half-way): the
 # queued updates and their outbox rows, then the rest.
-TABLES = ("updates", "outbox", "runs", "checkpoints", "dead_letters", "meta", "sends")
+TABLES = ("updates", "outbox", "runs", "acks", "checkpoints", "dead_letters", "meta", "sends")
 # Added to the highest sequence number found; see next_seq_floor.
 SEQ_MARGIN_MS = 86_400_000
 _NOT_COPIED_META = ("schema", "upgraded", "recovered", "last_seq")
@@ -195,9 +195,8 @@ def _drop_orphans(new: sqlite3.Connection, done: Recovery) -> None:
     orphans = new.execute(
         "DELETE FROM outbox WHERE event IS NULL AND update_id NOT IN (SELECT id FROM updates)"
     ).rowcount
-    sinks = {str(r[0]) for r in new.execute("SELECT DISTINCT sink FROM outbox")} | {"compass"}
     requeued = 0
-    for sink in sorted(sinks):
+    for sink in _sinks_seen(new):
         requeued += new.execute(
             "INSERT INTO outbox (pipeline_id, seq, state, terminal, priority, created_ms, sink, update_id)"
             " SELECT u.pipeline_id, u.seq, u.state, u.terminal, u.priority, u.created_ms, ?, u.id"
@@ -213,17 +212,43 @@ def _drop_orphans(new: sqlite3.Connection, done: Recovery) -> None:
 
 
 def _rewind_unsent(new: sqlite3.Connection) -> int:
-    """Runs whose last event was lost with the damaged pages (neither queued, delivered nor dead) are
-    put back to what Compass last accepted, or forgotten when it accepted nothing: the source's next
-    look at the run then finds it changed and queues its event again, with a new sequence number."""
-    unsent = (
-        "state IS NOT acked_state AND pipeline_id NOT IN (SELECT pipeline_id FROM outbox)"
-        " AND pipeline_id NOT IN (SELECT pipeline_id FROM dead_letters)"
+    """Runs whose last event was lost with the damaged pages are put back to what the sinks last
+    accepted, or forgotten when none accepted anything: the source's next look at the run then finds
+    it changed and queues its event again, for every sink, with a new sequence number.
+
+    A run's event is lost when it is neither queued nor dead and a sink has not accepted the run's
+    state. It goes back to what such a lagging sink accepted (the first by name, when several
+    accepted something different), else it is forgotten. With Compass alone: back to what Compass
+    accepted, forgotten when it accepted nothing."""
+    sinks = _sinks_seen(new)
+    accepted = "(SELECT a.state FROM acks a WHERE a.sink = s.value AND a.pipeline_id = r.pipeline_id)"
+    new.execute(
+        "CREATE TEMP TABLE unsent AS SELECT r.pipeline_id,"
+        " (SELECT a.state FROM json_each(?) s JOIN acks a ON a.sink = s.value AND a.pipeline_id ="
+        "  r.pipeline_id WHERE a.state IS NOT r.state ORDER BY s.value LIMIT 1) AS back"
+        " FROM runs r"
+        f" WHERE EXISTS (SELECT 1 FROM json_each(?) s WHERE {accepted} IS NOT r.state)"
+        " AND r.pipeline_id NOT IN (SELECT pipeline_id FROM outbox)"
+        " AND r.pipeline_id NOT IN (SELECT pipeline_id FROM dead_letters)",
+        (json.dumps(sinks), json.dumps(sinks)),
     )
-    back = new.execute(
-        f"UPDATE runs SET state = acked_state, terminal = 0 WHERE acked_state IS NOT NULL AND {unsent}"
-    ).rowcount
-    return back + new.execute(f"DELETE FROM runs WHERE acked_state IS NULL AND {unsent}").rowcount
+    try:
+        back = new.execute(
+            "UPDATE runs SET state = (SELECT back FROM unsent u WHERE u.pipeline_id = runs.pipeline_id),"
+            " terminal = 0 WHERE pipeline_id IN (SELECT pipeline_id FROM unsent WHERE back IS NOT NULL)"
+        ).rowcount
+        gone = new.execute(
+            "DELETE FROM runs WHERE pipeline_id IN (SELECT pipeline_id FROM unsent WHERE back IS NULL)"
+        ).rowcount
+    finally:
+        new.execute("DROP TABLE temp.unsent")
+    return back + gone
+
+
+def _sinks_seen(new: sqlite3.Connection) -> list[str]:
+    """Every sink the database knows of (Compass always): those with rows queued or accepted."""
+    rows = new.execute("SELECT sink FROM outbox UNION SELECT sink FROM acks").fetchall()
+    return sorted({str(r[0]) for r in rows} | {"compass"})
 
 
 def _aside_name(path: Path, at_ms: int) -> Path:

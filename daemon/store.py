@@ -55,7 +55,6 @@ class RunRow:
     dir_ino: int | None
     state: str
     terminal: bool
-    acked_state: str | None
     kind: str = "build"  # or "deployment": what the run was first reported as
 
 
@@ -269,8 +268,8 @@ class Store(OutboxQueue):
             self._set_meta("last_seq", str(seq))
             db.execute(
                 "INSERT INTO runs (source, job, number, generation, pipeline_id, started_at_ms,"
-                " jenkins_start_ms, dir_ino, state, terminal, acked_state, updated_ms, kind)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " jenkins_start_ms, dir_ino, state, terminal, updated_ms, kind)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (source, job, number, generation) DO UPDATE SET state = excluded.state,"
                 " terminal = excluded.terminal, jenkins_start_ms = excluded.jenkins_start_ms,"
                 " dir_ino = excluded.dir_ino, updated_ms = excluded.updated_ms",
@@ -285,7 +284,6 @@ class Store(OutboxQueue):
                     run.dir_ino,
                     run.state,
                     int(run.terminal),
-                    run.acked_state,
                     now,
                     run.kind,
                 ),
@@ -330,6 +328,5 @@ def _run(row: Any) -> RunRow:
         dir_ino=row[7],
         state=row[8],
         terminal=bool(row[9]),
-        acked_state=row[10],
         kind=row[12],
     )

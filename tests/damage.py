@@ -37,7 +37,7 @@ def fill(state_dir: Path, runs: int, *, prefix: str = "app") -> int:
     top = 0
     for n in range(1, runs + 1):
         pid = f"{prefix}#{n}"
-        row = RunRow("jenkins", prefix, n, 1, pid, 1_700_000_000_000, None, None, "IN_PROGRESS", False, None)
+        row = RunRow("jenkins", prefix, n, 1, pid, 1_700_000_000_000, None, None, "IN_PROGRESS", False)
         top = store.record(row, _event(pid, "IN_PROGRESS"), prior=None) or top
     store.close()
     return top
@@ -85,7 +85,7 @@ def foreign_wal(state_dir: Path, other_dir: Path) -> None:
     store = Store(other_dir)
     for n in range(1, 4):
         pid = f"other#{n}"
-        row = RunRow("jenkins", "other", n, 1, pid, 1_700_000_000_000, None, None, "IN_PROGRESS", False, None)
+        row = RunRow("jenkins", "other", n, 1, pid, 1_700_000_000_000, None, None, "IN_PROGRESS", False)
         store.record(row, _event(pid, "IN_PROGRESS"), prior=None)
     shutil.copy(f"{store.path}-wal", state_dir / "buildtail.sqlite3-wal")
     store.close()

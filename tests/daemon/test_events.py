@@ -126,7 +126,6 @@ def test_new_running_run_is_in_progress(cfg: Settings) -> None:
     assert u.run.terminal is False
     assert u.run.generation == 1
     assert u.run.ci_start_ms == START
-    assert u.run.acked_state is None
     b = checked(u)["event"]["build"]
     assert b["displayName"] == "team/app #3"
     assert b["url"] == "https://jenkins.example.com/job/team/job/app/3/"

@@ -220,15 +220,18 @@ def test_status_reads_an_earlier_release_database_before_it_is_upgraded(tmp_path
 
 
 @pytest.mark.parametrize("version", sorted(RELEASES))
-def test_compass_pause_budget_and_last_delivery_become_the_compass_sinks(tmp_path: Path, version: str) -> None:
-    """An earlier release kept one pause, one budget and one last delivery: Compass's. After the
-    upgrade they are the compass sink's, under its own keys, and no other sink sees them."""
+def test_compass_pause_budget_and_last_delivery_become_the_compass_sinks(
+    tmp_path: Path, version: str
+) -> None:
+    """An earlier release kept one pause, one budget, one last delivery and one accepted state per
+    run: Compass's. After the upgrade they are the compass sink's, and no other sink sees them."""
     path = _load(version, tmp_path / "state")
     pause = {"reason": "Compass refused the credentials (HTTP 401)", "since_ms": 1_700_000_000_000}
     db = sqlite3.connect(path)
     db.execute("INSERT INTO meta (key, value) VALUES ('delivery_paused', ?)", (json.dumps(pause),))
     db.execute("INSERT INTO meta (key, value) VALUES ('last_delivery_ms', '1700000000123')")
     budget = json.loads(db.execute("SELECT value FROM meta WHERE key = 'budget'").fetchone()[0])
+    db.execute("UPDATE runs SET acked_state = 'IN_PROGRESS' WHERE pipeline_id = 'team/api#2'")
     db.commit()
     db.close()
 
@@ -248,5 +251,7 @@ def test_compass_pause_budget_and_last_delivery_become_the_compass_sinks(tmp_pat
             assert store.get_meta_json(old) is None, old
         assert store.delivery_state("jira") == (None, None) and store.last_delivery_ms("jira") is None
         assert store.sink_fact("jira", "budget") is None
+        assert store.acked_state("team/api#2") == "IN_PROGRESS" and store.acked_state("app#3") is None
+        assert store.acked_state("team/api#2", sink="jira") is None
     finally:
         store.close()

@@ -134,6 +134,51 @@ def test_runs_whose_last_event_was_lost_are_put_back_to_what_compass_has(tmp_pat
         store.close()
 
 
+def test_each_sinks_acceptance_decides_what_is_sent_again(tmp_path: Path) -> None:
+    """Two sinks: a run Compass has in full but the board does not is put back to what the board
+    accepted (Compass alone would have left it), one the board accepted nothing of is seen new
+    again, and one both have stays as it is."""
+    state = tmp_path / "state"
+    store = Store(state)
+    both = ("compass", "board")
+    for n in (1, 2, 3):
+        store.record(
+            run_row("app", n, pipeline_id=f"app#{n}"),
+            event(f"app#{n}", "IN_PROGRESS"),
+            prior=None,
+            sinks=both,
+        )
+    for sink, runs in (("compass", {"app#1", "app#2", "app#3"}), ("board", {"app#1", "app#3"})):
+        while (item := store.next_due(sink=sink, exclude_pipelines=_others(runs))[0]) is not None:
+            store.ack(item)
+    prior = store.latest_run("jenkins", "app", 1)
+    done_row = run_row("app", 1, state="SUCCESSFUL", terminal=True, pipeline_id="app#1")
+    assert store.record(done_row, event("app#1", "SUCCESSFUL"), prior=prior, sinks=both) is not None
+    item, _ = store.next_due(sink="compass")
+    assert item is not None and item.pipeline_id == "app#1"
+    store.ack(item)
+    assert store.acked_state("app#1") == "SUCCESSFUL" and store.acked_state("app#1", "board") == "IN_PROGRESS"
+    store.close()
+    assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+    assert damage_table(state / "buildtail.sqlite3", "updates") >= 1
+
+    store, done = open_store(state)
+    try:
+        assert done is not None and done.rewound == 2
+        back = store.latest_run("jenkins", "app", 1)
+        assert back is not None and back.state == "IN_PROGRESS" and not back.terminal  # the board's
+        assert store.latest_run("jenkins", "app", 2) is None  # the board never had it: seen new again
+        kept = store.latest_run("jenkins", "app", 3)
+        assert kept is not None and kept.state == "IN_PROGRESS"
+        assert store.acked_state("app#1") == "SUCCESSFUL"  # what each sink accepted is salvaged
+    finally:
+        store.close()
+
+
+def _others(runs: set[str]) -> set[str]:
+    return {f"app#{n}" for n in (1, 2, 3)} - runs
+
+
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "daemon", *args, "--config", str(config)],

@@ -120,7 +120,7 @@ async def test_a_second_sinks_pause_and_deliveries_are_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The board refusing its credentials pauses the board only: Compass keeps delivering, and its
-    pause, last delivery and budget figures are kept apart from the board's."""
+    pause, last delivery, budget figures and accepted states are kept apart from the board's."""
     monkeypatch.setitem(registry.SINKS, "board", (lambda _settings: True, _Board))
     cfg = settings(tmp_path)
     store = Store(tmp_path / "state")
@@ -140,6 +140,7 @@ async def test_a_second_sinks_pause_and_deliveries_are_its_own(
         assert delivery.senders[1].paused == "the board refused b#2"
         assert store.delivery_state("compass") == (None, None) and delivery.paused is None
         assert store.last_delivery_ms("board") is None
+        assert store.acked_state("b#2") == "FAILED" and store.acked_state("b#2", sink="board") is None
         assert store.sink_fact("compass", "budget") is not None
         assert store.sink_fact("board", "budget") is not None
         rows = store._db.execute("SELECT sink FROM outbox").fetchall()

@@ -41,7 +41,6 @@ def run_row(
         dir_ino=dir_ino,
         state=state,
         terminal=terminal,
-        acked_state=None,
     )
 
 
@@ -188,7 +187,7 @@ def test_next_due_on_empty_outbox(store: Store) -> None:
     assert store.next_due() == (None, None)
 
 
-def test_ack_removes_and_sets_acked_state(store: Store) -> None:
+def test_ack_removes_and_records_what_the_sink_accepted(store: Store) -> None:
     record(store, run_row("app", 3, state="FAILED", terminal=True))
     item, _ = store.next_due()
     assert item is not None
@@ -196,7 +195,8 @@ def test_ack_removes_and_sets_acked_state(store: Store) -> None:
     assert store.outbox_depth() == 0
     row = store.latest_run("jenkins", "app", 3)
     assert row is not None
-    assert row.acked_state == "FAILED"
+    assert store.acked_state("app#3") == "FAILED"
+    assert store.acked_state("app#3", sink="board") is None  # another sink accepted nothing
     assert row.state == "FAILED"
     assert row.terminal is True
 
@@ -234,7 +234,7 @@ def test_dead_letter_keeps_status_and_error(store: Store) -> None:
     assert dl.error == '{"errors":[{"type":"FORMAT_INVALID"}]}'
     assert dl.failed_ms >= item.created_ms
     row = store.latest_run("jenkins", "app", 4)
-    assert row is not None and row.acked_state is None
+    assert row is not None and store.acked_state("app#4") is None
 
 
 def test_open_runs_latest_run_and_pipeline_id_taken(store: Store) -> None:
