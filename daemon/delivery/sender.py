@@ -222,8 +222,9 @@ class Sender:
             # a lost acknowledgement only means the event is sent again with the same sequence
             # number, which Compass ignores: no need to wait for the disk here
             with self._store.batch(durable=False):
+                self._store.ack_many([item for item, _ in accepted])
                 for item, result in accepted:
-                    await self._settle(item, result)
+                    await self._settle(item, result, acked=True)
         except sqlite3.Error:
             self._done = done + self._done  # answered but not yet recorded: they stay in flight
             raise
@@ -276,7 +277,9 @@ class Sender:
         except TimeoutError:
             pass
 
-    async def _settle(self, item: OutboxItem, result: SendResult) -> None:
+    async def _settle(self, item: OutboxItem, result: SendResult, *, acked: bool = False) -> None:
+        """What an answer means for ``item``; ``acked``: an accepted one already acknowledged in
+        the store (``_settle_done`` acknowledges a batch at once)."""
         body = self._bodies.get(item.id, {})
         name = self.sink.describe(body, item) if body else item.pipeline_id
         title = self.sink.title
@@ -292,7 +295,8 @@ class Sender:
             self.bucket.accepted(more_waiting=time.monotonic() - self._throttled_at < RATE_LIMIT_WINDOW_S)
             self.delivered += 1
             self.last_delivery_ms = int(now * 1000)
-            self._store.ack(item)
+            if not acked:
+                self._store.ack(item)
             if self.paused is not None:
                 # Compass takes events again: those held by the pause need not wait for their re-check
                 log.info("delivery resumes: %s accepted %s (was paused: %s)", title, name, self.paused)

@@ -201,6 +201,21 @@ def test_ack_removes_and_records_what_the_sink_accepted(store: Store) -> None:
     assert row.terminal is True
 
 
+def test_ack_many_acknowledges_a_settled_batch_at_once(store: Store) -> None:
+    for n in (1, 2, 3):
+        record(store, run_row("app", n, state="SUCCESSFUL", terminal=True))
+    items = []
+    while (item := store.next_due(exclude_ids={i.id for i in items})[0]) is not None:
+        items.append(item)
+    assert len(items) == 3
+    store.ack_many(items)
+    assert store.outbox_depth() == 0
+    assert [store.acked_state(f"app#{n}") for n in (1, 2, 3)] == ["SUCCESSFUL"] * 3
+    assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 0  # no sink holds them
+    assert store.last_delivery_ms() is not None
+    store.ack_many([])  # nothing settled: nothing written
+
+
 def test_acks_batched_without_waiting_for_the_disk_then_full_again(store: Store, tmp_path: Path) -> None:
     record(store, run_row("app", 5, state="SUCCESSFUL", terminal=True))
     item, _ = store.next_due()
