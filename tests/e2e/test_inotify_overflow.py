@@ -23,7 +23,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="in
 DaemonFactory = Callable[..., Daemon]
 QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
 FOLLOWING = 9  # builds after the overflow
-LATENCY_S = 3.0  # each must arrive within this (the reconcile scan is an hour away)
+# Each must arrive within this: the reconcile scan is an hour away, so a build that arrives at all in
+# this time was seen by a watch; the margin is for a loaded machine (the median is about 25 ms idle).
+LATENCY_S = 10.0
 
 
 def _metric(daemon: Daemon, name: str) -> float:
