@@ -135,8 +135,9 @@ def make_config(
             }
         ],
     }
-    if _supports_metrics():  # served on a free loopback port, so parallel runs never collide
-        cfg["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
+    if _supports_metrics():  # port 0: the kernel picks a free one when the daemon binds, so
+        # daemons started together never collide (a port chosen here could be taken by then)
+        cfg["metrics"] = {"listen": "127.0.0.1:0"}
     if compass is not None:
         cfg["compass"] = {
             "base_url": compass.base_url,

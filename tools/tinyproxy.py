@@ -30,6 +30,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortTaken(RuntimeError):
+    """Another process bound the port between ``free_port`` and tinyproxy's own bind."""
+
+
 class Tinyproxy:
     """One tinyproxy process; ``start`` returns once its port accepts connections."""
 
@@ -39,9 +43,16 @@ class Tinyproxy:
         if TINYPROXY is None:
             raise RuntimeError("tinyproxy is not installed")
         self.workdir = workdir
-        self.port = free_port()
-        self.log_path = workdir / f"tinyproxy-{self.port}.log"
-        self.config_path = workdir / f"tinyproxy-{self.port}.conf"
+        self.connect_ports = list(connect_ports)
+        self.credentials = credentials
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._configure(free_port())
+
+    def _configure(self, port: int) -> None:
+        """Write the configuration for ``port`` (tinyproxy cannot be told to pick one itself)."""
+        self.port = port
+        self.log_path = self.workdir / f"tinyproxy-{port}.log"
+        self.config_path = self.workdir / f"tinyproxy-{port}.conf"
         lines = [
             f"Port {self.port}",
             "Listen 127.0.0.1",
@@ -51,18 +62,28 @@ class Tinyproxy:
             "MaxClients 50",
             "Allow 127.0.0.1",
             "DisableViaHeader Yes",
-            *(f"ConnectPort {p}" for p in connect_ports),
+            *(f"ConnectPort {p}" for p in self.connect_ports),
         ]
-        if credentials is not None:
-            lines.append(f"BasicAuth {credentials[0]} {credentials[1]}")
+        if self.credentials is not None:
+            lines.append(f"BasicAuth {self.credentials[0]} {self.credentials[1]}")
         self.config_path.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> Tinyproxy:
+    def start(self, timeout: float = 10.0, attempts: int = 5) -> Tinyproxy:
+        """Start, on a new port when the chosen one was taken between choosing and binding."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+                self._configure(free_port())
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> Tinyproxy:
         assert TINYPROXY is not None
         self.proc = subprocess.Popen(
             [TINYPROXY, "-d", "-c", str(self.config_path)],
@@ -73,15 +94,25 @@ class Tinyproxy:
         while True:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"tinyproxy exited with {self.proc.returncode}: {err}\n{self.log()}")
+                self.stop()
+                if "Could not create listening sockets" in err:
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"tinyproxy exited with {err}\n{self.log()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                if self._answers():
                     return self
+                raise OSError("another process answers on the port")
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"tinyproxy did not accept connections within {timeout}s") from None
                 time.sleep(0.02)  # polling a condition (the port), not waiting out a guess
+
+    def _answers(self) -> bool:
+        """Whether tinyproxy itself answers on the port (another listener there would accept too)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return b"Server: tinyproxy" in c.recv(400)
 
     def stop(self) -> None:
         if self.proc is None:
