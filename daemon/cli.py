@@ -130,6 +130,9 @@ def _warnings(settings: Settings) -> list[str]:
             out.append(
                 f"compass.{key}: {url} is plain http: the API token would cross the network unencrypted"
             )
+    from daemon.config.reachability import deployment_warnings
+
+    out.extend(deployment_warnings(compass.deployments))
     return out
 
 
