@@ -288,7 +288,10 @@ def _compass_command(path: Path, command: str) -> int:
         try:
             if command == "doctor":
                 lines, problems = await doctor(client, compass, wanted)
-                print("\n".join(lines))
+                from daemon.clock import now_ms
+                from daemon.ops.unmapped import unmapped_job_lines
+
+                print("\n".join(lines + unmapped_job_lines(settings, now_ms())))
                 print(f"{problems} problem(s) found" if problems else "no problems found")
                 return 1 if problems else 0
             try:

@@ -229,6 +229,15 @@ class Store(OutboxQueue):
         rows = self._db.execute("SELECT * FROM runs WHERE source = ? AND terminal = 0", (source,)).fetchall()
         return [_run(r) for r in rows]
 
+    def runs_by_job(self, since_ms: int) -> list[tuple[str, str, int]]:
+        """(source, job, how many runs) of every job with a run started since ``since_ms``."""
+        rows = self._db.execute(
+            "SELECT source, job, count(*) FROM runs WHERE started_at_ms >= ? GROUP BY source, job "
+            "ORDER BY source, job",
+            (since_ms,),
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
     def pipeline_id_taken(self, pipeline_id: str) -> bool:
         return (
             self._db.execute("SELECT 1 FROM runs WHERE pipeline_id = ?", (pipeline_id,)).fetchone()

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "daemon.delivery": 6,
     "daemon.ops.status": 6,
     "daemon.ops.state_cmd": 6,
+    "daemon.ops.unmapped": 6,
     "daemon.ops.health": 7,
     "daemon.loop": 7,
     "daemon.service": 8,
