@@ -153,3 +153,35 @@ def test_check_config_prints_them_as_warnings_and_succeeds(tmp_path: Path) -> No
         f"{cfg}: warning: compass.deployments[1] (match 'deploy-web') never applies: it is shadowed by "
         "rule 0 (match 'deploy-*'), which comes first and names every job it names\n"
     )
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _example_rules() -> list[tuple[str, str]]:
+    """The deployment rules the example configuration shows commented out, and the README's."""
+    lines = (REPO / "config.example.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  # deployments:"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("  #"):
+            break
+        block.append("  " + line[4:])
+    readme = (REPO / "README.md").read_text()
+    begin = readme.index("```yaml\ncompass:\n  deployments:\n") + len("```yaml\n")
+    return [
+        ("config.example.yaml", "compass:\n" + "\n".join(block) + "\n"),
+        ("README.md", readme[begin : readme.index("```", begin)]),
+    ]
+
+
+@pytest.mark.parametrize(("where", "text"), _example_rules(), ids=["config.example.yaml", "README.md"])
+def test_the_documented_rules_load_and_draw_no_warning(where: str, text: str) -> None:
+    import yaml
+
+    rules = yaml.safe_load(text)["compass"]["deployments"]
+    assert any("environment_from_job" in r for r in rules) and any(
+        "*" in key for r in rules for key in r.get("environments", {})
+    ), f"{where} shows a pattern key and environment_from_job"
+    parsed = tuple(DeploymentRule.model_validate(r) for r in rules)
+    assert deployment_warnings(parsed) == []
