@@ -88,6 +88,8 @@ class JobTree:
             layout.containers.add(root)
             self._walk(root, [], [], "", template, layout)
         self.layout = layout
+        branch_dirs = {job.dir for job in layout.jobs.values() if job.branch}
+        self._heads = {d: head for d, head in self._heads.items() if d in branch_dirs}  # deleted ones go
         return layout
 
     def _first_visit(self, d: Path) -> bool:
