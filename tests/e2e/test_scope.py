@@ -59,7 +59,7 @@ def _witnessed(compass: FakeCompass, daemon: Daemon, witness: str) -> set[str]:
     that began after it ended, and the queue is empty."""
     wait_until(lambda: witness in _finished(compass), what=witness)
     scans = metric(daemon, "buildtail_reconcile_scans_total")
-    wait_until(lambda: metric(daemon, "buildtail_reconcile_scans_total") >= scans + 2, what="a later scan")
+    wait_until(lambda: metric(daemon, "buildtail_reconcile_scans_total") >= scans + 2, 20, "a later scan")
     drained(daemon)
     return set(compass.builds())
 
