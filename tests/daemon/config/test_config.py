@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, Settings, load_settings
+from daemon.config import ConfigError, JenkinsSourceSettings, Settings, load_settings
 from daemon.events import RunFacts, result_state
 
 TOKEN = "tok-Zq7xK9-distinctive-Pw3"
@@ -894,6 +894,7 @@ def test_what_counts_keys_and_their_errors(tmp_path: Path, home: Path) -> None:
         """,
     )
     jenkins, scripts = load_settings(ok).sources
+    assert isinstance(jenkins, JenkinsSourceSettings)
     assert (jenkins.branches, jenkins.pull_requests, jenkins.tags) == ("primary", False, False)
     assert jenkins.exclude == ("housekeeping/*",) and jenkins.include == ("**",)
     assert scripts.include == ("deploy-*",) and scripts.exclude == ()
