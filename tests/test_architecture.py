@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Most specific prefix wins. Lower numbers are lower in the flow's foundations.
-LAYERS: dict[str, int] = {
+LAYERS: dict[str, float] = {
     "parsers": 0,
     "daemon": 1,  # the package itself: the version
     "daemon.clock": 0,  # stdlib only: every layer of the daemon reads the one clock (parsers have none)
@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "daemon.sinks": 4,
     "daemon.events": 3,
     "daemon.recovery": 3,
+    "daemon.scope": 3.5,  # which runs count: above the events it judges, below history and sinks
     "daemon.history": 4,
     "daemon.recorder": 5,
     "daemon.sources": 6,
@@ -71,7 +72,7 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     return {m for m in out if m in known}
 
 
-def _layer(module: str) -> int:
+def _layer(module: str) -> float:
     parts = module.split(".")
     for cut in range(len(parts), 0, -1):
         prefix = ".".join(parts[:cut])
