@@ -39,6 +39,8 @@ LAYERS: dict[str, int] = {
     "daemon.ops.status": 6,
     "daemon.ops.state_cmd": 6,
     "daemon.ops.health": 7,
+    "daemon.ops.explain": 7,  # reads a run through the sources' own code
+    "daemon.ops.explain_render": 7,
     "daemon.loop": 7,
     "daemon.service": 8,
     "daemon.backfill": 8,
