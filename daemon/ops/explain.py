@@ -69,11 +69,19 @@ def _exclusion(settings: Settings, facts: RunFacts) -> str | None:
 
 @dataclass
 class _Disk:
-    """One Jenkins source's view of the job: where it looked, and the runs found."""
+    """One Jenkins source's view of the job: where it looked, and its run directories by number
+    (a legacy date-named one by its name), read only for the runs shown."""
 
-    source: str
+    source: JenkinsSource | None
     looked: str
-    runs: dict[str, tuple[str, RunFacts | None]] = field(default_factory=dict)  # number -> (dir, facts)
+    dirs: dict[str, Path] = field(default_factory=dict)
+
+    def read(self, number: str) -> tuple[str, RunFacts | None] | None:
+        path = self.dirs.get(number)
+        if path is None or self.source is None:
+            return None
+        observed = self.source.observe(path)
+        return str(path), observed if isinstance(observed, RunFacts) else None
 
 
 def _jenkins(settings: Settings) -> list[JenkinsSource]:
@@ -91,13 +99,10 @@ def _disk_jobs(sources: list[JenkinsSource]) -> dict[tuple[str, str], JenkinsSou
 def _read_disk(source: JenkinsSource, job: str) -> _Disk:
     found = source.layout.by_name.get(job)
     if found is None:
-        return _Disk(source.name, f"{source.home} (no job {job!r} there)")
-    disk = _Disk(source.name, str(found.builds_dir))
+        return _Disk(None, f"{source.home} (no job {job!r} there)")
+    disk = _Disk(source, str(found.builds_dir))
     for entry in source.runs_in(found):
-        observed = source.observe(Path(entry.path))
-        facts = observed if isinstance(observed, RunFacts) else None
-        number = str(facts.number) if facts is not None else entry.name
-        disk.runs.setdefault(number, (entry.path, facts))
+        disk.dirs.setdefault(entry.name, Path(entry.path))
     return disk
 
 
@@ -227,9 +232,13 @@ def _why_not(
             f"deployment to an UNMAPPED environment ({env.name!r}): name it in the deployment rule's "
             "environments for it to count as production, staging, ..."
         )
-    running = facts.running if facts is not None else False
     terminal_recorded = any(r["terminal"] for r in run["recorded"])
-    if (running or (run["recorded"] and not terminal_recorded)) and not terminal_recorded:
+    if facts is not None and not facts.running and run["recorded"] and not terminal_recorded:
+        reasons.append(
+            "finished on disk, but buildtail has recorded only its start: the final event is not "
+            "queued yet (is the daemon running?)"
+        )
+    elif (facts is not None and facts.running) or (run["recorded"] and not terminal_recorded):
         reasons.append("still in progress: only the final event (with completedAt) counts")
     events = run["events"]
     accepted = [a for a in events["answers"] if a["outcome"] == "accepted" and a["terminal"]]
@@ -346,27 +355,27 @@ def explain(settings: Settings, target: str, *, limit: int = DEFAULT_LIMIT) -> d
             str(r[0]): store.delivery_state(str(r[0]))[0]
             for r in store.read_rows("SELECT DISTINCT sink FROM outbox")
         }
-        runs: list[dict[str, Any]] = []
+        candidates: list[tuple[str, str, str, _Disk | None]] = []
         searched: list[str] = []
         for source, job in pairs:
             disk = _read_disk(on_disk[(source, job)], job) if (source, job) in on_disk else None
             searched.append(disk.looked if disk else f"{source}: the state database only")
-            numbers = {str(r[2]) for r in _runs(store, source, job)} | set(disk.runs if disk else ())
+            numbers = {str(r[2]) for r in _runs(store, source, job)} | set(disk.dirs if disk else ())
             if number is not None:
-                base = number.split(".", 1)[0]
-                numbers = {n for n in numbers if n == base}
-            for n in numbers:
-                runs.append(
-                    _run_report(settings, store, source, job, n, disk.runs.get(n) if disk else None, paused)
-                )
-        runs.sort(key=_newest_first)
+                numbers = {n for n in numbers if n == number.split(".", 1)[0]}
+            candidates.extend((n, source, job, disk) for n in numbers)
+        candidates.sort(key=lambda c: _newest_first(c[0]))
+        runs = [  # only the runs shown are read from disk: a job may have thousands
+            _run_report(settings, store, source, job, n, disk.read(n) if disk else None, paused)
+            for n, source, job, disk in candidates[:limit]
+        ]
         return {
             "format": FORMAT,
             "target": target,
             "jobs": sorted({job for _, job in pairs}),
             "looked_in": searched,
-            "runs": runs[:limit],
-            "more": max(0, len(runs) - limit),
+            "runs": runs,
+            "more": max(0, len(candidates) - limit),
             "not_found": None
             if runs
             else f"no run {target} in the state database, nor under {', '.join(searched) or 'any source'}",
@@ -375,9 +384,10 @@ def explain(settings: Settings, target: str, *, limit: int = DEFAULT_LIMIT) -> d
         store.close()
 
 
-def _newest_first(run: dict[str, Any]) -> tuple[int, str]:
-    number = run["number"].split(".", 1)[0]
-    return (-int(number) if number.isdigit() else 0, run["number"])
+def _newest_first(number: str) -> tuple[int, str]:
+    """Build numbers descending; another CI's run ids and legacy directory names after them."""
+    head = number.split(".", 1)[0]
+    return (-int(head) if head.isdigit() and len(head) < 19 else 0, number)
 
 
 def summary(settings: Settings, *, now_ms: int) -> dict[str, Any]:
