@@ -221,7 +221,13 @@ def _why_not(
         reasons.append(run["history"])
     if not run["recorded"] and not run["history"] and not run["excluded"]:
         reasons.append("never recorded: buildtail has not queued an event for this run")
-    if settings.component_for(job) is None:
+    sent = [a for a in run["events"]["answers"] if a["outcome"] == "accepted" and a["terminal"]]
+    if sent and sent[-1]["component_id"] is None:  # what was sent counts, not today's configuration
+        reasons.append(
+            "no component mapped: its final event was accepted without a componentId (no "
+            "compass.components rule matched the job when it was sent), so it feeds no component's metrics"
+        )
+    elif not sent and settings.component_for(job) is None:
         reasons.append(
             "no component mapped: no compass.components rule matches this job, so its events reach "
             "no component's metrics"
@@ -241,8 +247,9 @@ def _why_not(
     elif (facts is not None and facts.running) or (run["recorded"] and not terminal_recorded):
         reasons.append("still in progress: only the final event (with completedAt) counts")
     events = run["events"]
-    accepted = [a for a in events["answers"] if a["outcome"] == "accepted" and a["terminal"]]
-    if terminal_recorded and not accepted:
+    # acks: what each sink accepted, also of runs delivered before answers were recorded (schema 5)
+    acked = any(r["terminal"] and r["state"] in r["accepted"].values() for r in run["recorded"])
+    if terminal_recorded and not sent and not acked:
         final = [q for q in events["queued"] if q["state"] != "IN_PROGRESS"]
         if final:
             q = final[0]
@@ -276,6 +283,10 @@ def _run_report(
             "kind": r[8],
             "started": _iso(r[5]),
             "updated": _iso(r[9]),
+            "accepted": {
+                str(a[0]): a[1]
+                for a in store.read_rows("SELECT sink, state FROM acks WHERE pipeline_id = ?", (r[4],))
+            },
         }
         for r in sorted(rows, key=lambda r: -int(r[3]))
     ]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,13 @@ async def test_a_delivered_run_counts_and_says_where_it_went(
     assert all(m["counts"] and not m["why_not"] for m in run["metrics"])
     text = "\n".join(render(explain(settings, f"app#{number}")))  # a unique suffix of the name
     assert "build success rate: yes" in text and "buildtail doctor" in text
+
+    # delivered before answers were recorded (schema 4): what Compass accepted is still known
+    with closing(sqlite3.connect(settings.state_dir / "buildtail.sqlite3")) as db, db:
+        db.execute("DELETE FROM answers")
+    [run] = explain(settings, f"{JOB}#{number}")["runs"]
+    assert run["events"]["answers"] == [] and run["recorded"][0]["accepted"] == {"compass": "SUCCESSFUL"}
+    assert all(m["counts"] for m in run["metrics"])
 
 
 async def test_a_dead_letter_and_its_answer(
