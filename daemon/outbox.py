@@ -231,7 +231,7 @@ class OutboxQueue:
         delivery re-checks every 10 s, a struggling Compass is retried for hours) updates the last
         row, counting it in ``repeats``, instead of adding one per attempt."""
         now = now_ms()
-        body = answer.detail[:ANSWER_BODY_MAX]
+        body = answer.detail[:ANSWER_BODY_MAX] or None
         updated = self._db.execute(
             "UPDATE answers SET at_ms = ?, body = ?, repeats = repeats + 1 WHERE id = (SELECT MAX(id) FROM"
             " answers WHERE pipeline_id = ? AND sink = ? AND seq = ?) AND outcome = ? AND status IS ?",
