@@ -65,7 +65,7 @@ def test_explain_while_the_daemon_runs_and_it_never_writes(
         runs = _report(daemon.config_path, f"api#{run.number}")["runs"]
         return any(a["outcome"] == "accepted" for a in runs[0]["events"]["answers"])
 
-    wait_until(answered, what="the accepted answer, read while the daemon runs")
+    wait_until(answered, timeout=30.0, what="the accepted answer, read while the daemon runs")
     assert daemon.alive()
     [seen] = _report(daemon.config_path, f"api#{run.number}")["runs"]
     [answer] = seen["events"]["answers"]
