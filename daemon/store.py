@@ -21,7 +21,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.migrations import check_readable, prepare
-from daemon.outbox import DeadLetter, OutboxItem, OutboxQueue
+from daemon.outbox import Answered, DeadLetter, OutboxItem, OutboxQueue
 from daemon.state_check import StateDamagedError, find_damage, is_damage, new_identity
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PRIORITY_IN_PROGRESS",
     "PRIORITY_TERMINAL",
     "STORE_RETRY_S",
+    "Answered",
     "DeadLetter",
     "OutboxItem",
     "RunRow",
@@ -215,6 +216,11 @@ class Store(OutboxQueue):
     def recent_sends(self, since_ms: int, *, sink: str = "compass") -> list[int]:
         query = "SELECT at_ms FROM sends WHERE at_ms >= ? AND sink = ? ORDER BY at_ms"
         return [int(r[0]) for r in self._db.execute(query, (since_ms, sink))]
+
+    def read_rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query, for an operations command that shows what is stored as it is
+        (``buildtail explain``, which opens the database read-only)."""
+        return [tuple(r) for r in self._db.execute(query, tuple(params)).fetchall()]
 
     # --- runs ---------------------------------------------------------------------------------------
 

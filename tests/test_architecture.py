@@ -41,6 +41,8 @@ LAYERS: dict[str, float] = {
     "daemon.ops.state_cmd": 6,
     "daemon.ops.unmapped": 6,
     "daemon.ops.health": 7,
+    "daemon.ops.explain": 7,  # reads a run through the sources' own code
+    "daemon.ops.explain_render": 7,
     "daemon.loop": 7,
     "daemon.service": 8,
     "daemon.backfill": 8,
