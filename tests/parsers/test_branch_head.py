@@ -128,3 +128,40 @@ def test_hostile_and_broken_files() -> None:
     assert (
         parse_branch_head(empty + b"</branch></x.BranchJobProperty></properties></flow-definition>") is None
     )
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+GIT_MB = SHARED / "jenkins-real/git-multibranch-migration/jobs/job/branches"
+MOCK_MB = SHARED / "ci-corpus/jenkins/bapi-namemangling/jobs/foo/jobs"
+
+
+@pytest.mark.skipif(not GIT_MB.is_dir(), reason="real fixtures (../shared next to the checkout) absent")
+@pytest.mark.parametrize(
+    ("branch", "expected"),
+    [
+        ("master", BranchHead(name="master", kind="branch", primary=True)),
+        ("dev", BranchHead(name="dev", kind="branch")),
+        ("second", BranchHead(name="second", kind="tag")),
+        ("v4", BranchHead(name="v4", kind="tag")),
+    ],
+)
+def test_the_git_branch_sources_real_branch_and_tag_jobs(branch: str, expected: BranchHead) -> None:
+    """git-plugin's own test home (a multibranch project over a git repository): the primary branch
+    carries PrimaryInstanceMetadataAction, a tag job a GitTagSCMHead."""
+    assert parse_branch_head((GIT_MB / branch / "config.xml").read_bytes()) == expected
+
+
+@pytest.mark.skipif(not MOCK_MB.is_dir(), reason="real fixtures (../shared next to the checkout) absent")
+def test_branch_apis_own_test_home_gives_every_branch_its_real_name() -> None:
+    """branch-api's migration test home: 14 branch jobs of scm-api's mock branch source in
+    URL-encoded directories; the head's name is the real one, its kind unknown to buildtail (a
+    mock head class), so it is judged as a branch and never as the primary one."""
+    configs = sorted(MOCK_MB.glob("*/branches/*/config.xml"))
+    assert len(configs) == 14
+    for config in configs:
+        head = parse_branch_head(config.read_bytes())
+        assert head is not None, config
+        assert head.name == parse_branch_name(config.read_bytes()), config
+        assert head.kind is None and not head.primary, (config, head)
+    names = {h.name for c in configs if (h := parse_branch_head(c.read_bytes())) is not None}
+    assert "feature: browsing/part 1" in names
