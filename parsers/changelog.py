@@ -11,7 +11,7 @@ place Jenkins keeps them. Despite the name, what is inside depends on the SCM th
   skips empty lines, keeps at most 1000 lines per commit and counts a commit id once; so does this;
 - a run without an SCM, or a first build the git plugin skipped ("First time build. Skipping
   changelog."), leaves ``<log/>`` (Jenkins core) or an empty file;
-- Subversion (and other CVS-like plugins) write ``<log><logentry revision=...><author>``,
+- Subversion (and plugins that copied its form: TFS, Synergy) write ``<log><logentry revision=...><author>``,
   ``<date>``, ``<msg>``; scm-api's test SCM writes an XStream ``<list>`` of entries with ``<hash>``
   and ``<message>``.
 
@@ -35,7 +35,7 @@ from parsers.xmlsafe import parse_xml
 __all__ = ["ChangeLog", "Commit", "changelog_names", "merge", "parse_changelog"]
 
 MAX_LINES_PER_COMMIT = 1000  # the git plugin ignores a commit's lines beyond this (GitChangeLogParser)
-MAX_CHANGELOG_BYTES = 16 * 1024 * 1024  # git keeps at most 1024 commits per checkout; this is far beyond
+MAX_CHANGELOG_BYTES = 16 * 1024 * 1024  # git writes at most 1024 commits per checkout; far below this
 
 _IDENTITY = re.compile(r"^(?:author|committer) ([^<]*)<(.*)> (.*)$")
 _NAME = re.compile(r"^changelog(\d*)\.xml$")
@@ -55,8 +55,8 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class ChangeLog:
-    """A changelog file read: what wrote it (``git``, ``empty``, ``subversion``, ``scm-mock`` or
-    ``unknown:<root tag>``) and its commits in file order, each id once."""
+    """A changelog file read: what wrote it (``git``, ``empty``, ``logentry``: Subversion's form,
+    ``scm-mock`` or ``unknown:<root tag>``) and its commits in file order, each id once."""
 
     format: str
     commits: tuple[Commit, ...]
@@ -65,14 +65,14 @@ class ChangeLog:
 def parse_changelog(data: bytes) -> ChangeLog:
     """The commits in one ``changelog*.xml``. ParseError when an XML form is malformed or unsafe
     (the file may be half-written: try again after its next write)."""
-    if len(data) > MAX_CHANGELOG_BYTES:
-        data = data[:MAX_CHANGELOG_BYTES]  # the commits after the cut are lost, the file stays usable
     head = data.lstrip()
     if not head:
         return ChangeLog("empty", ())
     if head.startswith(b"<"):
         return _parse_xml(data)
-    return ChangeLog("git", _git_commits(data.decode("utf-8", errors="replace").splitlines()))
+    # beyond the cap, the commits after it are lost and the ones before it are still read
+    text = data[:MAX_CHANGELOG_BYTES].decode("utf-8", errors="replace")
+    return ChangeLog("git", _git_commits(text.splitlines()))
 
 
 def _git_commits(lines: list[str]) -> tuple[Commit, ...]:
@@ -123,7 +123,7 @@ def _parse_xml(data: bytes) -> ChangeLog:
     root = parse_xml(data)
     if root.tag == "log" or root.find(".//logentry") is not None:
         entries = [_logentry(e) for e in root.iter("logentry")]
-        return ChangeLog("subversion" if entries else "empty", _unique(entries))
+        return ChangeLog("logentry" if entries else "empty", _unique(entries))
     if root.tag == "list" and len(root) and all(child.find("hash") is not None for child in root):
         return ChangeLog("scm-mock", _unique(_mock_entry(e) for e in root))
     return ChangeLog(f"unknown:{root.tag}", ())

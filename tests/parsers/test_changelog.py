@@ -119,6 +119,13 @@ def test_lines_beyond_the_per_commit_limit_are_ignored() -> None:
     assert commit.message.count("\n") == 998  # 999 message lines after the commit line
 
 
+def test_a_huge_file_is_read_up_to_the_cap() -> None:
+    one = b"commit %d\n    OPS-1 " + b"x" * 1000 + b"\n"
+    data = b"".join(one % n for n in range(20_000))  # about 20 MB
+    commits = parse_changelog(data).commits
+    assert 15_000 < len(commits) < 20_000 and commits[0].id == "0"
+
+
 def test_invalid_utf8_does_not_stop_the_parse() -> None:
     (commit,) = parse_changelog(b"commit abc\n    caf\xe9 ABC-1\n").commits
     assert commit.title == "caf\ufffd ABC-1"
@@ -143,7 +150,7 @@ and the footer</msg>
   <logentry revision="1043"><author>bob</author><msg></msg></logentry>
 </log>"""
     log = parse_changelog(data)
-    assert log.format == "subversion"
+    assert log.format == "logentry"
     assert log.commits == (
         Commit("1042", "alice", title="WEB-3 fix the header", message="WEB-3 fix the header\nand the footer"),
         Commit(id="1043", author="bob", title="", message=""),
