@@ -15,7 +15,9 @@
   malformed as a whole, else 202 with ``accepted…``, ``rejected…`` (an item's own problems, or only
   unknown issue keys) and ``unknownIssueKeys``. Each body is checked against the shared reference
   schemas when they sit next to the checkout, else by a structural check (``_validation``);
-- ``GET /_edge/tenant_info``: the cloudId.
+- ``GET /_edge/tenant_info``: the cloudId;
+- ``interpose(status, body, ...)``: the next requests to the bulk (or token) endpoint get that
+  answer instead, as from a proxy's block page, a login redirect or an outage.
 
 Like Jira, an item whose updateSequenceNumber is not above the stored one is accepted but not
 stored (``stored(kind)``).
@@ -23,7 +25,14 @@ stored (``stored(kind)``).
 
 from __future__ import annotations
 
-from tools.fake_jira._server import BULK_PATH, TENANT_INFO_PATH, TOKEN_PATH, FakeJira, Submission
+from tools.fake_jira._server import (
+    BULK_PATH,
+    TENANT_INFO_PATH,
+    TOKEN_PATH,
+    FakeJira,
+    Interposed,
+    Submission,
+)
 from tools.fake_jira._validation import SCHEMA_PATHS, Problems, check_body, schemas_present
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "TENANT_INFO_PATH",
     "TOKEN_PATH",
     "FakeJira",
+    "Interposed",
     "Problems",
     "Submission",
     "check_body",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -25,6 +26,16 @@ TOKEN_PATH = "/oauth/token"
 TENANT_INFO_PATH = "/_edge/tenant_info"
 # the on-premises form: https://api.atlassian.com/jira/{builds|deployments}/0.1/cloud/{cloudId}/bulk
 BULK_PATH = "/jira/{kind}/0.1/cloud/{cloud_id}/bulk"
+
+
+@dataclass(frozen=True)
+class Interposed:
+    """An answer given in the real one's place: a proxy's page, a login redirect, an outage."""
+
+    status: int
+    body: str = ""
+    content_type: str | None = "text/html"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,22 +61,29 @@ class FakeJira:
         known_projects: Collection[str] | None = None,
         limit_per_minute: int = 0,
         use_schema: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        report_expiry: bool = True,
     ) -> None:
         """``known_projects``: the site's projects; a key of another is unknown (None: every key is
         known). ``limit_per_minute``: bulk requests over a sliding minute, beyond which the answer is
         429 with ``Retry-After`` the seconds until a slot frees (0: no limit). ``use_schema``:
-        validate by the shared reference schemas when present (False: the structural check)."""
+        validate by the shared reference schemas when present (False: the structural check).
+        ``ssl_context``: serve HTTPS with it (a certificate for 127.0.0.1). ``report_expiry``:
+        whether the token answer carries ``expires_in`` (Atlassian's plugin never read it)."""
         self.client_id, self.client_secret, self.cloud_id = client_id, client_secret, cloud_id
         self.token_ttl_s = token_ttl_s
         self.known_projects = None if known_projects is None else {p.upper() for p in known_projects}
         self.limit_per_minute = limit_per_minute
         self.use_schema = use_schema
+        self.ssl_context = ssl_context
+        self.report_expiry = report_expiry
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self._token_requests: list[dict[str, str]] = []
         self._submissions: list[Submission] = []
         self._stored: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._window: deque[float] = deque()
+        self._interposed: dict[str, deque[Interposed]] = {"token": deque(), "bulk": deque()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -129,7 +147,7 @@ class FakeJira:
         app.router.add_post(BULK_PATH, self._bulk)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
 
@@ -138,7 +156,12 @@ class FakeJira:
     @property
     def base_url(self) -> str:
         """Where api.atlassian.com would be: the token URL and the bulk URLs hang off it."""
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
+
+    @property
+    def port(self) -> int:
+        return self._port
 
     def bulk_url(self, kind: str) -> str:
         return self.base_url + BULK_PATH.format(kind=kind, cloud_id=self.cloud_id)
@@ -159,6 +182,40 @@ class FakeJira:
         with self._lock:
             return {k[1:]: v for k, v in self._stored.items() if k[0] == kind}
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token handed out so far (for tests that check a token never leaks)."""
+        with self._lock:
+            return list(self._tokens)
+
+    def interpose(
+        self,
+        status: int,
+        body: str = "",
+        *,
+        content_type: str | None = "text/html",
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        on: str = "bulk",
+    ) -> None:
+        """The next ``times`` requests to ``on`` (``bulk`` or ``token``) get this answer instead of
+        the real one, unchecked and unrecorded: something in the way, or Jira having a bad day."""
+        if on not in self._interposed:
+            raise ValueError(f"on must be bulk or token, not {on!r}")
+        answer = Interposed(status, body, content_type, tuple((headers or {}).items()))
+        with self._lock:
+            self._interposed[on].extend([answer] * times)
+
+    def _interposed_answer(self, on: str) -> web.Response | None:
+        with self._lock:
+            answer = self._interposed[on].popleft() if self._interposed[on] else None
+        if answer is None:
+            return None
+        response = web.Response(status=answer.status, body=answer.body.encode(), headers=dict(answer.headers))
+        if answer.content_type is not None:
+            response.headers["Content-Type"] = answer.content_type
+        return response
+
     def expire_tokens(self) -> None:
         """Every token issued so far stops working now."""
         with self._lock:
@@ -168,6 +225,8 @@ class FakeJira:
 
     async def _token(self, request: web.Request) -> web.Response:
         """The client-credentials grant, as a form (Atlassian's 1.x plugin) or as JSON."""
+        if (interposed := self._interposed_answer("token")) is not None:
+            return interposed
         if request.content_type == "application/json":
             try:
                 raw = await request.json()
@@ -189,8 +248,10 @@ class FakeJira:
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = time.monotonic() + self.token_ttl_s
-        ttl = max(0, round(self.token_ttl_s))
-        return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": ttl})
+        answer: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if self.report_expiry:
+            answer["expires_in"] = max(0, round(self.token_ttl_s))
+        return web.json_response(answer)
 
     async def _tenant_info(self, request: web.Request) -> web.Response:
         return web.json_response({"cloudId": self.cloud_id})
@@ -216,6 +277,8 @@ class FakeJira:
 
     async def _bulk(self, request: web.Request) -> web.Response:
         kind, cloud_id = request.match_info["kind"], request.match_info["cloud_id"]
+        if (interposed := self._interposed_answer("bulk")) is not None:
+            return interposed
         if kind not in KINDS or cloud_id != self.cloud_id:
             return web.json_response([{"message": "Not Found"}], status=404)
         if not self._authorized(request):
