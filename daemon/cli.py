@@ -1,5 +1,5 @@
-"""The ``buildtail`` command: ``run``, ``check-config``, ``status``, ``doctor``, ``compass setup``,
-``backfill``, ``state check``/``state recover``, ``config-schema`` and ``--version``.
+"""The ``buildtail`` command: ``run``, ``check-config``, ``status``, ``explain``, ``doctor``,
+``compass setup``, ``backfill``, ``state check``/``state recover``, ``config-schema`` and ``--version``.
 
 Each subcommand imports what it needs when it runs: ``--version`` and ``status`` load neither the
 configuration's models (pydantic) nor the network stack (aiohttp) nor the file watcher (watchdog).
@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="queue, deliveries, dead letters and budget (works while running)")
     status.add_argument("--config", required=True, type=Path, metavar="PATH")
     status.add_argument("--json", action="store_true", help="one JSON object (the README describes it)")
+    explain = sub.add_parser(
+        "explain", help="why a run shows in Compass or not: disk, queue, answers, metrics (read-only)"
+    )
+    explain.add_argument("target", nargs="?", metavar="JOB[#N]", help="a job, or one run of it")
+    explain.add_argument("--config", required=True, type=Path, metavar="PATH")
+    explain.add_argument("--json", action="store_true", help="one JSON object (the README describes it)")
+    explain.add_argument("--limit", type=int, default=10, metavar="N", help="runs shown, newest first (10)")
+    explain.add_argument(
+        "--summary", action="store_true", help="per component: final events accepted in 7 and 28 days"
+    )
     doctor = sub.add_parser(
         "doctor", help="check the Compass site, credentials, event sources and derived metrics (read-only)"
     )
@@ -130,6 +140,9 @@ def _warnings(settings: Settings) -> list[str]:
             out.append(
                 f"compass.{key}: {url} is plain http: the API token would cross the network unencrypted"
             )
+    from daemon.config.reachability import deployment_warnings
+
+    out.extend(deployment_warnings(compass.deployments))
     return out
 
 
@@ -247,6 +260,44 @@ def _status(path: Path, as_json: bool) -> int:
     return int(report["exit_code"])
 
 
+def _explain(args: argparse.Namespace) -> int:
+    """``buildtail explain``: 0 when answered, 1 for an unknown job, 2 when it cannot read."""
+    import sqlite3
+
+    from daemon.clock import now_ms
+    from daemon.migrations import StateVersionError
+    from daemon.ops.explain import JobNotFound, explain, summary
+    from daemon.ops.explain_render import render, render_summary
+    from daemon.state_check import StateDamagedError
+
+    if (args.target is None) == (not args.summary):
+        print("buildtail explain: give JOB[#N] or --summary", file=sys.stderr)
+        return 2
+    settings = _load(args.config, need_secrets=False)
+    if settings is None:
+        return 2
+    try:
+        if args.summary:
+            report = summary(settings, now_ms=now_ms())
+            print(json.dumps(report, indent=2) if args.json else "\n".join(render_summary(report)))
+            return 0
+        report = explain(settings, args.target, limit=max(1, args.limit))
+    except JobNotFound as exc:
+        print(f"buildtail explain: {exc}", file=sys.stderr)
+        print(
+            f"looked in the state database and under: {'; '.join(exc.looked) or 'no source'}", file=sys.stderr
+        )
+        return 1
+    except StateDamagedError as exc:
+        print(f"buildtail explain: {_damaged_hint(exc, args.config)}", file=sys.stderr)
+        return 2
+    except (StateVersionError, FileNotFoundError, sqlite3.Error) as exc:
+        print(f"buildtail explain: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else "\n".join(render(report)))
+    return 0
+
+
 def _damaged_hint(exc: Exception, config: Path) -> str:
     return (
         f"{exc} (see `buildtail state check --config {config}`; `buildtail state recover --config "
@@ -285,7 +336,10 @@ def _compass_command(path: Path, command: str) -> int:
         try:
             if command == "doctor":
                 lines, problems = await doctor(client, compass, wanted)
-                print("\n".join(lines))
+                from daemon.clock import now_ms
+                from daemon.ops.unmapped import unmapped_job_lines
+
+                print("\n".join(lines + unmapped_job_lines(settings, now_ms())))
                 print(f"{problems} problem(s) found" if problems else "no problems found")
                 return 1 if problems else 0
             try:
@@ -316,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(args.config, args.json)
+    if args.command == "explain":
+        return _explain(args)
     if args.command == "doctor":
         return _compass_command(args.config, "doctor")
     if args.command == "state":

@@ -20,6 +20,7 @@ from daemon.config import LogSourceSettings, ResultFileSourceSettings, Settings
 from daemon.config.deployments import Environment
 from daemon.config.values import job_matches
 from daemon.store import RunRow
+from parsers.branch_head import BranchHead
 from parsers.vocabulary import DEFAULT_STATE_MAP, RESULT_WORDS
 
 __all__ = [
@@ -61,6 +62,8 @@ class RunFacts:
     # a build's parameters, a log line's named groups; None while not known yet (a freestyle run has
     # no build.xml until it ends)
     parameters: tuple[tuple[str, str], ...] | None = ()
+    # a multibranch branch job's head (branch, pull request, tag; primary or not); None for others
+    head: BranchHead | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,4 +219,6 @@ def update_from_json(data: dict[str, Any]) -> Update:
     facts["causes"] = tuple(facts["causes"])
     if facts["parameters"] is not None:
         facts["parameters"] = tuple((str(k), str(v)) for k, v in facts["parameters"])
+    if facts.get("head") is not None:  # an update queued before heads were read has none
+        facts["head"] = BranchHead(**facts["head"])
     return Update(RunRow(**data["run"]), RunFacts(**facts), int(data["at_ms"]))

@@ -11,6 +11,11 @@ existing lines, a directory of old result files. The rule, for every kind of sou
 - a run first seen finished, whose files were written before its source's cutoff, is history and is
   not queued, unless the source saw it *arrive* after it started looking (a result file moved into
   place with an old time, a line appended to a log): that is news whatever its times say;
+- a source's rules of what counts (``daemon.scope``) can change by a reload or between two starts;
+  the rules and the time they changed are kept in the state database (``scope:<source>``, with the
+  rules before). A run first seen finished, not seen to arrive, that finished before the change
+  and that the rules before left out is history too: a job switched on sends its new runs, not the
+  runs it had while it was off;
 - ``buildtail backfill`` asks for history explicitly: its window admits every run started since.
 
 Sources only report what they read and whether they saw it arrive; they may skip reading what this
@@ -21,17 +26,24 @@ files it finds), which is why ``first_look`` tells them when a source is new.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from daemon.config import SourceSettings
 from daemon.events import RunFacts
+from daemon.scope import Scope
 from daemon.store import RunRow, Store
 
-__all__ = ["GLOBAL_CUTOFF_KEY", "HistoryPolicy", "cutoff_key"]
+__all__ = ["GLOBAL_CUTOFF_KEY", "HistoryPolicy", "cutoff_key", "scope_key"]
 
 GLOBAL_CUTOFF_KEY = "history_cutoff_ms"  # the daemon's very first start (0.2.0 databases have only this)
 
 
 def cutoff_key(source: str) -> str:
     return f"{GLOBAL_CUTOFF_KEY}:{source}"
+
+
+def scope_key(source: str) -> str:
+    return f"scope:{source}"
 
 
 def _has_state(store: Store, source: str) -> bool:
@@ -46,6 +58,7 @@ class HistoryPolicy:
         self._cutoffs = cutoffs
         self._new: set[str] = set()
         self._since_ms = since_ms  # backfill's window: everything started since is wanted
+        self._scope_changes: dict[str, tuple[int, Scope]] = {}  # source -> (changed at, rules before)
 
     @classmethod
     def for_daemon(cls, store: Store, sources: Iterable[str], now_ms: int) -> HistoryPolicy:
@@ -77,6 +90,23 @@ class HistoryPolicy:
                 store.set_meta_int(cutoff_key(source), cutoff)
             self._cutoffs[source] = cutoff
 
+    def note_scopes(self, store: Store, sources: Iterable[SourceSettings], now_ms: int) -> None:
+        """The sources' rules of what counts, at a start or a reload: rules that differ from the
+        stored ones changed now (persisted, with the rules before); the same rules keep the time
+        and the rules of their last change, so a restart does not forget it."""
+        for cfg in sources:
+            rules = Scope.of(cfg).fingerprint()
+            stored: Any = store.get_meta_json(scope_key(cfg.name))
+            if not isinstance(stored, dict) or stored.get("rules") != rules:
+                before = stored.get("rules") if isinstance(stored, dict) else None
+                stored = {"rules": rules, "before": before, "changed_ms": now_ms}
+                store.set_meta_json(scope_key(cfg.name), stored)
+            if isinstance(stored.get("before"), dict):
+                before_scope = Scope.from_fingerprint(cfg.name, stored["before"])
+                self._scope_changes[cfg.name] = (int(stored["changed_ms"]), before_scope)
+            else:
+                self._scope_changes.pop(cfg.name, None)
+
     def first_look(self, source: str) -> bool:
         """The source is new: everything finished that it finds now is history, so it need not be read."""
         return source in self._new
@@ -90,5 +120,10 @@ class HistoryPolicy:
             return facts.start_ms >= self._since_ms
         if prior is not None or facts.running or arrived:
             return True  # a run already known, one in progress, or one seen to arrive: news
-        cutoff = self._cutoffs.get(facts.source, 0)
-        return max(facts.end_ms or 0, facts.written_ms) >= cutoff
+        finished = max(facts.end_ms or 0, facts.written_ms)
+        if finished < self._cutoffs.get(facts.source, 0):
+            return False
+        change = self._scope_changes.get(facts.source)
+        if change is not None and finished < change[0]:
+            return change[1].exclusion(facts.job, facts.head) is None  # left out then: history now
+        return True

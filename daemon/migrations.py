@@ -183,8 +183,43 @@ def _to_4(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (int(row[0]),))
 
 
+def _to_5(db: sqlite3.Connection) -> None:
+    """A record of answers: what each sink answered to each event sent (accepted, retried, dead,
+    paused), where the event went (event source, component) and when, so that ``buildtail explain``
+    can say why a run shows in the destination or not after its outbox row is gone. Kept for
+    ``ANSWERS_KEEP_DAYS`` (``daemon.outbox``); the earlier history was never kept, so it starts empty."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE answers (
+            id INTEGER PRIMARY KEY,
+            sink TEXT NOT NULL,
+            pipeline_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            terminal INTEGER NOT NULL,
+            event_source_id TEXT,
+            component_id TEXT,
+            status INTEGER,  -- NULL: no answer (a timeout, a refused connection)
+            body TEXT,  -- the answer's body or the error, at most ANSWER_BODY_MAX characters
+            outcome TEXT NOT NULL,  -- accepted, retry, dead, paused
+            at_ms INTEGER NOT NULL,  -- the last time, for repeats
+            repeats INTEGER NOT NULL DEFAULT 1  -- the same answer to the same event, this many times
+        );
+        CREATE INDEX answers_pipeline ON answers (pipeline_id);
+        """,
+    )
+
+
 # Step n brings schema n-1 to n. Append only: a released step never changes.
-_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_1, 2: _to_2, 3: _to_3, 4: _to_4}
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _to_1,
+    2: _to_2,
+    3: _to_3,
+    4: _to_4,
+    5: _to_5,
+}
 SCHEMA_VERSION = max(_STEPS)
 
 

@@ -1,5 +1,7 @@
 """The outbox half of the state database: each run's update kept once (``updates``), each sink's
-rows for it (``outbox``), and what a sink could not deliver (``dead_letters``).
+rows for it (``outbox``), what a sink could not deliver (``dead_letters``), and what each sink
+answered to each event sent (``answers``, written in the same transaction as the outbox change it
+explains, and kept ``ANSWERS_KEEP_DAYS``).
 
 A sink reads its own rows in its own order (``next_due``), acknowledges them, puts them off or
 gives them up; an update goes when the last sink's row for it goes. ``Store`` provides the
@@ -16,7 +18,24 @@ from typing import Any
 
 from daemon.clock import now_ms
 
-__all__ = ["DeadLetter", "OutboxItem", "OutboxQueue", "sink_key"]
+__all__ = [
+    "ANSWERS_KEEP_DAYS",
+    "ANSWER_BODY_MAX",
+    "Answered",
+    "DeadLetter",
+    "OutboxItem",
+    "OutboxQueue",
+    "sink_key",
+]
+
+ANSWERS_KEEP_DAYS = 35  # a month of answers and then some: Compass's 28-day window, compared
+ANSWER_BODY_MAX = 1024  # characters of an answer's body or error kept (never a header, never a token)
+_DAY_MS = 86_400_000
+# Expired answers removed with each acknowledgement, per answer added: pruning keeps pace with what
+# is written, one bounded DELETE in a transaction that is open anyway. It looks only at the oldest
+# rows (by id, the order they were written in), so it needs no index of its own and costs a few
+# row reads when nothing has expired.
+_PRUNE_PER_ANSWER = 2
 
 
 def sink_key(sink: str, fact: str) -> str:
@@ -48,6 +67,20 @@ class OutboxItem:
     sink: str = "compass"
     body: dict[str, Any] | None = None  # set instead of update: a body an earlier release rendered
     update_id: int | None = None
+    kind: str = "build"  # or "deployment"
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What a sink answered to one event sent, and where the event went: a row of ``answers``.
+
+    ``detail``: the answer's body (Compass's error) or the error met without an answer; never a
+    request header, so never a token."""
+
+    status: int | None
+    detail: str = ""
+    event_source_id: str | None = None
+    component_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +168,16 @@ class OutboxQueue:
     def ack(self, item: OutboxItem) -> None:
         self.ack_many([item])
 
-    def ack_many(self, items: list[OutboxItem]) -> None:
+    def ack_many(self, items: list[OutboxItem], answers: list[Answered] | None = None) -> None:
         """Accepted events, acknowledged in one transaction with one statement of each kind: a
         sender settles its accepted answers together, and the delivery rate is bounded by what an
         acknowledgement costs (the row, its update once no sink holds it, what the sink accepted,
-        and the sink's last delivery, written once)."""
+        its answer in the record of answers, expired answers, and the sink's last delivery,
+        written once). ``answers[i]`` is what was answered to ``items[i]``."""
         if not items:
             return
+        stamp_ms = now_ms()
+        given = answers if answers is not None else [Answered(None)] * len(items)
         with self._tx() as db:
             db.executemany("DELETE FROM outbox WHERE id = ?", [(i.id,) for i in items])
             db.executemany(
@@ -153,7 +189,15 @@ class OutboxQueue:
                 " ON CONFLICT (sink, pipeline_id) DO UPDATE SET state = excluded.state",
                 [(i.sink, i.pipeline_id, i.state) for i in items],
             )
-            stamp = str(now_ms())
+            db.executemany(
+                _INSERT_ANSWER,
+                [_answer_row(i, a, "accepted", stamp_ms) for i, a in zip(items, given, strict=True)],
+            )
+            db.execute(
+                "DELETE FROM answers WHERE id IN (SELECT id FROM answers ORDER BY id LIMIT ?) AND at_ms < ?",
+                (_PRUNE_PER_ANSWER * len(items), stamp_ms - ANSWERS_KEEP_DAYS * _DAY_MS),
+            )
+            stamp = str(stamp_ms)
             for sink in dict.fromkeys(i.sink for i in items):
                 self._set_meta(sink_key(sink, "last_delivery_ms"), stamp)
 
@@ -164,12 +208,37 @@ class OutboxQueue:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def retry_later(self, item: OutboxItem, at_ms: int, error: str, *, paused: bool = False) -> None:
+    def retry_later(
+        self,
+        item: OutboxItem,
+        at_ms: int,
+        error: str,
+        *,
+        paused: bool = False,
+        answer: Answered | None = None,
+    ) -> None:
+        """``item`` is tried again at ``at_ms``; ``paused``: held by a pause of delivery, which does
+        not count as an attempt. The answer is recorded (``_record_answer``)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ? WHERE id = ?",
                 (0 if paused else 1, at_ms, error[:500], item.id),
             )
+            self._record_answer(item, answer or Answered(None, error), "paused" if paused else "retry")
+
+    def _record_answer(self, item: OutboxItem, answer: Answered, outcome: str) -> None:
+        """One answer that is not an acceptance. The same answer again to the same event (a paused
+        delivery re-checks every 10 s, a struggling Compass is retried for hours) updates the last
+        row, counting it in ``repeats``, instead of adding one per attempt."""
+        now = now_ms()
+        body = answer.detail[:ANSWER_BODY_MAX] or None
+        updated = self._db.execute(
+            "UPDATE answers SET at_ms = ?, body = ?, repeats = repeats + 1 WHERE id = (SELECT MAX(id) FROM"
+            " answers WHERE pipeline_id = ? AND sink = ? AND seq = ?) AND outcome = ? AND status IS ?",
+            (now, body, item.pipeline_id, item.sink, item.seq, outcome, answer.status),
+        ).rowcount
+        if not updated:
+            self._db.execute(_INSERT_ANSWER, _answer_row(item, answer, outcome, now))
 
     def release_paused(self, sink: str = "compass") -> None:
         """Every event queued for ``sink`` may be tried again now (credentials or configuration changed)."""
@@ -238,9 +307,18 @@ class OutboxQueue:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def dead_letter(self, item: OutboxItem, body: dict[str, Any], status: int | None, error: str) -> None:
+    def dead_letter(
+        self,
+        item: OutboxItem,
+        body: dict[str, Any],
+        status: int | None,
+        error: str,
+        *,
+        answer: Answered | None = None,
+    ) -> None:
         """``body``: what the sink sent and was refused, kept as it was sent."""
         with self._tx() as db:
+            self._record_answer(item, answer or Answered(status, error), "dead")
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
             self._forget_update(item)
             db.execute(
@@ -277,11 +355,42 @@ class OutboxQueue:
 
 _ITEM_COLUMNS = (
     "o.id, o.pipeline_id, o.seq, o.state, o.terminal, o.priority, u.data, o.created_ms, o.attempts,"
-    " o.next_attempt_ms, o.sink, o.event, o.update_id"
+    " o.next_attempt_ms, o.sink, o.event, o.update_id, u.kind"
+)
+
+_INSERT_ANSWER = (
+    "INSERT INTO answers (sink, pipeline_id, seq, state, kind, terminal, event_source_id, component_id,"
+    " status, body, outcome, at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
+def _answer_row(item: OutboxItem, answer: Answered, outcome: str, at_ms: int) -> tuple[Any, ...]:
+    return (
+        item.sink,
+        item.pipeline_id,
+        item.seq,
+        item.state,
+        item.kind,
+        int(item.terminal),
+        answer.event_source_id,
+        answer.component_id,
+        answer.status,
+        answer.detail[:ANSWER_BODY_MAX] if answer.detail else None,
+        outcome,
+        at_ms,
+    )
+
+
+def _kind(kind: str | None, body: dict[str, Any] | None) -> str:
+    """An update's kind; for an event an earlier release rendered (no update), its body's."""
+    if kind is not None:
+        return kind
+    event = body.get("event") if body else None
+    return "deployment" if isinstance(event, dict) and "deployment" in event else "build"
+
+
 def _item(row: Any) -> OutboxItem:
+    body = None if row[11] is None else json.loads(row[11])
     return OutboxItem(
         id=row[0],
         pipeline_id=row[1],
@@ -294,6 +403,7 @@ def _item(row: Any) -> OutboxItem:
         attempts=row[8],
         next_attempt_ms=row[9],
         sink=row[10],
-        body=None if row[11] is None else json.loads(row[11]),
+        body=body,
         update_id=row[12],
+        kind=_kind(row[13], body),
     )

@@ -4,8 +4,9 @@ The daemon's runners and ``buildtail backfill`` share it, so a run is recorded b
 whoever finds it: its stored state is read first, the event rules decide the next event from it
 (``events.next_update``), and the run's new state and its queued event are written in one
 transaction. A run changed by the other process in between (the daemon and a backfill share the
-database) is decided again rather than queued twice. What is history and kept out is the
-``HistoryPolicy``'s answer, applied here to every run whoever reports it.
+database) is decided again rather than queued twice. Which runs count at all is ``daemon.scope``'s
+answer, what is history and kept out the ``HistoryPolicy``'s, both applied here, in that order, to
+every run whoever reports it.
 
 The recorder owns the transaction (``record_many``): the sources hand it their work, it commits it
 as one, and only a COMMIT that succeeded says the state database is writable again, so a failure
@@ -23,6 +24,7 @@ from daemon.events import RunFacts, next_update, update_to_json
 from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
+from daemon.scope import keeps_out
 from daemon.sinks.registry import queued_for
 from daemon.store import STORE_RETRY_S, Store
 
@@ -59,6 +61,16 @@ class Recorder:
         """
         for _ in range(3):  # another process (backfill) may change the run between read and write
             prior = self.store.latest_run(facts.source, facts.job, facts.number)
+            reason = keeps_out(self.settings, facts, prior)
+            if reason is not None:
+                log.debug(
+                    "%s #%s not counted: %s",
+                    facts.job,
+                    facts.number,
+                    reason,
+                    extra=about(source=facts.source, run=f"{facts.job}#{facts.number}"),
+                )
+                return None
             if not self.history.admits(facts, prior, arrived=arrived):
                 return None
             update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)

@@ -44,7 +44,7 @@ log = logging.getLogger("buildtail")
 
 # What is salvaged, most important first (the order matters when the disk fills up half-way): the
 # queued updates and their outbox rows, then the rest.
-TABLES = ("updates", "outbox", "runs", "acks", "checkpoints", "dead_letters", "meta", "sends")
+TABLES = ("updates", "outbox", "runs", "acks", "checkpoints", "dead_letters", "meta", "sends", "answers")
 # Added to the highest sequence number found; see next_seq_floor.
 SEQ_MARGIN_MS = 86_400_000
 _NOT_COPIED_META = ("schema", "upgraded", "recovered", "last_seq")

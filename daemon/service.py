@@ -106,6 +106,7 @@ class Service:
         self.store = store
         self.metrics.state_recovery(store.get_meta_json("recovered"), recovered_now=recovered is not None)
         history = HistoryPolicy.for_daemon(store, (c.name for c in s.sources), now_ms())
+        history.note_scopes(store, s.sources, now_ms())
         self.delivery = Delivery(
             s,
             store,
@@ -232,6 +233,7 @@ class Service:
         added = tuple(c for c in new.sources if c not in kept)
         assert self.store is not None
         self.recorder.history.add_sources(self.store, (c.name for c in added), now_ms())
+        self.recorder.history.note_scopes(self.store, new.sources, now_ms())
         await self._start_runners(added)
         self.delivery.resume()
         log.info("configuration reloaded from %s", self.config_path)

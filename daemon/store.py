@@ -21,7 +21,7 @@ from typing import Any
 
 from daemon.clock import now_ms
 from daemon.migrations import check_readable, prepare
-from daemon.outbox import DeadLetter, OutboxItem, OutboxQueue
+from daemon.outbox import Answered, DeadLetter, OutboxItem, OutboxQueue
 from daemon.state_check import StateDamagedError, find_damage, is_damage, new_identity
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PRIORITY_IN_PROGRESS",
     "PRIORITY_TERMINAL",
     "STORE_RETRY_S",
+    "Answered",
     "DeadLetter",
     "OutboxItem",
     "RunRow",
@@ -216,6 +217,11 @@ class Store(OutboxQueue):
         query = "SELECT at_ms FROM sends WHERE at_ms >= ? AND sink = ? ORDER BY at_ms"
         return [int(r[0]) for r in self._db.execute(query, (since_ms, sink))]
 
+    def read_rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query, for an operations command that shows what is stored as it is
+        (``buildtail explain``, which opens the database read-only)."""
+        return [tuple(r) for r in self._db.execute(query, tuple(params)).fetchall()]
+
     # --- runs ---------------------------------------------------------------------------------------
 
     def latest_run(self, source: str, job: str, number: int | str) -> RunRow | None:
@@ -228,6 +234,15 @@ class Store(OutboxQueue):
     def open_runs(self, source: str) -> list[RunRow]:
         rows = self._db.execute("SELECT * FROM runs WHERE source = ? AND terminal = 0", (source,)).fetchall()
         return [_run(r) for r in rows]
+
+    def runs_by_job(self, since_ms: int) -> list[tuple[str, str, int]]:
+        """(source, job, how many runs) of every job with a run started since ``since_ms``."""
+        rows = self._db.execute(
+            "SELECT source, job, count(*) FROM runs WHERE started_at_ms >= ? GROUP BY source, job "
+            "ORDER BY source, job",
+            (since_ms,),
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
     def pipeline_id_taken(self, pipeline_id: str) -> bool:
         return (

@@ -6,6 +6,7 @@ I/O of their own, no asyncio, nothing from ``daemon``: each is a function of its
 real and hostile bytes.
 """
 
+from parsers.branch_head import BranchHead, parse_branch_head
 from parsers.cruisecontrol import (
     CruiseControlBuild,
     parse_build_time,
@@ -37,6 +38,7 @@ from parsers.xmlsafe import parse_xml
 
 __all__ = [
     "JENKINS_RESULTS",
+    "BranchHead",
     "BuildXml",
     "CruiseControlBuild",
     "GoCDConsole",
@@ -59,6 +61,7 @@ __all__ = [
     "is_ignored_name",
     "job_full_name",
     "legacy_build_dir_time",
+    "parse_branch_head",
     "parse_branch_name",
     "parse_build_time",
     "parse_build_xml",

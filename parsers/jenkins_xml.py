@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from parsers.branch_head import branch_element
 from parsers.records import BuildXml
 from parsers.xmlsafe import parse_xml
 
@@ -18,7 +19,6 @@ _MAX_CAUSE = 200
 _CAUSE_ACTION = "hudson.model.CauseAction"
 _SCM_REVISION_ACTION = "jenkins.scm.api.SCMRevisionAction"
 _GIT_BUILD_DATA = "hudson.plugins.git.util.BuildData"
-_BRANCH_JOB_PROPERTY = "org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty"
 _PARAMETERS_ACTION = "hudson.model.ParametersAction"
 _MAX_PARAMETERS = 200
 _MAX_PARAMETER = 1000
@@ -205,25 +205,10 @@ def parse_builds_dir_setting(global_config_xml: bytes) -> str | None:
 
 
 def parse_branch_name(job_config_xml: bytes) -> str | None:
-    """The unmangled branch name, since multibranch directory names may be encoded.
-
-    A branch job's ``<properties>`` hold its branch property: workflow-multibranch's
-    ``BranchJobProperty`` (the branch in ``<branch>``), or another project type's ``...BranchProperty``
-    (branch-api's test harness keeps it in ``<b>``); either way the name is ``<head><name>``.
-    """
-    properties = parse_xml(job_config_xml).find("properties")
-    if properties is None:
-        return None
-    candidates = sorted(
-        (p for p in properties if p.tag.endswith(("BranchJobProperty", "BranchProperty"))),
-        key=lambda p: p.tag != _BRANCH_JOB_PROPERTY,
-    )
-    for prop in candidates:
-        for branch in prop:
-            name = _text(branch.find("head/name"))
-            if name is not None:
-                return name
-    return None
+    """The unmangled branch name, since multibranch directory names may be encoded: the branch
+    property's ``<head><name>`` (``parsers.branch_head`` finds the property and reads the rest)."""
+    branch = branch_element(parse_xml(job_config_xml))
+    return None if branch is None else _text(branch.find("head/name"))
 
 
 def parse_display_name(job_config_xml: bytes) -> str | None:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from daemon.config import Settings
+from daemon.config.settings import MetricsSettings
 from daemon.loop import Loop
 from daemon.service import Service
 from daemon.sources.jenkins.runner import JenkinsRunner
@@ -116,11 +117,17 @@ class InProcess:
         return sum(r.summary().jobs for r in self.service.runners)
 
 
+DEFAULT_LISTEN = MetricsSettings().listen
+
+
 @asynccontextmanager
 async def running(settings: Settings, transport: ScriptedTransport | None = None) -> AsyncIterator[InProcess]:
     """Startup, the main loop as a task, and on the way out exit and shutdown; a main loop that
     failed fails the test."""
     scripted = transport or ScriptedTransport()
+    if settings.metrics.listen == DEFAULT_LISTEN:  # the fixed default would clash with another suite
+        metrics = settings.metrics.model_copy(update={"listen": "127.0.0.1:0"})
+        settings = settings.model_copy(update={"metrics": metrics})
     service = Service(settings, transport=scripted)
     await service.startup()
     task = asyncio.create_task(service.main_loop())

@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Most specific prefix wins. Lower numbers are lower in the flow's foundations.
-LAYERS: dict[str, int] = {
+LAYERS: dict[str, float] = {
     "parsers": 0,
     "daemon": 1,  # the package itself: the version
     "daemon.clock": 0,  # stdlib only: every layer of the daemon reads the one clock (parsers have none)
@@ -32,13 +32,17 @@ LAYERS: dict[str, int] = {
     "daemon.sinks": 4,
     "daemon.events": 3,
     "daemon.recovery": 3,
+    "daemon.scope": 3.5,  # which runs count: above the events it judges, below history and sinks
     "daemon.history": 4,
     "daemon.recorder": 5,
     "daemon.sources": 6,
     "daemon.delivery": 6,
     "daemon.ops.status": 6,
     "daemon.ops.state_cmd": 6,
+    "daemon.ops.unmapped": 6,
     "daemon.ops.health": 7,
+    "daemon.ops.explain": 7,  # reads a run through the sources' own code
+    "daemon.ops.explain_render": 7,
     "daemon.loop": 7,
     "daemon.service": 8,
     "daemon.backfill": 8,
@@ -70,7 +74,7 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     return {m for m in out if m in known}
 
 
-def _layer(module: str) -> int:
+def _layer(module: str) -> float:
     parts = module.split(".")
     for cut in range(len(parts), 0, -1):
         prefix = ".".join(parts[:cut])

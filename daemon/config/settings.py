@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from daemon.config.deployments import DeploymentRule, Environment, deployment_environment, deployment_rule
+from daemon.config.deployments import (
+    DeploymentRule,
+    Environment,
+    deployment_environment,
+    deployment_rule,
+    run_kinds,
+)
 from daemon.config.network import check_ca_file, check_credentials_file, check_proxy_url
 from daemon.config.sources import (
     JenkinsSourceSettings,
@@ -243,12 +249,9 @@ class Settings(Strict):
 
     def event_types(self, source: str, job: str) -> tuple[str, ...]:
         """The kinds of event a run of ``job`` in ``source`` can be: a deployment when a rule names it,
-        and a build unless that rule's environment is fixed (a run without the rule's parameter is
-        reported as a build)."""
-        rule = deployment_rule(self.compass.deployments, source, job) if self.compass else None
-        if rule is None:
-            return ("BUILD",)
-        return ("DEPLOYMENT",) if rule.environment is not None else ("BUILD", "DEPLOYMENT")
+        and a build unless that rule's environment is fixed or given by the job's name (a run without
+        the rule's parameter is reported as a build)."""
+        return run_kinds(self.compass.deployments, source, job) if self.compass else ("BUILD",)
 
     def needs_parameters(self, source: str, job: str) -> bool:
         """Whether a run's parameters decide if it is a deployment (its job's rule reads one)."""

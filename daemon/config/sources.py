@@ -16,7 +16,9 @@ from parsers.vocabulary import TERMINAL_STATES
 
 __all__ = [
     "PRESETS",
+    "BranchScope",
     "JenkinsSourceSettings",
+    "JobScope",
     "LogRules",
     "LogSourceSettings",
     "ResultFileSourceSettings",
@@ -25,7 +27,55 @@ __all__ = [
 ]
 
 
-class JenkinsSourceSettings(Strict):
+def _globs(v: Any, key: str) -> Any:
+    if isinstance(v, str):
+        raise ValueError(f"expected a list of globs, such as [{v!r}]")
+    if isinstance(v, list | tuple):
+        for glob in v:
+            if not isinstance(glob, str) or not glob.strip():
+                raise ValueError(f"{key}: every entry is a glob over names, such as 'housekeeping/*'")
+    return v
+
+
+class JobScope(Strict):
+    """Which jobs (pipelines) of the source count: ``include`` then ``exclude``, globs over job full
+    names (``*`` within a folder, ``**`` across). ``daemon.scope`` applies them."""
+
+    include: tuple[str, ...] = Field(default=("**",), min_length=1)
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _job_globs(cls, v: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "include" and isinstance(v, list | tuple) and not v:
+            raise ValueError("an empty include counts no job; leave it out to count every job")
+        return _globs(v, str(info.field_name))
+
+
+class BranchScope(Strict):
+    """Which runs of a multibranch project's branch jobs count, by their head (``daemon.scope``):
+    ``branches`` (all, primary, or globs over branch names) for branches and heads of unknown
+    kind, ``pull_requests`` and ``tags`` for the others. A run of any other job has no head and
+    is not concerned."""
+
+    branches: Literal["all", "primary"] | tuple[str, ...] = "all"
+    pull_requests: bool = True
+    tags: bool = True
+
+    @field_validator("branches", mode="before")
+    @classmethod
+    def _branches(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in ("all", "primary"):
+            raise ValueError(
+                f"{v!r}: expected all, primary, or a list of globs over branch names"
+                " such as [main, 'release/*']"
+            )
+        if isinstance(v, list | tuple) and not v:
+            raise ValueError("an empty list counts no branch; use primary, or leave it out to count all")
+        return _globs(v, "branches") if not isinstance(v, str) else v
+
+
+class JenkinsSourceSettings(JobScope, BranchScope):
     type: Literal["jenkins"]
     name: str = Field(default="jenkins", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     home: Path
@@ -101,7 +151,7 @@ class LogRules(Strict):
         return _check_zone(v)
 
 
-class LogSourceSettings(Strict):
+class LogSourceSettings(JobScope):
     type: Literal["log"]
     name: str = Field(default="log", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     paths: tuple[str, ...] = Field(min_length=1)
@@ -148,7 +198,7 @@ class LogSourceSettings(Strict):
         return self
 
 
-class ResultFileSourceSettings(Strict):
+class ResultFileSourceSettings(JobScope):
     type: Literal["result_file"]
     name: str = Field(default="results", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     paths: tuple[str, ...] = Field(min_length=1)

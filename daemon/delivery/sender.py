@@ -26,7 +26,7 @@ from daemon.delivery.budget import TokenBucket
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.sinks import Outcome, SendResult, Sink, Transport
-from daemon.store import STORE_RETRY_S, OutboxItem, Store
+from daemon.store import STORE_RETRY_S, Answered, OutboxItem, Store
 
 __all__ = [
     "NOT_COMPASS_PAUSE_AFTER",
@@ -222,7 +222,9 @@ class Sender:
             # a lost acknowledgement only means the event is sent again with the same sequence
             # number, which Compass ignores: no need to wait for the disk here
             with self._store.batch(durable=False):
-                self._store.ack_many([item for item, _ in accepted])
+                self._store.ack_many(
+                    [item for item, _ in accepted], [self._answered(i, r) for i, r in accepted]
+                )
                 for item, result in accepted:
                     await self._settle(item, result, acked=True)
         except sqlite3.Error:
@@ -241,6 +243,12 @@ class Sender:
             rest.pop(0)
             self._forget(item)
         self._publish_budget()
+
+    def _answered(self, item: OutboxItem, result: SendResult) -> Answered:
+        """The answer as the record of answers keeps it, with where the event went."""
+        body = self._bodies.get(item.id)
+        source, component = self.sink.route(body) if body else (None, None)
+        return Answered(result.status, result.detail, source, component)
 
     def _forget(self, item: OutboxItem) -> None:
         self._in_flight.pop(item.id, None)
@@ -341,11 +349,18 @@ class Sender:
                     delay,
                     extra=about(run=item.pipeline_id),
                 )
-            self._store.retry_later(item, int((now + delay) * 1000), f"{result.status}: {result.detail}")
+            self._store.retry_later(
+                item,
+                int((now + delay) * 1000),
+                f"{result.status}: {result.detail}",
+                answer=self._answered(item, result),
+            )
             return
         hook = self.on_missing_source
         if result.outcome == "not_found" and hook is not None and await hook(item, body):
-            self._store.retry_later(item, int(now * 1000), "event source created")
+            self._store.retry_later(
+                item, int(now * 1000), "event source created", answer=self._answered(item, result)
+            )
             return
         if result.outcome in ("unauthorized", "not_found"):
             reason = self.sink.pause_reason(result, body)
@@ -358,7 +373,11 @@ class Sender:
                 reason,
             )
             self._store.retry_later(
-                item, int((now + AUTH_RECHECK_S) * 1000), f"{result.status}: {result.detail}", paused=True
+                item,
+                int((now + AUTH_RECHECK_S) * 1000),
+                f"{result.status}: {result.detail}",
+                paused=True,
+                answer=self._answered(item, result),
             )
             return
         log.error(
@@ -370,7 +389,7 @@ class Sender:
             result.detail,
             extra=about(run=item.pipeline_id),
         )
-        self._store.dead_letter(item, body, result.status, result.detail)
+        self._store.dead_letter(item, body, result.status, result.detail, answer=self._answered(item, result))
 
     def _pause_not_compass(self, item: OutboxItem, result: SendResult, now: float) -> None:
         """Something other than Compass keeps answering: nothing is sent but one event every
@@ -391,7 +410,11 @@ class Sender:
             reason,
         )
         self._store.retry_later(
-            item, int((now + recheck) * 1000), f"{result.status}: {result.detail}", paused=True
+            item,
+            int((now + recheck) * 1000),
+            f"{result.status}: {result.detail}",
+            paused=True,
+            answer=self._answered(item, result),
         )
 
     def _set_paused(

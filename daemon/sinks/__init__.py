@@ -69,6 +69,11 @@ class Sink(Protocol):
         """What the event is called in a log line."""
         ...
 
+    def route(self, body: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Where ``body`` goes within the destination: (event source id, component id), each None
+        where the destination has no such thing; kept with the answer (``buildtail explain``)."""
+        ...
+
     def pause_reason(self, result: SendResult, body: dict[str, Any]) -> str:
         """Why delivery pauses on an ``unauthorized`` or ``not_found`` answer, and what to do."""
         ...

@@ -3,6 +3,7 @@ RunFacts, checked against the Compass contract."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from daemon.config import Settings
 from daemon.events import RunFacts, iso_ms, job_matches
 from daemon.sinks.compass.render import build_event
 from daemon.store import RunRow
+from parsers import BranchHead
 from tools.fake_compass import validate_body
 
 START = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
@@ -269,6 +271,34 @@ def test_commit_in_description(cfg: Settings) -> None:
     assert checked(u)["event"]["build"]["description"] == (
         "SUCCESS in 1m 35s \u00b7 Started by user admin \u00b7 commit 0123456789ab on main"
     )
+
+
+def test_a_pull_requests_run_says_so(cfg: Settings) -> None:
+    head = BranchHead(
+        name="PR-12", kind="pull_request", pr_id="12", pr_title="Fix the login page", pr_target="main"
+    )
+    f = finished(job="shop/PR-12", head=head, commit="0123456789abcdef0123", branch="fix-login")
+    u = next_update(f, None, cfg, taken=never)
+    assert checked(u)["event"]["build"]["description"] == (
+        "SUCCESS in 1m 35s \u00b7 PR-12: Fix the login page (into main) \u00b7 Started by user admin"
+        " \u00b7 commit 0123456789ab on fix-login"
+    )
+    untitled = replace(head, pr_title=None, pr_target=None)
+    u = next_update(finished(job="shop/PR-12", head=untitled), None, cfg, taken=never)
+    assert "\u00b7 PR-12 \u00b7" in checked(u)["event"]["build"]["description"]
+    for branch in (BranchHead(name="main", kind="branch", primary=True), BranchHead(name="v1", kind="tag")):
+        u = next_update(finished(head=branch), None, cfg, taken=never)
+        assert checked(u)["event"]["build"]["description"] == "SUCCESS in 1m 35s \u00b7 Started by user admin"
+
+
+def test_a_queued_update_keeps_its_head_and_older_ones_have_none(cfg: Settings) -> None:
+    head = BranchHead(name="PR-1", kind="pull_request", pr_id="1", pr_title="Fix")
+    update = events.next_update(finished(head=head), None, cfg, taken=never)
+    assert update is not None
+    stored = json.loads(json.dumps(events.update_to_json(update)))
+    assert events.update_from_json(stored) == update
+    del stored["facts"]["head"]  # queued by a release that read no heads
+    assert events.update_from_json(stored).facts.head is None
 
 
 def test_event_source_template_with_job(tmp_path: Path) -> None:

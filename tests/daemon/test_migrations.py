@@ -18,7 +18,14 @@ import pytest
 
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
-from daemon.migrations import SCHEMA_VERSION, StateVersionError, backup_path, prepare, schema_version
+from daemon.migrations import (
+    _STEPS,
+    SCHEMA_VERSION,
+    StateVersionError,
+    backup_path,
+    prepare,
+    schema_version,
+)
 from daemon.sinks import StdoutTransport
 from daemon.sinks.compass.sink import CompassSink
 from daemon.store import Store
@@ -255,3 +262,34 @@ def test_compass_pause_budget_and_last_delivery_become_the_compass_sinks(
         assert store.acked_state("team/api#2", sink="jira") is None
     finally:
         store.close()
+
+
+def test_schema_4_gets_the_record_of_answers_and_keeps_everything(tmp_path: Path) -> None:
+    """4 -> 5 adds ``answers`` (empty: no answer was kept before) and changes nothing else."""
+    path = _load("0.2.0", tmp_path / "state")
+    db = sqlite3.connect(path, isolation_level=None)
+    prepare(db, path, {step: _STEPS[step] for step in range(1, 5)})  # as this code's previous schema
+    assert schema_version(db) == 4
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    before = {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables if t != "meta"}
+    meta = sorted(db.execute("SELECT * FROM meta WHERE key NOT IN ('schema', 'upgraded')").fetchall())
+    db.close()
+    assert before["outbox"] and before["updates"] == [] and "answers" not in before
+
+    store = Store(tmp_path / "state")
+    try:
+        assert store.get_meta_int("schema") == 5 == SCHEMA_VERSION
+        for table, rows in before.items():
+            assert sorted(store.read_rows(f"SELECT * FROM {table}"), key=repr) == rows, table
+        kept = store.read_rows("SELECT * FROM meta WHERE key NOT IN ('schema', 'upgraded')")
+        assert sorted(kept) == meta
+        assert store.read_rows("SELECT COUNT(*) FROM answers") == [(0,)]
+        assert store.get_meta_json("upgraded")["from"] == 4
+        item = store.next_due()[0]
+        assert item is not None
+        store.ack(item)  # an event an earlier release queued is answered and recorded like any other
+        [(pipeline_id, outcome, kind)] = store.read_rows("SELECT pipeline_id, outcome, kind FROM answers")
+        assert (pipeline_id, outcome, kind) == (item.pipeline_id, "accepted", "build")
+    finally:
+        store.close()
+    assert _schema(backup_path(path, 4)) == 4

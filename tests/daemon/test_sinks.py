@@ -50,6 +50,9 @@ class _Board:
     def describe(self, body: dict[str, Any], item: OutboxItem) -> str:
         return str(body["run"])
 
+    def route(self, body: dict[str, Any]) -> tuple[str | None, str | None]:
+        return None, None
+
     def pause_reason(self, result: SendResult, body: dict[str, Any]) -> str:
         return f"the board refused {body['run']}"
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from daemon.store import RunRow, Store
+from daemon.outbox import ANSWER_BODY_MAX, ANSWERS_KEEP_DAYS
+from daemon.store import Answered, RunRow, Store
 
 
 def now_ms() -> int:
@@ -353,3 +354,45 @@ def test_a_terminal_update_replaces_the_queued_in_progress_one_for_every_sink(st
     store.record(done, event(done.pipeline_id, "SUCCESSFUL"), prior=prior, sinks=("compass", "other"))
     assert store.outbox_by_state() == {"SUCCESSFUL": 2}
     assert _updates(store) == 1
+
+
+def _answers(store: Store) -> list[tuple[Any, ...]]:
+    return store.read_rows(
+        "SELECT pipeline_id, state, outcome, status, body, component_id, event_source_id, repeats"
+        " FROM answers ORDER BY id"
+    )
+
+
+def test_every_answer_is_recorded_with_the_outbox_change(store: Store) -> None:
+    for n in (1, 2):
+        record(store, run_row("app", n, state="SUCCESSFUL", terminal=True))
+    first, _ = store.next_due()
+    assert first is not None
+    store.retry_later(first, 0, "503: busy", answer=Answered(503, "busy", "src", "comp"))
+    store.retry_later(first, 0, "503: busy", answer=Answered(503, "still busy", "src", "comp"))
+    store.retry_later(first, 0, "401: no", paused=True, answer=Answered(401, "no", "src", "comp"))
+    store.ack_many([first], [Answered(202, "", "src", "comp")])
+    second, _ = store.next_due()
+    assert second is not None
+    store.dead_letter(second, {"sent": 1}, 400, "x" * 5000, answer=Answered(400, "x" * 5000, "src", None))
+    assert _answers(store) == [
+        ("app#1", "SUCCESSFUL", "retry", 503, "still busy", "comp", "src", 2),  # the same answer again
+        ("app#1", "SUCCESSFUL", "paused", 401, "no", "comp", "src", 1),
+        ("app#1", "SUCCESSFUL", "accepted", 202, None, "comp", "src", 1),
+        ("app#2", "SUCCESSFUL", "dead", 400, "x" * ANSWER_BODY_MAX, None, "src", 1),
+    ]
+
+
+def test_answers_older_than_the_retention_go_as_new_ones_come(store: Store) -> None:
+    old = now_ms() - (ANSWERS_KEEP_DAYS + 1) * 86_400_000
+    store._db.executemany(
+        "INSERT INTO answers (sink, pipeline_id, seq, state, kind, terminal, outcome, at_ms)"
+        " VALUES ('compass', ?, 1, 'SUCCESSFUL', 'build', 1, 'accepted', ?)",
+        [(f"old#{n}", old) for n in range(5)] + [("recent#1", now_ms())],
+    )
+    record(store, run_row("app", 1, state="SUCCESSFUL", terminal=True))
+    item, _ = store.next_due()
+    assert item is not None
+    store.ack_many([item])  # one answer added: at most two expired ones removed with it
+    left = [r[0] for r in _answers(store)]
+    assert left == ["old#2", "old#3", "old#4", "recent#1", "app#1"]

@@ -145,6 +145,33 @@ def test_setup_creates_and_attaches_once_then_doctor_is_happy(
     assert _refused_requests(compass) == []
 
 
+def test_doctor_names_the_jobs_that_ran_but_map_to_no_component(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    """Read from the state database while the daemon runs; a warning, not a problem."""
+    api, app = home.job("payments/api"), home.job("app")
+    compass.add_component(COMPONENT)
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["components"] = [{"match": "payments/**", "component_id": COMPONENT}]
+    config = daemon_factory(cfg, start=False).config_path
+    assert buildtail("compass", "setup", config=config).returncode == 0
+    quiet = buildtail("doctor", config=config)
+    assert quiet.returncode == 0 and "mapped to no component" not in quiet.stdout, "no state database yet"
+
+    daemon_factory(cfg)
+    app.start().finish("SUCCESS")
+    api.start().finish("SUCCESS")
+    compass.wait_for(lambda _: {"app#1", "payments/api#1"} <= set(compass.builds()))
+    doctor = buildtail("doctor", config=config)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert (
+        "warning  job 'app' (source 'jenkins'): 1 run(s) in the last 7 days, mapped to no component\n"
+        in doctor.stdout
+    )
+    assert "payments/api" not in doctor.stdout
+    assert "add a compass.components rule" in doctor.stdout and "no problems found" in doctor.stdout
+
+
 def test_grey_icon_case_doctor_explains_setup_fixes_it_doctor_passes(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:

@@ -84,6 +84,46 @@ def test_freestyle_pipeline_and_parameterized_deploy_jobs_send_deployment_events
     assert properties_of(compass.builds()["app#1"][-1])["state"] == "SUCCESSFUL"
 
 
+def test_the_environment_from_the_job_name_through_a_pattern_key(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
+) -> None:
+    uat, other = home.job("deploy-uat3"), home.job("deploy-sandbox", "pipeline")
+    cfg = make_config(tmp_path, home, compass)
+    cfg["compass"]["deployments"] = [
+        {
+            "match": "deploy-*",
+            "environment_from_job": "^deploy-(?P<env>[a-z0-9]+)$",
+            "environments": {
+                "prod*": {"category": "PRODUCTION", "name": "production"},
+                "UAT*": {"category": "STAGING", "name": "uat", "id": "uat"},
+            },
+        }
+    ]
+    daemon_factory(cfg)
+    uat.start().finish("SUCCESS")
+    other.start().finish("SUCCESS")
+
+    def arrived(_: object) -> bool:
+        deployments = compass.deployments()
+        wanted = ("deploy-uat3#1", "deploy-sandbox#1")
+        return all(p in deployments and _final(deployments[p])["state"] == "SUCCESSFUL" for p in wanted)
+
+    compass.wait_for(arrived, timeout=15)
+    assert compass.invalid == [], "every body valid against its schema"
+    deployments = compass.deployments()
+    assert _final(deployments["deploy-uat3#1"])["environment"] == {
+        "category": "STAGING",
+        "displayName": "uat",
+        "environmentId": "uat",
+    }
+    assert _final(deployments["deploy-sandbox#1"])["environment"] == {
+        "category": "UNMAPPED",
+        "displayName": "sandbox",
+        "environmentId": "sandbox",
+    }, "a value no key matches: UNMAPPED, under the value"
+    assert compass.builds() == {}, "every run of these jobs is a deployment"
+
+
 def test_backfill_sends_past_deployments_as_deployments(
     tmp_path: Path, home: JenkinsHome, compass: FakeCompass, daemon_factory: DaemonFactory
 ) -> None:

@@ -61,6 +61,7 @@ from tools.fake_jenkins._formats import (
     WORKFLOW_CPS,
     WORKFLOW_JOB,
 )
+from tools.fake_jenkins._heads import Head
 from tools.fake_jenkins._home import JenkinsHome
 from tools.fake_jenkins._job import Job
 from tools.fake_jenkins._names import mangle_branch_name
@@ -88,6 +89,7 @@ __all__ = [
     "WF_MULTIBRANCH",
     "WORKFLOW_CPS",
     "WORKFLOW_JOB",
+    "Head",
     "HomeInfo",
     "JenkinsHome",
     "Job",

@@ -20,6 +20,7 @@ from tools.fake_jenkins._formats import (
     WORKFLOW_CPS,
     WORKFLOW_JOB,
 )
+from tools.fake_jenkins._heads import Head
 from tools.fake_jenkins._xml_text import _x
 
 
@@ -129,7 +130,16 @@ def _multibranch_config() -> str:
     )
 
 
-def _branch_config(branch: str) -> str:
+def _branch_config(branch: str, head: Head | None = None) -> str:
+    """A branch job's config; ``head`` None: a plain git branch source's branch, as before."""
+    head_xml = (
+        '        <head class="jenkins.plugins.git.GitBranchSCMHead" plugin="git@5.8.1">\n'
+        f"          <name>{_x(branch)}</name>\n"
+        "        </head>\n"
+        if head is None
+        else head.head_xml(branch)
+    )
+    actions_xml = "        <actions/>\n" if head is None else head.actions_xml()
     return (
         DECL_SINGLE + f'<flow-definition plugin="{WORKFLOW_JOB}">\n'
         "  <actions/>\n"
@@ -140,9 +150,7 @@ def _branch_config(branch: str) -> str:
         f'    <org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty plugin="{WF_MULTIBRANCH}">\n'
         f'      <branch plugin="{BRANCH_API}">\n'
         "        <sourceId>5b0c1c2e-8d47-4c1f-9d55-6f0e5d3c2a10</sourceId>\n"
-        '        <head class="jenkins.plugins.git.GitBranchSCMHead" plugin="git@5.8.1">\n'
-        f"          <name>{_x(branch)}</name>\n"
-        "        </head>\n"
+        f"{head_xml}"
         '        <scm class="hudson.plugins.git.GitSCM" plugin="git@5.8.1">\n'
         "          <configVersion>2</configVersion>\n"
         "          <userRemoteConfigs>\n"
@@ -159,7 +167,7 @@ def _branch_config(branch: str) -> str:
         "          </branches>\n"
         "        </scm>\n"
         "        <properties/>\n"
-        "        <actions/>\n"
+        f"{actions_xml}"
         "      </branch>\n"
         "    </org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty>\n"
         "  </properties>\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tools.fake_jenkins._config_xml import _branch_config, _folder_config, _job_config, _multibranch_config
@@ -22,6 +22,7 @@ from tools.fake_jenkins._formats import (
     KINDS,
     MULTIBRANCH_TAG,
 )
+from tools.fake_jenkins._heads import Head
 from tools.fake_jenkins._job import Job
 from tools.fake_jenkins._names import _decode_item_name, _encode_item_name, mangle_branch_name
 from tools.fake_jenkins._xml_text import _x
@@ -142,8 +143,11 @@ class JenkinsHome:
         job._init_numbering()
         return job
 
-    def multibranch(self, name: str, branches: list[str]) -> dict[str, Job]:
-        """A multibranch Pipeline project with one branch job per branch name."""
+    def multibranch(
+        self, name: str, branches: list[str], *, heads: Mapping[str, Head] | None = None
+    ) -> dict[str, Job]:
+        """A multibranch Pipeline project with one branch job per branch name; ``heads`` says what a
+        branch job builds (a pull request, a tag, the primary branch) and from which branch source."""
         project, canonical = self._resolve(name, create_folders=True)
         project.mkdir(parents=True, exist_ok=True)
         (project / "branches").mkdir(exist_ok=True)
@@ -155,7 +159,8 @@ class JenkinsHome:
             full = f"{canonical}/{_encode_item_name(branch)}"
             bdir.mkdir(parents=True, exist_ok=True)
             if not (bdir / "config.xml").exists():
-                _atomic_write(bdir / "config.xml", _branch_config(branch).encode())
+                head = (heads or {}).get(branch)
+                _atomic_write(bdir / "config.xml", _branch_config(branch, head).encode())
             job = Job(self, full, "pipeline", bdir, branch=branch)
             job._init_numbering()
             jobs[branch] = job

@@ -43,10 +43,27 @@ def _description(facts: RunFacts, state: str, started_ms: int) -> str:
             f"{word}{' (timed out)' if state == 'TIMED_OUT' else ''} in "
             f"{format_duration((facts.end_ms or started_ms) - started_ms)}"
         ]
+    pull_request = _pull_request(facts)
+    if pull_request:
+        parts.append(pull_request)
     parts.extend(facts.causes[:2])
     if facts.commit:
         parts.append(f"commit {facts.commit[:12]}" + (f" on {facts.branch}" if facts.branch else ""))
     return _cap(" \u00b7 ".join(parts))
+
+
+def _pull_request(facts: RunFacts) -> str | None:
+    """A pull request's run says so, with the pull request's title and target when its branch
+    source recorded them: ``PR-12: Fix the login page (into main)``."""
+    head = facts.head
+    if head is None or head.kind != "pull_request":
+        return None
+    text = head.name or f"PR-{head.pr_id}"
+    if head.pr_title:
+        text += f": {head.pr_title}"
+    if head.pr_target:
+        text += f" (into {head.pr_target})"
+    return text
 
 
 def _cap(text: str) -> str:

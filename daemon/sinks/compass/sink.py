@@ -126,6 +126,16 @@ class CompassSink:
         name = event_payload(body).get("displayName")
         return str(name) if name else item.pipeline_id
 
+    def route(self, body: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The event source and the component the event was sent to (the component only when
+        ``compass.components`` names one: without it the event reaches no component's metrics)."""
+        source = event_payload(body).get("externalEventSourceId") if body.get("event") else None
+        component = body.get("componentId")
+        return (
+            None if source is None else str(source),
+            None if component is None else str(component),
+        )
+
     def pause_reason(self, result: SendResult, body: dict[str, Any]) -> str:
         if result.outcome == "unauthorized":
             return (

@@ -18,9 +18,11 @@ from urllib.parse import quote, unquote
 from daemon.config import JenkinsSourceSettings
 from daemon.ops.logs import LogOnce, about
 from parsers import (
+    BranchHead,
     ParseError,
     encode_item_name,
     expand_builds_dir,
+    parse_branch_head,
     parse_branch_name,
     parse_builds_dir_setting,
 )
@@ -39,6 +41,7 @@ class Job:
     builds_dir: Path
     url_path: str
     pipeline: bool = False  # a Pipeline job writes build.xml while running
+    branch: bool = False  # a multibranch project's branch job: its config.xml names its head
 
 
 @dataclass
@@ -61,6 +64,7 @@ class JobTree:
         self._fresh_containers: set[Path] = set()
         self._visited: dict[tuple[int, int], Path] = {}  # (device, inode) -> the path it was read as
         self._said = LogOnce(log)
+        self._heads: dict[Path, tuple[int, BranchHead | None]] = {}  # branch job dir -> (mtime, head)
 
     def discover(self) -> Layout:
         """Walks the job tree (not the builds) and replaces the layout; returns it."""
@@ -84,6 +88,8 @@ class JobTree:
             layout.containers.add(root)
             self._walk(root, [], [], "", template, layout)
         self.layout = layout
+        branch_dirs = {job.dir for job in layout.jobs.values() if job.branch}
+        self._heads = {d: head for d, head in self._heads.items() if d in branch_dirs}  # deleted ones go
         return layout
 
     def _first_visit(self, d: Path) -> bool:
@@ -161,7 +167,7 @@ class JobTree:
                     self._walk(sub, [*parts, item, sub.name], [*names, name], job_url, template, layout)
                 continue
             full = "/".join([*names, name])
-            self._add_job(layout, d, full, [*parts, item], job_url, template)
+            self._add_job(layout, d, full, [*parts, item], job_url, template, branch=branches)
             if self.cfg.matrix_configurations and (d / "configurations").is_dir():
                 self._walk_configurations(
                     d / "configurations", [], full, job_url, [*parts, item], template, layout
@@ -202,7 +208,15 @@ class JobTree:
                 self._walk_configurations(vdir, combo, parent, url, parts, template, layout)
 
     def _add_job(
-        self, layout: Layout, d: Path, full: str, parts: list[str], url: str, template: str | None
+        self,
+        layout: Layout,
+        d: Path,
+        full: str,
+        parts: list[str],
+        url: str,
+        template: str | None,
+        *,
+        branch: bool = False,
     ) -> None:
         builds = d / "builds"
         if template:
@@ -212,11 +226,34 @@ class JobTree:
                     template, jenkins_home=str(self.home), item_rootdir=str(d), item_full_name=item_full
                 )
             )
-        job = Job(full_name=full, dir=d, builds_dir=builds, url_path=url, pipeline=_is_pipeline(d))
+        job = Job(
+            full_name=full, dir=d, builds_dir=builds, url_path=url, pipeline=_is_pipeline(d), branch=branch
+        )
         layout.jobs[builds] = job
         layout.by_name[full] = job
         if not builds.is_dir():
             layout.pending.add(d)
+
+    def head_of(self, job: Job) -> BranchHead | None:
+        """A branch job's head (branch, pull request or tag, and its metadata), read again only when
+        its ``config.xml`` changed: branch indexing rewrites it when a pull request's title changes
+        or the default branch moves. None for other jobs and while the file cannot be read."""
+        if not job.branch:
+            return None
+        config = job.dir / "config.xml"
+        try:
+            mtime = os.stat(config).st_mtime_ns
+        except OSError:
+            return None
+        cached = self._heads.get(job.dir)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            head = parse_branch_head(config.read_bytes())
+        except (OSError, ParseError):
+            return cached[1] if cached is not None else None  # mid-write: the last good reading
+        self._heads[job.dir] = (mtime, head)
+        return head
 
     def containers_changed(self) -> bool:
         """Whether a job was created or removed since the last discovery: a container's mtime moves

@@ -249,6 +249,7 @@ class JenkinsSource:
             written_ms=max(dir_st.st_mtime_ns // 1_000_000, log_mtime or 0, record_mtime),
             run_url=f"{self.base_url}{job.url_path}{number}/",
             job_url=f"{self.base_url}{job.url_path}",
+            head=self.tree.head_of(job),
         )
         if record is not None:
             start = record.started_ms

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, Settings, load_settings
+from daemon.config import ConfigError, JenkinsSourceSettings, Settings, load_settings
 from daemon.events import RunFacts, result_state
 
 TOKEN = "tok-Zq7xK9-distinctive-Pw3"
@@ -874,3 +874,54 @@ def test_a_deployment_rule_says_where_in_one_way(tmp_path: Path, home: Path) -> 
 def test_rolled_back_is_a_result_a_deployment_may_end_in(tmp_path: Path, home: Path) -> None:
     s = load_settings(write(tmp_path, DEPLOYMENTS + "state_map: {ABORTED: ROLLED_BACK}\n"))
     assert state_of(s, "ABORTED") == "ROLLED_BACK"
+
+
+def test_what_counts_keys_and_their_errors(tmp_path: Path, home: Path) -> None:
+    ok = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+            branches: primary
+            pull_requests: false
+            tags: false
+            exclude: [housekeeping/*]
+          - type: result_file
+            name: scripts
+            paths: [results/*.json]
+            include: [deploy-*]
+        """,
+    )
+    jenkins, scripts = load_settings(ok).sources
+    assert isinstance(jenkins, JenkinsSourceSettings)
+    assert (jenkins.branches, jenkins.pull_requests, jenkins.tags) == ("primary", False, False)
+    assert jenkins.exclude == ("housekeeping/*",) and jenkins.include == ("**",)
+    assert scripts.include == ("deploy-*",) and scripts.exclude == ()
+    bad = write(
+        tmp_path,
+        """
+        sources:
+          - type: jenkins
+            home: jenkins
+            branches: main
+            exclude: housekeeping/*
+            include: []
+          - type: log
+            paths: [x.log]
+            rules: {finish: '^END (?P<name>\\S+) (?P<id>\\d+)$'}
+            tags: false
+        """,
+        name="bad.yaml",
+    )
+    errors = errors_of(bad)
+    assert any(
+        "bad.yaml:4: sources[0].branches: 'main': expected all, primary, or a list of globs" in e
+        for e in errors
+    ), errors
+    assert any(
+        "bad.yaml:5: sources[0].exclude: expected a list of globs, such as ['housekeeping/*']" in e
+        for e in errors
+    )
+    assert any("bad.yaml:6: sources[0].include: an empty include counts no job" in e for e in errors), errors
+    assert any("sources[1].tags: unknown key" in e for e in errors), errors  # branch rules are Jenkins'

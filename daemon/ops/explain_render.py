@@ -1,0 +1,134 @@
+"""The text form of ``buildtail explain`` and ``explain --summary`` (the JSON form is the report
+itself): one block per run, the verdict per derived metric last, where the eye ends up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render", "render_summary"]
+
+
+def _kv(label: str, value: str) -> str:
+    return f"  {label:<13}{value}"
+
+
+def _disk(disk: dict[str, Any] | None) -> str:
+    if disk is None:
+        return "not found on disk"
+    if not disk["readable"]:
+        return f"{disk['path']}: not readable as a run now"
+    what = "running" if disk["running"] else f"{disk['result'] or '?'} -> {disk['state']}"
+    parts = [f"{disk['path']}: {what}", f"started {disk['started']}"]
+    if disk["finished"]:
+        parts.append(f"finished {disk['finished']}")
+    if disk["branch"]:
+        parts.append(f"branch {disk['branch']}")
+    if head := disk.get("head"):
+        parts.append(_head(head))
+    if disk["parameters"]:
+        parts.append("parameters " + ", ".join(f"{k}={v}" for k, v in disk["parameters"].items()))
+    if disk["environment"]:
+        parts.append(f"environment {disk['environment']['name']} ({disk['environment']['category']})")
+    return "; ".join(parts)
+
+
+def _head(head: dict[str, Any]) -> str:
+    """What the branch job builds: ``pull request PR-1 'Fix login'``, ``primary branch main``."""
+    if head["kind"] == "pull_request":
+        title = f" {head['title']!r}" if head["title"] else ""
+        return f"pull request {head['name']}{title}"
+    if head["kind"] == "tag":
+        return f"tag {head['name']}"
+    kind = "branch" if head["kind"] == "branch" else "head of unknown kind"
+    return f"{'primary ' if head['primary'] else ''}{kind} {head['name']}"
+
+
+def _run(run: dict[str, Any]) -> list[str]:
+    lines = [f"{run['job']} #{run['number']} (source {run['source']}, {run['kind']})"]
+    lines.append(_kv("on disk", _disk(run["disk"])))
+    if run["recorded"]:
+        for rec in run["recorded"]:
+            lines.append(
+                _kv(
+                    "recorded",
+                    f"pipelineId {rec['pipeline_id']}: {rec['state']} ({rec['kind']}, generation "
+                    f"{rec['generation']}, updated {rec['updated']})",
+                )
+            )
+    else:
+        lines.append(_kv("recorded", "no (buildtail has queued nothing for this run)"))
+    if run["excluded"]:
+        lines.append(_kv("excluded", run["excluded"]))
+    if run["history"]:
+        lines.append(_kv("history", run["history"]))
+    lines.append(
+        _kv("sent to", f"event source {run['event_source_id']}, component {run['component_id'] or '-'}")
+    )
+    events = run["events"]
+    for q in events["queued"]:
+        held = f"PAUSED: {q['paused']}" if q["paused"] else f"next attempt {q['next_attempt'] or 'now'}"
+        error = f", last error {q['last_error']}" if q["last_error"] else ""
+        lines.append(
+            _kv(
+                "queued",
+                f"{q['kind']} {q['state']} seq {q['seq']} ({q['sink']}): "
+                f"{q['attempts']} attempt(s), {held}{error}",
+            )
+        )
+    for a in events["answers"]:
+        status = "no answer" if a["status"] is None else f"HTTP {a['status']}"
+        times = f" x{a['repeats']}" if a["repeats"] > 1 else ""
+        body = f": {a['body']}" if a["body"] else ""
+        lines.append(
+            _kv(
+                a["outcome"],
+                f"{a['kind']} {a['state']} seq {a['seq']} at {a['at']}{times}, {status}{body} (source "
+                f"{a['event_source_id']}, component {a['component_id'] or '-'})",
+            )
+        )
+    for d in events["dead_letters"]:
+        lines.append(
+            _kv("dead letter", f"seq {d['seq']} HTTP {d['status']} at {d['failed_at']}: {d['error']}")
+        )
+    for m in run["metrics"]:
+        if m["counts"]:
+            lines.append(_kv("counts", f"{m['metric']}: yes"))
+        else:
+            lines.append(_kv("counts", f"{m['metric']}: NO"))
+    reasons = run["metrics"][0]["why_not"] if run["metrics"] else []
+    for reason in reasons:
+        lines.append(_kv("because", reason))
+    lines.append(_kv("note", run["hint"]))
+    return lines
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    if not report["runs"]:
+        return [report["not_found"]]
+    lines: list[str] = []
+    for run in report["runs"]:
+        if lines:
+            lines.append("")
+        lines.extend(_run(run))
+    if report["more"]:
+        lines.append(f"... {report['more']} older run(s) not shown (--limit)")
+    return lines
+
+
+def render_summary(report: dict[str, Any]) -> list[str]:
+    counted = " and ".join(report["counted_states"])
+    lines = [
+        f"final events Compass accepted (from the record of answers), as of {report['at']}; "
+        f"build success rate = SUCCESSFUL / ({counted.replace(' and ', ' + ')}), as Compass counts"
+    ]
+    if not report["components"]:
+        lines.append("no final event accepted in the last 28 days")
+    for entry in report["components"]:
+        lines.append(f"component {entry['component_id'] or '(none: no compass.components rule)'}")
+        for window, figures in entry["windows"].items():
+            rate = figures["build_success_rate"]
+            builds = ", ".join(f"{s} {n}" for s, n in sorted(figures["build"].items())) or "none"
+            deploys = ", ".join(f"{s} {n}" for s, n in sorted(figures["deployment"].items())) or "none"
+            shown = "-" if rate is None else f"{rate:.1%}"
+            lines.append(f"  last {window:<4} builds: {builds}; success rate {shown}; deployments: {deploys}")
+    return lines
