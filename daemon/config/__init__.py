@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from daemon.config.jira import JiraSettings
     from daemon.config.loading import load_settings
     from daemon.config.settings import (
         CompassSettings,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "load_settings": "loading",
+    "JiraSettings": "jira",
     "CompassSettings": "settings",
     "ComponentRule": "settings",
     "MetricsSettings": "settings",
@@ -57,6 +59,7 @@ __all__ = [
     "ComponentRule",
     "ConfigError",
     "JenkinsSourceSettings",
+    "JiraSettings",
     "LogRules",
     "LogSourceSettings",
     "MetricsSettings",

@@ -6,7 +6,6 @@ Frozen pydantic models with unknown keys forbidden; a validator's message become
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import string
@@ -23,7 +22,8 @@ from daemon.config.deployments import (
     deployment_rule,
     run_kinds,
 )
-from daemon.config.network import check_ca_file, check_credentials_file, check_proxy_url
+from daemon.config.jira import JiraSettings, readable_file
+from daemon.config.network import check_proxy_url
 from daemon.config.sources import (
     JenkinsSourceSettings,
     LogSourceSettings,
@@ -102,20 +102,7 @@ class CompassSettings(Strict):
     @field_validator("api_token_file", "proxy_credentials_file", "ca_file")
     @classmethod
     def _file_readable(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        if v is None:
-            return None
-        v = resolve_path(v, info)
-        if (info.context or {}).get("lenient"):
-            return v
-        if not v.is_file():
-            raise ValueError(f"file does not exist: {v}")
-        if not os.access(v, os.R_OK):
-            raise ValueError(f"file is not readable: {v}")
-        if info.field_name == "proxy_credentials_file":
-            check_credentials_file(v)
-        elif info.field_name == "ca_file":
-            check_ca_file(v)
-        return v
+        return readable_file(v, info)
 
     @field_validator("proxy")
     @classmethod
@@ -178,6 +165,7 @@ class Settings(Strict):
     log_format: Literal["text", "json"] = "text"
     metrics: MetricsSettings = Field(default_factory=lambda: MetricsSettings())
     compass: CompassSettings | None = None
+    jira: JiraSettings | None = None
     sources: tuple[SourceSettings, ...]
     state_map: dict[str, str] = Field(default_factory=dict)
 

@@ -69,7 +69,12 @@ def _construct(
     return value
 
 
-_SECRET_KEYS = {("compass", "api_token"), ("compass", "api_token_file")}
+_SECRET_KEYS = {
+    ("compass", "api_token"),
+    ("compass", "api_token_file"),
+    ("jira", "client_secret"),
+    ("jira", "client_secret_file"),
+}
 
 
 def _expand_env(
