@@ -39,7 +39,7 @@ def find_history(settings: Settings, store: Store, since_ms: int) -> list[RunFac
     """Finished runs started at or after ``since_ms`` that this host has no record of, oldest first."""
     found: list[RunFacts] = []
     for cfg in settings.jenkins_sources:
-        source = JenkinsSource(cfg, host=settings.host)
+        source = JenkinsSource(cfg, host=settings.host, changelog=settings.jira is not None)
         source.discover()
         for job in source.layout.jobs.values():
             for entry in source.runs_in(job):

@@ -25,6 +25,7 @@ from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.scope import keeps_out
+from daemon.sinks.jira.wants import annotate, carried_keys, note_deployment
 from daemon.sinks.registry import queued_for
 from daemon.store import STORE_RETRY_S, Store
 
@@ -76,14 +77,17 @@ class Recorder:
             update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
             if update is None:
                 return None
+            carried = carried_keys(self.settings, update, self.store)
+            sinks = queued_for(self.settings, update, self.store, carried)
             seq = self.store.record(
                 update.run,
-                update_to_json(update),
+                annotate(update_to_json(update), carried),
                 prior=prior,
                 priority=priority,
-                sinks=queued_for(self.settings),
+                sinks=sinks,
             )
             if seq is not None:
+                note_deployment(self.settings, update, self.store, carried)
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)
                 log.debug(

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from daemon.sinks.compass.graphql import tenant_cloud_id
 from daemon.sinks.compass.http import NetworkSettings, open_session
 from daemon.sinks.jira.answers import Kind
 from daemon.sinks.jira.reply import Reply, read_reply
@@ -71,6 +72,13 @@ class JiraTransport:
             timeout = aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout))
             self._session = open_session(self._network, timeout, limit_per_host=4, section="jira")
         return self._session
+
+    async def resolve_cloud_id(self, site_url: str) -> str:
+        """The cloud id: as configured, or looked up once from the site's ``/_edge/tenant_info``
+        (without credentials). Raises ``GraphQLError`` naming what went wrong."""
+        if not self.cloud_id:
+            self.cloud_id = await tenant_cloud_id(self._open(), site_url)
+        return self.cloud_id
 
     async def send(self, kind: Kind, body: dict[str, Any]) -> Reply:
         """POST ``body`` to ``kind``'s bulk endpoint; on a 401, once more with a new token."""
