@@ -78,9 +78,7 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
 async def test_a_second_sink_gets_every_update_from_its_own_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(
-        registry.SINKS, "board", registry.SinkEntry(lambda _s: True, lambda *_: True, _Board)
-    )
+    monkeypatch.setitem(registry.SINKS, "board", registry.SinkEntry(lambda _s: True, lambda *_: True, _Board))
     cfg = settings(tmp_path)
     store = Store(tmp_path / "state")
     compass_out = io.StringIO()
@@ -131,9 +129,7 @@ async def test_a_second_sinks_pause_and_deliveries_are_its_own(
 ) -> None:
     """The board refusing its credentials pauses the board only: Compass keeps delivering, and its
     pause, last delivery, budget figures and accepted states are kept apart from the board's."""
-    monkeypatch.setitem(
-        registry.SINKS, "board", registry.SinkEntry(lambda _s: True, lambda *_: True, _Board)
-    )
+    monkeypatch.setitem(registry.SINKS, "board", registry.SinkEntry(lambda _s: True, lambda *_: True, _Board))
     cfg = settings(tmp_path)
     store = Store(tmp_path / "state")
     delivery = Delivery(cfg, store, dry_run=True, transport=StdoutTransport(io.StringIO()))
