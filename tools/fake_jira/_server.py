@@ -206,6 +206,12 @@ class FakeJira:
         with self._lock:
             self._interposed[on].extend([answer] * times)
 
+    def clear_interposed(self) -> None:
+        """The answers interposed and not given yet are dropped: Jira is back."""
+        with self._lock:
+            for queue in self._interposed.values():
+                queue.clear()
+
     def _interposed_answer(self, on: str) -> web.Response | None:
         with self._lock:
             answer = self._interposed[on].popleft() if self._interposed[on] else None
