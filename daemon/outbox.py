@@ -323,8 +323,10 @@ class OutboxQueue:
         value = self.sink_fact(sink, "last_delivery_ms")
         return None if value is None else int(value)
 
-    def oldest_queued_ms(self) -> int | None:
-        row = self._db.execute("SELECT MIN(created_ms) FROM outbox").fetchone()
+    def oldest_queued_ms(self, skip_sinks: tuple[str, ...] = ()) -> int | None:
+        """When the oldest queued event was queued, leaving out ``skip_sinks``' rows."""
+        where = f" WHERE sink NOT IN ({','.join('?' * len(skip_sinks))})" if skip_sinks else ""
+        row = self._db.execute(f"SELECT MIN(created_ms) FROM outbox{where}", skip_sinks).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def outbox_by_state(self) -> dict[str, int]:

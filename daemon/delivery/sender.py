@@ -77,11 +77,15 @@ class Sender:
         metrics: Metrics | None = None,
         max_in_flight: int = 4,
         not_compass_recheck_s: float = NOT_COMPASS_RECHECK_S,
+        primary: bool = True,
     ) -> None:
         self._store = store
         self.sink = sink
         self.on_missing_source = on_missing_source
         self.metrics = metrics
+        self.primary = primary  # the first sink's requests are also the unlabelled metrics' series
+        if metrics is not None:
+            metrics.sink_opened(sink.name)
         self._wake = asyncio.Event()
         self._stopping = False
         self._log_once = LogOnce(log, every=PROBLEM_LOG_EVERY_S)
@@ -249,7 +253,7 @@ class Sender:
         finally:
             answered = {s.item.id: s for s in sent}
             results = [s.result for s in sent if s.result is not None]
-            if self.metrics is not None and results:
+            if self.metrics is not None and self.primary and results:
                 first = next((r for r in results if r.outcome == "accepted"), results[0])
                 self.metrics.event_sent(first.outcome, first.status, time.monotonic() - started)
             for item in items:
@@ -273,7 +277,7 @@ class Sender:
             log.exception("sending %s failed", item.pipeline_id)
             result = SendResult("retry", None, f"{type(exc).__name__}: {exc}")
         finally:
-            if self.metrics is not None:
+            if self.metrics is not None and self.primary:
                 self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
             self._done.append((item, result))
             self._wake.set()
@@ -358,6 +362,8 @@ class Sender:
         name = self.sink.describe(body, item) if body else item.pipeline_id
         title = self.sink.title
         now = time.time()
+        if self.metrics is not None:
+            self.metrics.sink_answer(self.sink.name, result.outcome, result.status)
         once = result is not self._last_counted  # a batch's items share their request's answer
         self._last_counted = result
         if result.outcome == "not_compass":
@@ -495,4 +501,6 @@ class Sender:
             return
         self.paused = reason
         self.pause_cause = cause if reason is not None else None
+        if self.metrics is not None:
+            self.metrics.sink_paused(self.sink.name, reason is not None)
         self._store.set_delivery_state(reason, sink=self.sink.name, cause=self.pause_cause, answer=answer)

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ import pytest
 from daemon.config import Settings
 from daemon.delivery.delivery import Delivery
 from daemon.history import HistoryPolicy
+from daemon.ops.health import Health
+from daemon.ops.metrics import Metrics
 from daemon.recorder import Recorder
 from daemon.sinks import StdoutTransport
 from daemon.sinks.jira.sink import JiraSink
@@ -172,6 +175,36 @@ async def test_dry_run_prints_jira_bodies_marked_as_jira(tmp_path: Path, jira: F
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [(line["sink"], line["builds"][0]["issueKeys"]) for line in lines] == [("jira", ["ABC-1"])]
         assert jira.submissions == []
+    finally:
+        await delivery.close()
+        store.close()
+
+
+async def test_jira_refusing_its_credentials_pauses_jira_only(tmp_path: Path, jira: FakeJira) -> None:
+    """Wrong client secret: Jira's delivery pauses (its metric says so, /readyz reports it and stays
+    ready even once Jira's events are old), while Compass delivers."""
+    cfg = _settings(tmp_path, jira, client_secret="wrong")
+    metrics_cfg = cfg.metrics.model_copy(update={"ready_max_queue_age": 0.0})
+    cfg = cfg.model_copy(update={"metrics": metrics_cfg, "state_dir": tmp_path / "state"})
+    store = Store(tmp_path / "state")
+    metrics = Metrics()
+    compass_out = io.StringIO()
+    delivery = Delivery(cfg, store, transport=StdoutTransport(compass_out), metrics=metrics)
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        recorder.record(finished(job="lib", number=1, branch="ABC-1"))
+        delivery.start()
+        await _until(lambda: delivery.held_sinks() != [] and not _rows(store, "compass"))
+        ((name, title, why),) = delivery.held_sinks()
+        assert (name, title) == ("jira", "Jira") and "client" in why
+        assert _rows(store, "jira") == ["lib#1"]
+        assert metrics.registry.get_sample_value("buildtail_sink_delivery_paused", {"sink": "jira"}) == 1
+        service = SimpleNamespace(
+            started=True, settings=cfg, store=store, recorder=recorder, delivery=delivery, reader=None
+        )
+        ok, reason = Health(service).ready()
+        assert ok and reason.startswith("ok; Jira delivery paused: "), reason
+        await delivery.stop(5.0)
     finally:
         await delivery.close()
         store.close()
