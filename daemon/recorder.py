@@ -45,7 +45,10 @@ class Recorder:
         history: HistoryPolicy,
         metrics: Metrics | None = None,
         on_queued: Callable[[], None] | None = None,
+        only: tuple[str, ...] | None = None,
     ) -> None:
+        """``only``: the sinks updates may be queued for (``buildtail backfill --to``); None: all."""
+        self.only = only
         self.store = store
         self.settings = settings  # replaced on reload
         self.history = history
@@ -79,6 +82,10 @@ class Recorder:
                 return None
             carried = carried_keys(self.settings, update, self.store)
             sinks = queued_for(self.settings, update, self.store, carried)
+            if self.only is not None:  # a backfill: a run no asked-for sink wants stays history,
+                sinks = tuple(name for name in sinks if name in self.only)  # for a later --to
+                if not sinks:
+                    return None
             seq = self.store.record(
                 update.run,
                 annotate(update_to_json(update), carried),

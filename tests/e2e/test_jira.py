@@ -9,6 +9,9 @@ destination being down for a while loses nothing for either.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Daemon, make_config, wait_until
+from tests.e2e.conftest import REPO, TOKEN, Daemon, make_config, wait_until
 from tools.fake_compass import FakeCompass, Fault, properties_of
 from tools.fake_jenkins import JenkinsHome
 from tools.fake_jira import FakeJira
@@ -150,3 +153,37 @@ def test_one_destination_down_for_a_while_loses_nothing_for_either(
     compass.wait_for(lambda _: _compass_final(compass) == wanted, timeout=60)
     keys = sorted(b["issueKeys"][0] for b in jira.stored("builds").values())
     assert keys == [f"ABC-{100 + i}" for i in range(6)]
+
+
+def test_backfill_sends_history_to_jira_only_when_asked(
+    tmp_path: Path, home: JenkinsHome, compass: FakeCompass, jira: FakeJira, daemon_factory: DaemonFactory
+) -> None:
+    now = int(time.time() * 1000)
+    daemon = daemon_factory(_config(tmp_path, home, compass, jira), start=False)
+    daemon.start()
+    assert daemon.stop() == 0
+    job = home.job("app")
+    for hours_ago, key in [(30, "ABC-1"), (20, "ABC-2"), (10, None)]:
+        run = job.start(start_ms=now - hours_ago * 3_600_000)
+        if key:
+            run.changelog([f"{key} old change"])
+        run.finish("SUCCESS", duration_ms=60_000)
+    env = dict(os.environ, COMPASS_API_TOKEN=TOKEN)
+    command = [sys.executable, "-m", "daemon", "backfill", "--config", str(daemon.config_path)]
+
+    def backfill(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    wrong = backfill("--since", "2d", "--to", "bamboo")
+    assert wrong.returncode == 2 and "bamboo" in wrong.stderr
+    default = backfill("--since", "25h")
+    assert default.returncode == 0, default.stderr
+    assert set(compass.builds()) == {"app#2", "app#3"} and jira.submissions == [], "Compass only by default"
+    both = backfill("--since", "2d", "--to", "compass,jira")
+    assert both.returncode == 0, both.stderr
+    assert set(compass.builds()) == {"app#1", "app#2", "app#3"}
+    assert [(b["pipelineId"], b["buildNumber"], b["issueKeys"]) for b in jira.stored("builds").values()] == [
+        ("jenkins/app", 1, ["ABC-1"])
+    ]
