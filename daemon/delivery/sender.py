@@ -22,10 +22,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from daemon.clock import now_ms
+from daemon.delivery.batched import BatchSending
 from daemon.delivery.budget import TokenBucket
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
-from daemon.sinks import Outcome, SendResult, Sent, Sink, Transport
+from daemon.sinks import Outcome, SendResult, Sink, Transport
 from daemon.store import STORE_RETRY_S, Answered, OutboxItem, Store
 
 __all__ = [
@@ -67,7 +68,7 @@ def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> fl
     return float(rng()) * min(BACKOFF_CAP_S, BACKOFF_BASE_S * float(2 ** min(attempts, 20)))
 
 
-class Sender:
+class Sender(BatchSending):
     def __init__(
         self,
         store: Store,
@@ -203,68 +204,6 @@ class Sender:
             return
         self._flying[item.id] = item
         self._in_flight[item.id] = asyncio.create_task(self._send(item))
-
-    async def _step_batch(self) -> None:
-        """A batch sink's step: the due updates (one per run, none of a run in flight) go out
-        together, up to its ``batch_size``; while fewer are due, the first one waits up to
-        ``batch_window`` after it was queued for others to join it (a retried one does not wait)."""
-        requests = {task for task in self._in_flight.values() if not task.done()}
-        if len(requests) >= self.max_in_flight:
-            await self._settle_done()
-            await self._sleep(None)
-            return
-        answered = {item.id for item, _ in self._done}
-        busy = {item.pipeline_id for item in self._flying.values() if item.id not in answered}
-        exclude = set(self._in_flight)
-        head, due_ms = self._store.next_due(sink=self.sink.name, exclude_ids=exclude, exclude_pipelines=busy)
-        if head is None:
-            if self._done:
-                await self._settle_done()
-                return
-            await self._sleep(None if due_ms is None else max(0.0, due_ms / 1000 - time.time()))
-            return
-        items = self._store.due_items(
-            self.sink.batch_size, sink=self.sink.name, exclude_ids=exclude, exclude_pipelines=busy
-        )
-        window_ends = head.created_ms / 1000 + self.sink.batch_window
-        if head.attempts == 0 and len(items) < self.sink.batch_size and time.time() < window_ends:
-            await self._settle_done()
-            await self._sleep(window_ends - time.time())  # a new update queued looks again
-            return
-        if await self.bucket.acquire():
-            self._throttled_at = time.monotonic()
-        if self._stopping or not items:
-            return
-        task = asyncio.create_task(self._send_batch(items))
-        for item in items:
-            self._flying[item.id] = item
-            self._in_flight[item.id] = task
-
-    async def _send_batch(self, items: list[OutboxItem]) -> None:
-        """One batch sink's request(s) for ``items``; each answered item is settled on its own."""
-        started = time.monotonic()
-        sent: list[Sent] = []
-        try:
-            sent = await self.sink.send_many(items)
-        except Exception as exc:  # a bug must not leave the updates in flight
-            log.exception("sending %d update(s) to %s failed", len(items), self.sink.title)
-            failed = SendResult("retry", None, f"{type(exc).__name__}: {exc}")
-            sent = [Sent(item, None, failed) for item in items]
-        finally:
-            answered = {s.item.id: s for s in sent}
-            results = [s.result for s in sent if s.result is not None]
-            if self.metrics is not None and self.primary and results:
-                first = next((r for r in results if r.outcome == "accepted"), results[0])
-                self.metrics.event_sent(first.outcome, first.status, time.monotonic() - started)
-            for item in items:
-                one = answered.get(item.id)
-                if one is None or one.result is None:  # not sent this time: queued as it was
-                    self._forget(item)
-                    continue
-                if one.body is not None:
-                    self._bodies[item.id] = one.body
-                self._done.append((item, one.result))
-            self._wake.set()
 
     async def _send(self, item: OutboxItem) -> None:
         """One request; a run's events are never in flight together (see next_due's exclusions)."""

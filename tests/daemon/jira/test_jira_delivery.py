@@ -208,3 +208,23 @@ async def test_jira_refusing_its_credentials_pauses_jira_only(tmp_path: Path, ji
     finally:
         await delivery.close()
         store.close()
+
+
+async def test_a_reload_with_the_right_secret_resumes_jira(tmp_path: Path, jira: FakeJira) -> None:
+    wrong = _settings(tmp_path, jira, client_secret="wrong")
+    store = Store(tmp_path / "state")
+    delivery = Delivery(wrong, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, wrong, history=HistoryPolicy({}))
+    try:
+        recorder.record(finished(job="lib", number=1, branch="ABC-1"))
+        delivery.start()
+        await _until(lambda: delivery.held_sinks() != [])
+        await delivery.reconfigure(_settings(tmp_path, jira))
+        delivery.resume()
+        await _until(lambda: not _rows(store, "jira"))
+        assert delivery.held_sinks() == []
+        assert [b["issueKeys"] for b in jira.stored("builds").values()] == [["ABC-1"]]
+        await delivery.stop(5.0)
+    finally:
+        await delivery.close()
+        store.close()
