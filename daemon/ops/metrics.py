@@ -323,5 +323,5 @@ class MetricsServer:
         except Exception as exc:  # a failing check is itself the answer, not a 500
             ok, reason = False, f"{what} check failed: {exc!r}"
         if ok:  # "ok", or "ok; " and what is worth knowing (a further sink's pause)
-            return web.Response(text=f"{reason.rstrip()}\n")
+            return web.Response(text=f"{reason.rstrip() if reason.startswith('ok;') else 'ok'}\n")
         return web.Response(status=503, text=f"{reason.rstrip()}\n")
