@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 
 from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
 from daemon.delivery.delivery import Delivery
 from daemon.history import HistoryPolicy
 from daemon.ops.health import Health
 from daemon.ops.metrics import Metrics
 from daemon.recorder import Recorder
 from daemon.sinks import StdoutTransport
-from daemon.sinks.jira.sink import JiraSink
+from daemon.sinks.jira.sink import JiraSink, JiraStdout
 from daemon.store import Store
 from parsers.branch_head import BranchHead
 from tools.fake_jira import FakeJira
@@ -227,4 +228,32 @@ async def test_a_reload_with_the_right_secret_resumes_jira(tmp_path: Path, jira:
         await delivery.stop(5.0)
     finally:
         await delivery.close()
+        store.close()
+
+
+def test_a_deployment_carries_the_keys_of_the_failed_ones_before_it(tmp_path: Path, jira: FakeJira) -> None:
+    """deploy-web #1 (ABC-1) fails, #2 (ABC-2) fails, #3 (ABC-3) succeeds: #3 names all three; #4
+    (ABC-4) after the success names its own only. Builds carry nothing."""
+    cfg = _settings(tmp_path, jira)
+    store = Store(tmp_path / "state")
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    sink = JiraSink(cfg, transport=JiraStdout(io.StringIO()), bucket=TokenBucket(0, 1))
+    try:
+        for number, result in [(1, "FAILURE"), (2, "FAILURE"), (3, "SUCCESS"), (4, "SUCCESS")]:
+            recorder.record(finished(result, job="deploy-web", number=number, branch=f"ABC-{number}"))
+        recorder.record(finished("FAILURE", job="lib", number=1, branch="ABC-9"))
+        recorder.record(finished(job="lib", number=2, branch="ABC-10"))
+        rows = store.read_rows("SELECT id FROM outbox WHERE sink = 'jira'")
+        items = store.due_items(10, sink="jira")
+        assert len(items) == len(rows) == 6
+        keys = {item.pipeline_id: sink.render(item)["issueKeys"] for item in items}
+        assert keys == {
+            "deploy-web#1": ["ABC-1"],
+            "deploy-web#2": ["ABC-2", "ABC-1"],
+            "deploy-web#3": ["ABC-3", "ABC-1", "ABC-2"],
+            "deploy-web#4": ["ABC-4"],
+            "lib#1": ["ABC-9"],
+            "lib#2": ["ABC-10"],
+        }
+    finally:
         store.close()
