@@ -157,6 +157,7 @@ class Metrics:
             ["sink", "outcome", "status"],
             registry=r,
         )
+        self._sink_children: dict[tuple[str, str, int | None], Counter] = {}
         self._sink_last_delivery = Gauge(
             "buildtail_sink_last_delivery_timestamp_seconds",
             "Unix time of the last update the sink accepted (0: none since start).",
@@ -215,8 +216,15 @@ class Metrics:
             self._last_delivery.set(time.time())
 
     def sink_answer(self, sink: str, outcome: str, status: int | None) -> None:
-        """One queued update's answer from any sink (a batch's items counted one by one)."""
-        self._sink_sent.labels(sink, outcome, "none" if status is None else str(status)).inc()
+        """One queued update's answer from any sink (a batch's items counted one by one). The
+        labelled children are kept: this runs for every event delivered."""
+        key = (sink, outcome, status)
+        child = self._sink_children.get(key)
+        if child is None:
+            child = self._sink_children[key] = self._sink_sent.labels(
+                sink, outcome, "none" if status is None else str(status)
+            )
+        child.inc()
         if outcome == "accepted":
             self._sink_last_delivery.labels(sink).set(time.time())
 
