@@ -39,7 +39,7 @@ def find_history(settings: Settings, store: Store, since_ms: int) -> list[RunFac
     """Finished runs started at or after ``since_ms`` that this host has no record of, oldest first."""
     found: list[RunFacts] = []
     for cfg in settings.jenkins_sources:
-        source = JenkinsSource(cfg, host=settings.host)
+        source = JenkinsSource(cfg, host=settings.host, changelog=settings.jira is not None)
         source.discover()
         for job in source.layout.jobs.values():
             for entry in source.runs_in(job):
@@ -140,9 +140,16 @@ def _logs_above(bar: _Bar) -> Iterator[None]:
 
 class Backfill:
     def __init__(
-        self, settings: Settings, *, since_s: float, dry_run: bool, out: TextIO | None = None
+        self,
+        settings: Settings,
+        *,
+        since_s: float,
+        dry_run: bool,
+        out: TextIO | None = None,
+        to: tuple[str, ...] = ("compass",),
     ) -> None:
         self.settings = settings
+        self.to = to  # the sinks history is queued for (each that wants it); Jira only when asked
         self.since_ms = int((time.time() - since_s) * 1000)
         self.dry_run = dry_run
         self.out = out or sys.stderr
@@ -176,7 +183,7 @@ class Backfill:
             for facts in history:
                 self.say(f"  {facts.job} #{facts.number}  {facts.result}  started {iso_ms(facts.start_ms)}")
             return 0
-        recorder = Recorder(store, s, history=HistoryPolicy.backfill(self.since_ms))
+        recorder = Recorder(store, s, history=HistoryPolicy.backfill(self.since_ms), only=self.to)
         queued = sum(recorder.record(facts, priority=PRIORITY_BACKFILL) is not None for facts in history)
         self.say(f"Queued {queued} event(s).")
         lock = DeliveryLock(s.state_dir, kind="backfill")

@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         "--since", required=True, type=parse_duration, metavar="AGE", help="how far back, e.g. 30d or 12h"
     )
     backfill.add_argument("--dry-run", action="store_true", help="say what would be sent; queue nothing")
+    backfill.add_argument(
+        "--to",
+        default="compass",
+        metavar="SINKS",
+        help="where history goes, comma-separated: compass (the default), jira, or compass,jira",
+    )
     sub.add_parser("config-schema", help="print the JSON Schema of the configuration file (for YAML editors)")
     status = sub.add_parser("status", help="queue, deliveries, dead letters and budget (works while running)")
     status.add_argument("--config", required=True, type=Path, metavar="PATH")
@@ -197,9 +203,20 @@ def _run(path: Path, dry_run: bool) -> int:
     return 0
 
 
-def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
+def _backfill(path: Path, since_s: float, dry_run: bool, to: str = "compass") -> int:
     settings = _load(path, need_secrets=not dry_run)
     if settings is None:
+        return 2
+    from daemon.sinks.registry import configured
+
+    sinks = tuple(dict.fromkeys(name.strip() for name in to.split(",") if name.strip()))
+    missing = [name for name in sinks if name not in configured(settings)]
+    if not sinks or missing:
+        print(
+            f"buildtail backfill: --to {to!r}: {', '.join(missing) or 'nothing'} is not a destination "
+            f"{path} configures (it has: {', '.join(configured(settings))})",
+            file=sys.stderr,
+        )
         return 2
     import asyncio
 
@@ -211,7 +228,7 @@ def _backfill(path: Path, since_s: float, dry_run: bool) -> int:
     setup_logging(settings.log_level, settings.log_format)
 
     try:
-        return asyncio.run(Backfill(settings, since_s=since_s, dry_run=dry_run).run())
+        return asyncio.run(Backfill(settings, since_s=since_s, dry_run=dry_run, to=sinks).run())
     except StateVersionError as exc:
         print(f"buildtail backfill: {exc}", file=sys.stderr)
         return EXIT_STATE_VERSION
@@ -362,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(args.config, args.dry_run)
     if args.command == "backfill":
-        return _backfill(args.config, args.since, args.dry_run)
+        return _backfill(args.config, args.since, args.dry_run, args.to)
     if args.command == "config-schema":
         from daemon.config import config_json_schema
 

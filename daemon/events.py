@@ -11,7 +11,7 @@ in ``parsers.vocabulary``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from daemon.config.deployments import Environment
 from daemon.config.values import job_matches
 from daemon.store import RunRow
 from parsers.branch_head import BranchHead
+from parsers.changelog import Commit
 from parsers.vocabulary import DEFAULT_STATE_MAP, RESULT_WORDS
 
 __all__ = [
@@ -64,6 +65,22 @@ class RunFacts:
     parameters: tuple[tuple[str, str], ...] | None = ()
     # a multibranch branch job's head (branch, pull request, tag; primary or not); None for others
     head: BranchHead | None = None
+    # the commits the run checked out (its changelog), read only when a sink wants them (Jira's
+    # issue keys); bounded by ``bounded_commits``
+    commits: tuple[Commit, ...] = ()
+
+
+MAX_COMMITS = 100  # commits kept per run: Jira takes 100 issue keys per item at most anyway
+MAX_MESSAGE = 2000  # characters of each commit message kept
+
+
+def bounded_commits(commits: tuple[Commit, ...]) -> tuple[Commit, ...]:
+    """A run's commits as an update keeps them: the first ``MAX_COMMITS``, each message cut to
+    ``MAX_MESSAGE`` characters (the update is stored, and re-read at every send)."""
+    return tuple(
+        replace(c, message=c.message[:MAX_MESSAGE], title=c.title[:MAX_MESSAGE])
+        for c in commits[:MAX_COMMITS]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,4 +238,5 @@ def update_from_json(data: dict[str, Any]) -> Update:
         facts["parameters"] = tuple((str(k), str(v)) for k, v in facts["parameters"])
     if facts.get("head") is not None:  # an update queued before heads were read has none
         facts["head"] = BranchHead(**facts["head"])
+    facts["commits"] = tuple(Commit(**c) for c in facts.get("commits") or ())  # none before Jira
     return Update(RunRow(**data["run"]), RunFacts(**facts), int(data["at_ms"]))

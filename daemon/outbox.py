@@ -165,6 +165,41 @@ class OutboxQueue:
             return None, item.next_attempt_ms
         return item, None
 
+    def due_items(
+        self,
+        limit: int,
+        at_ms: int | None = None,
+        *,
+        sink: str,
+        exclude_ids: set[int] | None = None,
+        exclude_pipelines: set[str] | None = None,
+    ) -> list[OutboxItem]:
+        """Up to ``limit`` of ``sink``'s events that may be sent now, in ``next_due``'s order, one
+        per run (a batch sink's next request), none of a run with one in flight."""
+        at_ms = now_ms() if at_ms is None else at_ms
+        ids = sorted(exclude_ids or ())
+        pipelines = sorted(exclude_pipelines or ())
+        where = "".join(
+            f" AND {clause}"
+            for clause, values in (
+                (f"o.id NOT IN ({','.join('?' * len(ids))})", ids),
+                (f"o.pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
+            )
+            if values
+        )
+        query = (
+            f"SELECT {_ITEM_COLUMNS} FROM outbox o LEFT JOIN updates u ON u.id = o.update_id"
+            f" WHERE o.sink = ? AND o.next_attempt_ms <= ?{where} ORDER BY o.priority DESC, o.id LIMIT ?"
+        )
+        items: list[OutboxItem] = []
+        seen: set[str] = set()
+        for row in self._db.execute(query, (sink, at_ms, *ids, *pipelines, limit * 2)):
+            item = _item(row)
+            if item.pipeline_id not in seen:
+                seen.add(item.pipeline_id)
+                items.append(item)
+        return items[:limit]
+
     def ack(self, item: OutboxItem) -> None:
         self.ack_many([item])
 
@@ -200,6 +235,15 @@ class OutboxQueue:
             stamp = str(stamp_ms)
             for sink in dict.fromkeys(i.sink for i in items):
                 self._set_meta(sink_key(sink, "last_delivery_ms"), stamp)
+
+    def sink_has_run(self, sink: str, pipeline_id: str) -> bool:
+        """Whether ``sink`` has the run queued, or accepted or gave up an update of it."""
+        row = self._db.execute(
+            "SELECT 1 FROM outbox WHERE sink = ? AND pipeline_id = ?"
+            " UNION ALL SELECT 1 FROM acks WHERE sink = ? AND pipeline_id = ? LIMIT 1",
+            (sink, pipeline_id, sink, pipeline_id),
+        ).fetchone()
+        return row is not None
 
     def acked_state(self, pipeline_id: str, sink: str = "compass") -> str | None:
         """The run's last state ``sink`` accepted; None while it accepted none."""
@@ -279,8 +323,10 @@ class OutboxQueue:
         value = self.sink_fact(sink, "last_delivery_ms")
         return None if value is None else int(value)
 
-    def oldest_queued_ms(self) -> int | None:
-        row = self._db.execute("SELECT MIN(created_ms) FROM outbox").fetchone()
+    def oldest_queued_ms(self, skip_sinks: tuple[str, ...] = ()) -> int | None:
+        """When the oldest queued event was queued, leaving out ``skip_sinks``' rows."""
+        where = f" WHERE sink NOT IN ({','.join('?' * len(skip_sinks))})" if skip_sinks else ""
+        row = self._db.execute(f"SELECT MIN(created_ms) FROM outbox{where}", skip_sinks).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def outbox_by_state(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.scope import keeps_out
+from daemon.sinks.jira.wants import annotate, carried_keys, note_deployment
 from daemon.sinks.registry import queued_for
 from daemon.store import STORE_RETRY_S, Store
 
@@ -44,7 +45,10 @@ class Recorder:
         history: HistoryPolicy,
         metrics: Metrics | None = None,
         on_queued: Callable[[], None] | None = None,
+        only: tuple[str, ...] | None = None,
     ) -> None:
+        """``only``: the sinks updates may be queued for (``buildtail backfill --to``); None: all."""
+        self.only = only
         self.store = store
         self.settings = settings  # replaced on reload
         self.history = history
@@ -76,14 +80,21 @@ class Recorder:
             update = next_update(facts, prior, self.settings, taken=self.store.pipeline_id_taken)
             if update is None:
                 return None
+            carried = carried_keys(self.settings, update, self.store)
+            sinks = queued_for(self.settings, update, self.store, carried)
+            if self.only is not None:  # a backfill: a run no asked-for sink wants stays history,
+                sinks = tuple(name for name in sinks if name in self.only)  # for a later --to
+                if not sinks:
+                    return None
             seq = self.store.record(
                 update.run,
-                update_to_json(update),
+                annotate(update_to_json(update), carried),
                 prior=prior,
                 priority=priority,
-                sinks=queued_for(self.settings),
+                sinks=sinks,
             )
             if seq is not None:
+                note_deployment(self.settings, update, self.store, carried)
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)
                 log.debug(

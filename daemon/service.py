@@ -139,7 +139,14 @@ class Service:
             self.reader = InotifyReader(asyncio.get_running_loop(), self.hints)
             self.reader.start()
         assert self.store is not None and self.recorder is not None
-        ctx = RunnerContext(self.settings.host, self.store, self.recorder, self.reader, self.metrics)
+        ctx = RunnerContext(
+            self.settings.host,
+            self.store,
+            self.recorder,
+            self.reader,
+            self.metrics,
+            changelog=self.settings.jira is not None,
+        )
         for cfg in configs:
             runner: Runner
             if isinstance(cfg, JenkinsSourceSettings):
@@ -230,6 +237,9 @@ class Service:
         for runner in [r for r in self.runners if r.cfg not in kept]:
             self.runners.remove(runner)
             await runner.close()
+        for runner in self.runners:  # commits are read while a sink (Jira) needs them
+            if isinstance(runner, JenkinsRunner):
+                runner.source.changelog = new.jira is not None
         added = tuple(c for c in new.sources if c not in kept)
         assert self.store is not None
         self.recorder.history.add_sources(self.store, (c.name for c in added), now_ms())

@@ -306,6 +306,8 @@ class Store(OutboxQueue):
             if run.terminal:
                 db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
                 self._forget_updates(run.pipeline_id)
+            if not sinks:  # no destination wants it (Jira alone, a run naming no issue): state only
+                return seq
             update_id = db.execute(
                 "INSERT INTO updates (pipeline_id, seq, state, terminal, kind, priority, data, created_ms)"
                 " VALUES (?,?,?,?,?,?,?,?)",

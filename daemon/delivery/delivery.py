@@ -53,7 +53,8 @@ class Delivery:
         self._store = store
         self.sinks: list[Sink] = open_sinks(settings, store, dry_run=dry_run, transport=transport)
         self.senders = [
-            Sender(store, sink, on_missing_source=_creator(sink), metrics=metrics) for sink in self.sinks
+            Sender(store, sink, on_missing_source=_creator(sink), metrics=metrics, primary=i == 0)
+            for i, sink in enumerate(self.sinks)
         ]
         self.task: asyncio.Task[None] | None = None
         self._lock = lock
@@ -123,7 +124,7 @@ class Delivery:
         try:
             await asyncio.wait_for(asyncio.shield(self.task), grace)
         except TimeoutError:
-            log.warning("a request to Compass was still in flight after %.0fs; it stays queued", grace)
+            log.warning("a request was still in flight after %.0fs; it stays queued", grace)
             self.task.cancel()
         except Exception:  # already reported by whoever watched the task
             pass
@@ -153,6 +154,15 @@ class Delivery:
     @property
     def pause_cause(self) -> str | None:
         return self.sender.pause_cause
+
+    def held_sinks(self) -> list[tuple[str, str, str]]:
+        """The further sinks (not the first) paused by their credentials: (name, title, reason).
+        Reported by ``/readyz`` but not a reason to be unready: the first sink's events still flow."""
+        return [
+            (x.sink.name, x.sink.title, x.paused)
+            for x in self.senders[1:]
+            if x.pause_cause == "credentials" and x.paused is not None
+        ]
 
     async def reconfigure(self, new: Settings) -> None:
         """A reload: new credentials, site or budget take effect for the next request."""

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from daemon.clock import now_ms
+from daemon.delivery.batched import BatchSending
 from daemon.delivery.budget import TokenBucket
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
@@ -67,7 +68,7 @@ def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> fl
     return float(rng()) * min(BACKOFF_CAP_S, BACKOFF_BASE_S * float(2 ** min(attempts, 20)))
 
 
-class Sender:
+class Sender(BatchSending):
     def __init__(
         self,
         store: Store,
@@ -77,11 +78,15 @@ class Sender:
         metrics: Metrics | None = None,
         max_in_flight: int = 4,
         not_compass_recheck_s: float = NOT_COMPASS_RECHECK_S,
+        primary: bool = True,
     ) -> None:
         self._store = store
         self.sink = sink
         self.on_missing_source = on_missing_source
         self.metrics = metrics
+        self.primary = primary  # the first sink's requests are also the unlabelled metrics' series
+        if metrics is not None:
+            metrics.sink_opened(sink.name)
         self._wake = asyncio.Event()
         self._stopping = False
         self._log_once = LogOnce(log, every=PROBLEM_LOG_EVERY_S)
@@ -99,6 +104,7 @@ class Sender:
         self.pause_cause: PauseCause | None = None
         self.not_compass_recheck_s = not_compass_recheck_s
         self._not_compass_streak = 0  # answers from something other than Compass in a row
+        self._last_counted: SendResult | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -172,6 +178,9 @@ class Sender:
             await self._settle_done()
             await self._sleep(hold)
             return
+        if self.sink.batch_size > 1:
+            await self._step_batch()
+            return
         if len(self._in_flight) - len(self._done) >= self.max_in_flight:
             await self._settle_done()
             await self._sleep(None)  # a completion wakes us
@@ -207,7 +216,7 @@ class Sender:
             log.exception("sending %s failed", item.pipeline_id)
             result = SendResult("retry", None, f"{type(exc).__name__}: {exc}")
         finally:
-            if self.metrics is not None:
+            if self.metrics is not None and self.primary:
                 self.metrics.event_sent(result.outcome, result.status, time.monotonic() - started)
             self._done.append((item, result))
             self._wake.set()
@@ -292,8 +301,12 @@ class Sender:
         name = self.sink.describe(body, item) if body else item.pipeline_id
         title = self.sink.title
         now = time.time()
+        if self.metrics is not None:
+            self.metrics.sink_answer(self.sink.name, result.outcome, result.status)
+        once = result is not self._last_counted  # a batch's items share their request's answer
+        self._last_counted = result
         if result.outcome == "not_compass":
-            self._not_compass_streak += 1
+            self._not_compass_streak += 1 if once else 0
             if self._not_compass_streak >= NOT_COMPASS_PAUSE_AFTER:
                 self._pause_not_compass(item, result, now)
                 return
@@ -427,4 +440,6 @@ class Sender:
             return
         self.paused = reason
         self.pause_cause = cause if reason is not None else None
+        if self.metrics is not None:
+            self.metrics.sink_paused(self.sink.name, reason is not None)
         self._store.set_delivery_state(reason, sink=self.sink.name, cause=self.pause_cause, answer=answer)

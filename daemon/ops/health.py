@@ -29,7 +29,7 @@ log = logging.getLogger("buildtail")
 
 class StoreView(Protocol):
     def outbox_depth(self) -> int: ...
-    def oldest_queued_ms(self) -> int | None: ...
+    def oldest_queued_ms(self, skip_sinks: tuple[str, ...] = ()) -> int | None: ...
     def dead_letter_count(self) -> int: ...
 
 
@@ -56,6 +56,7 @@ class DeliveryView(Protocol):
     def pause_cause(self) -> str | None: ...
     @property
     def bucket(self) -> BudgetView: ...
+    def held_sinks(self) -> list[tuple[str, str, str]]: ...
 
 
 class ReaderView(Protocol):
@@ -104,10 +105,17 @@ class Health:
         writable = s.recorder is None or s.recorder.store_writable
         if not writable or not os.access(s.settings.state_dir, os.W_OK):
             return False, "the state database is not writable"
-        age, limit = self.oldest_queued_age_seconds(), s.settings.metrics.ready_max_queue_age
+        # a further sink (Jira) held by its credentials is reported, not a reason to be unready:
+        # the first sink's events still flow; the first sink's own pause counts as before
+        held = s.delivery.held_sinks() if s.delivery else []
+        ms = s.store.oldest_queued_ms(tuple(name for name, _, _ in held)) if s.store else None
+        age = 0.0 if ms is None else max(0.0, time.time() - ms / 1000)
+        limit = s.settings.metrics.ready_max_queue_age
         if age > limit:
             paused = f"; delivery paused: {s.delivery.paused}" if s.delivery and s.delivery.paused else ""
             return False, f"the oldest queued event is {age:.0f}s old (limit {limit:.0f}s){paused}"
+        if held:
+            return True, "ok; " + "; ".join(f"{title} delivery paused: {why}" for _, title, why in held)
         return True, "ok"
 
     def status_line(self) -> str:

@@ -151,6 +151,22 @@ class Metrics:
             self._runs.labels("deployment", state)
         self._sent.labels("accepted", "202")
         self._sent.labels("retry", "429")
+        self._sink_sent = Counter(
+            "buildtail_sink_requests",
+            "Answers per queued update sent, by sink (compass, jira), outcome and HTTP status.",
+            ["sink", "outcome", "status"],
+            registry=r,
+        )
+        self._sink_children: dict[tuple[str, str, int | None], Counter] = {}
+        self._sink_last_delivery = Gauge(
+            "buildtail_sink_last_delivery_timestamp_seconds",
+            "Unix time of the last update the sink accepted (0: none since start).",
+            ["sink"],
+            registry=r,
+        )
+        self._sink_paused = Gauge(
+            "buildtail_sink_delivery_paused", "1 while the sink's delivery is paused.", ["sink"], registry=r
+        )
         self._send_seconds = Histogram(
             "buildtail_send_duration_seconds",
             "Duration of one request to Compass.",
@@ -193,10 +209,34 @@ class Metrics:
         self._runs.labels(kind, state).inc()
 
     def event_sent(self, outcome: str, status: int | None, seconds: float) -> None:
+        """One request of the first sink (Compass when configured): the unlabelled series."""
         self._sent.labels(outcome, "none" if status is None else str(status)).inc()
         self._send_seconds.observe(seconds)
         if outcome == "accepted":
             self._last_delivery.set(time.time())
+
+    def sink_answer(self, sink: str, outcome: str, status: int | None) -> None:
+        """One queued update's answer from any sink (a batch's items counted one by one). The
+        labelled children are kept: this runs for every event delivered."""
+        key = (sink, outcome, status)
+        child = self._sink_children.get(key)
+        if child is None:
+            child = self._sink_children[key] = self._sink_sent.labels(
+                sink, outcome, "none" if status is None else str(status)
+            )
+        child.inc()
+        if outcome == "accepted":
+            self._sink_last_delivery.labels(sink).set(time.time())
+
+    def sink_opened(self, sink: str) -> None:
+        """The sink's series exist at 0 from the start (see the unlabelled ones above)."""
+        self._sink_sent.labels(sink, "accepted", "202")
+        self._sink_sent.labels(sink, "retry", "429")
+        self._sink_last_delivery.labels(sink).set(0)
+        self._sink_paused.labels(sink).set(0)
+
+    def sink_paused(self, sink: str, paused: bool) -> None:
+        self._sink_paused.labels(sink).set(1 if paused else 0)
 
     def inotify_overflow(self) -> None:
         self._inotify_overflows.inc()
@@ -290,6 +330,6 @@ class MetricsServer:
             ok, reason = check()
         except Exception as exc:  # a failing check is itself the answer, not a 500
             ok, reason = False, f"{what} check failed: {exc!r}"
-        if ok:
-            return web.Response(text="ok\n")
+        if ok:  # "ok", or "ok; " and what is worth knowing (a further sink's pause)
+            return web.Response(text=f"{reason.rstrip() if reason.startswith('ok;') else 'ok'}\n")
         return web.Response(status=503, text=f"{reason.rstrip()}\n")

@@ -9,7 +9,12 @@ retry, rejected, unauthorized, not_found, not_compass), its own rate budget, and
 lines and pauses use. The runtime path (``daemon.delivery``: the delivery loop, ordering, backoff,
 pause, dead letters, the lock) is the same for every sink.
 
-Compass (``daemon.sinks.compass``) is the first sink.
+A sink may take several updates in one request (``batch_size`` > 1: Jira takes up to 100): the
+loop then hands it the updates due (``send_many``) and settles each by the answer the sink read for
+it, with the same rules as a single one. ``batch_window``: how long the first update waits for
+others to share its request.
+
+Compass (``daemon.sinks.compass``) is the first sink, Jira (``daemon.sinks.jira``) the second.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
 from daemon.store import OutboxItem, Store
 
-__all__ = ["AnswerFields", "Outcome", "SendResult", "Sink", "StdoutTransport", "Transport"]
+__all__ = ["AnswerFields", "Outcome", "SendResult", "Sent", "Sink", "StdoutTransport", "Transport"]
 
 # not_compass: something other than the destination answered (a proxy's block page, a captive
 # portal, a redirect to a login page); the event stays queued, see daemon/sinks/compass/answers.py
@@ -45,6 +50,17 @@ class SendResult:
     answer: AnswerFields | None = None  # set for not_compass: what answered in the destination's place
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One update of a batch after its request: what was sent for it (``body``, kept for a dead
+    letter and the log) and its ``result``; None: left queued untouched (not sent this time, or
+    superseded by a newer update of its run that is not yet settled)."""
+
+    item: OutboxItem
+    body: dict[str, Any] | None
+    result: SendResult | None
+
+
 class Transport(Protocol):
     async def send(self, body: dict[str, Any]) -> SendResult: ...
 
@@ -59,6 +75,12 @@ class Sink(Protocol):
     transport: Transport
     bucket: TokenBucket  # its own rate budget, its requests recorded under ``name``
     for_real: bool  # False: a dry run, bodies printed instead of sent
+    batch_size: int  # updates per request; 1: ``render`` and ``transport.send``, one at a time
+    batch_window: float  # seconds the first update waits for others to share its request
+
+    async def send_many(self, items: list[OutboxItem]) -> list[Sent]:
+        """A batch sink's request(s) for ``items`` (due, oldest first): one ``Sent`` per item."""
+        ...
 
     def render(self, item: OutboxItem) -> dict[str, Any]:
         """The request body for one queued update (``item.update``, or an earlier release's

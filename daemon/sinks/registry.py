@@ -1,33 +1,67 @@
 """The sinks this build knows: adding a destination is its subpackage plus a line here.
 
-``SINKS`` names each sink and how it is opened from the settings. The recorder queues every update
-for each sink ``queued_for`` the settings name; the delivery opens the same ones and runs one
-delivery loop per sink.
+``SINKS`` names each sink, whether the settings configure it, whether it wants a given update
+(``wants``: each sink decides for itself), and how it is opened. The recorder queues each update
+for the sinks ``queued_for`` names; the delivery opens the configured ones and runs one delivery
+loop per sink.
+
+Compass is configured with a ``compass`` section, and also without one while there is no ``jira``
+section either: then its events go to stdout (a dry run, as before Jira was a destination). With
+only a ``jira`` section, Compass is not a destination at all (nothing is printed for it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from daemon.config import Settings
+from daemon.events import Update
 from daemon.sinks import Sink, Transport
 from daemon.sinks.compass.sink import NAME as COMPASS
 from daemon.sinks.compass.sink import open_compass
+from daemon.sinks.jira.sink import NAME as JIRA
+from daemon.sinks.jira.sink import open_jira
+from daemon.sinks.jira.wants import jira_wants
 from daemon.store import Store
 
-__all__ = ["SINKS", "open_sinks", "queued_for"]
+__all__ = ["SINKS", "SinkEntry", "configured", "open_sinks", "queued_for"]
 
-# name -> (whether the settings send to it, how it is opened). Compass is always one: without a
-# ``compass`` section its events go to stdout (a dry run).
 Opener = Callable[..., Sink]
-SINKS: dict[str, tuple[Callable[[Settings], bool], Opener]] = {
-    COMPASS: (lambda settings: True, open_compass),
+
+
+@dataclass(frozen=True, slots=True)
+class SinkEntry:
+    configured: Callable[[Settings], bool]
+    # (settings, the new update, the store, the keys a deployment carries) -> queue it for this sink
+    wants: Callable[[Settings, Update, Store, tuple[str, ...]], bool]
+    opener: Opener
+
+
+def _compass_configured(settings: Settings) -> bool:
+    return settings.compass is not None or settings.jira is None
+
+
+SINKS: dict[str, SinkEntry] = {
+    COMPASS: SinkEntry(_compass_configured, lambda settings, *_: _compass_configured(settings), open_compass),
+    JIRA: SinkEntry(lambda settings: settings.jira is not None, jira_wants, open_jira),
 }
 
 
-def queued_for(settings: Settings) -> tuple[str, ...]:
-    """The sinks a new update gets an outbox row for."""
-    return tuple(name for name, (wanted, _) in SINKS.items() if wanted(settings))
+def configured(settings: Settings) -> tuple[str, ...]:
+    """The sinks the settings send to (each gets a delivery loop)."""
+    return tuple(name for name, entry in SINKS.items() if entry.configured(settings))
+
+
+def queued_for(
+    settings: Settings, update: Update, store: Store, carried: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The sinks ``update`` gets an outbox row for: each configured sink that wants it."""
+    return tuple(
+        name
+        for name, entry in SINKS.items()
+        if entry.configured(settings) and entry.wants(settings, update, store, carried)
+    )
 
 
 def open_sinks(
@@ -35,7 +69,7 @@ def open_sinks(
 ) -> list[Sink]:
     """The configured sinks, ready to send; ``transport`` replaces the first one's (tests, bench)."""
     sinks: list[Sink] = []
-    for name in queued_for(settings):
-        opener = SINKS[name][1]
+    for name in configured(settings):
+        opener = SINKS[name].opener
         sinks.append(opener(settings, store, dry_run=dry_run, transport=transport if not sinks else None))
     return sinks

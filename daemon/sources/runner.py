@@ -30,6 +30,7 @@ class RunnerContext:
     recorder: Recorder
     reader: InotifyReader | None  # None when no source uses inotify
     metrics: Metrics | None = None
+    changelog: bool = False  # a sink needs each run's commits (Jira's issue keys)
 
 
 @dataclass(frozen=True, slots=True)

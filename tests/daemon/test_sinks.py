@@ -22,7 +22,7 @@ from daemon.delivery.delivery import Delivery
 from daemon.events import update_from_json
 from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
-from daemon.sinks import SendResult, StdoutTransport, Transport, registry
+from daemon.sinks import SendResult, Sent, StdoutTransport, Transport, registry
 from daemon.store import OutboxItem, Store
 
 from .test_events import facts, finished, settings
@@ -34,6 +34,8 @@ class _Board:
     name = "board"
     title = "the board"
     for_real = True
+    batch_size = 1
+    batch_window = 0.0
 
     def __init__(
         self, settings: Settings, store: Store, *, dry_run: bool, transport: Transport | None
@@ -59,6 +61,9 @@ class _Board:
     async def create_missing(self, body: dict[str, Any]) -> bool:
         return False
 
+    async def send_many(self, items: list[OutboxItem]) -> list[Sent]:
+        raise NotImplementedError("one at a time")
+
     async def reconfigure(self, new: Settings, store: Store, *, dry_run: bool) -> None:
         return None
 
@@ -73,7 +78,7 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
 async def test_a_second_sink_gets_every_update_from_its_own_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(registry.SINKS, "board", (lambda _settings: True, _Board))
+    monkeypatch.setitem(registry.SINKS, "board", registry.SinkEntry(lambda _s: True, lambda *_: True, _Board))
     cfg = settings(tmp_path)
     store = Store(tmp_path / "state")
     compass_out = io.StringIO()
@@ -124,7 +129,7 @@ async def test_a_second_sinks_pause_and_deliveries_are_its_own(
 ) -> None:
     """The board refusing its credentials pauses the board only: Compass keeps delivering, and its
     pause, last delivery, budget figures and accepted states are kept apart from the board's."""
-    monkeypatch.setitem(registry.SINKS, "board", (lambda _settings: True, _Board))
+    monkeypatch.setitem(registry.SINKS, "board", registry.SinkEntry(lambda _s: True, lambda *_: True, _Board))
     cfg = settings(tmp_path)
     store = Store(tmp_path / "state")
     delivery = Delivery(cfg, store, dry_run=True, transport=StdoutTransport(io.StringIO()))

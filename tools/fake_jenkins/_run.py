@@ -86,6 +86,31 @@ class Run:
         self._checkpoints += 1
         self._save_running()
 
+    def changelog(self, messages: list[str], *, author: str = "Dev <dev@example.com>") -> Path:
+        """One checkout's changelog as the git plugin writes it (``git whatchanged``'s raw form, plain
+        text despite the name): ``changelog.xml`` for a freestyle run, ``changelog<N>.xml`` (the first
+        number not taken) for a Pipeline. One commit per message, the message indented by four
+        spaces, a file line after it."""
+        lines: list[str] = []
+        for i, message in enumerate(messages):
+            sha = f"{self.number:08x}{i:08x}".ljust(40, "a")
+            stamp = f"{self.start_ms // 1000 - len(messages) + i} +0000"
+            lines += [f"commit {sha}", f"tree {'b' * 40}", f"parent {'c' * 40}"]
+            lines += [f"author {author} {stamp}", f"committer {author} {stamp}", ""]
+            lines += [f"    {line}" for line in message.splitlines()]
+            lines += ["", f":100644 100644 {'d' * 7} {'e' * 7} M\tsrc/file{i}.txt", ""]
+        if self.job.kind == "pipeline":
+            name = next(
+                f"changelog{n}.xml"
+                for n in itertools.count()
+                if not (self.dir / f"changelog{n}.xml").exists()
+            )
+        else:
+            name = "changelog.xml"
+        path = self.dir / name
+        _atomic_write(path, "\n".join(lines).encode())
+        return path
+
     def crash(self) -> None:
         """Jenkins died mid-build: nothing more is written (log without Finished:, no final build.xml)."""
 

@@ -42,6 +42,7 @@ __all__ = [
     "read_component",
     "read_create",
     "read_find",
+    "tenant_cloud_id",
 ]
 
 # Every value of Compass's CompassEventType; BUILD first (doctor looks for the others after it).
@@ -204,22 +205,7 @@ class CompassGraphQL:
 
     async def tenant_cloud_id(self) -> str:
         """The site's cloudId from ``/_edge/tenant_info`` (no authentication needed)."""
-        url = f"{self._settings.site_url}/_edge/tenant_info"
-        try:
-            async with self._open().get(url, allow_redirects=False) as resp:
-                answer = await _answer(resp)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}", cause=exc) from None
-        who = who_answered(answer, "json")
-        if who == "not_compass":
-            raise NotCompassError(url, answer)
-        if who != "compass_accepted":
-            raise GraphQLError(f"{url} answered HTTP {answer.status}", answer.status)
-        data = json.loads(answer.body)  # who_answered has seen it parse
-        cloud_id = data.get("cloudId") if isinstance(data, dict) else None
-        if not isinstance(cloud_id, str):
-            raise GraphQLError(f"{url} did not answer with a cloudId")
-        return cloud_id
+        return await tenant_cloud_id(self._open(), self._settings.site_url)
 
     async def call(self, operation: Operation) -> object:
         """The parsed JSON answer; what it says is read by the ``read_*`` functions."""
@@ -397,3 +383,25 @@ def read_create(answer: object, external_id: str, event_type: str = "BUILD") -> 
 
 def read_attach(answer: object, what: str) -> None:
     mutation_payload(answer, "attachEventSource", what)
+
+
+async def tenant_cloud_id(session: aiohttp.ClientSession, site_url: str) -> str:
+    """A site's cloudId from ``<site_url>/_edge/tenant_info``, asked without credentials (as
+    Atlassian's plugin did); the Jira sink asks the same way for its site. Raises ``GraphQLError``
+    (``NotCompassError`` when something else answered)."""
+    url = f"{site_url}/_edge/tenant_info"
+    try:
+        async with session.get(url, allow_redirects=False) as resp:
+            answer = await _answer(resp)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise GraphQLError(f"{url}: {type(exc).__name__}: {exc}", cause=exc) from None
+    who = who_answered(answer, "json")
+    if who == "not_compass":
+        raise NotCompassError(url, answer)
+    if who != "compass_accepted":
+        raise GraphQLError(f"{url} answered HTTP {answer.status}", answer.status)
+    data = json.loads(answer.body)  # who_answered has seen it parse
+    cloud_id = data.get("cloudId") if isinstance(data, dict) else None
+    if not isinstance(cloud_id, str):
+        raise GraphQLError(f"{url} did not answer with a cloudId")
+    return cloud_id

@@ -1,5 +1,10 @@
-"""Every aiohttp session buildtail opens to Compass: one place decides the proxy, the trusted CAs and
-the headers, so that events, GraphQL and the tenant lookup all reach Compass the same way.
+"""Every aiohttp session buildtail opens to Atlassian: one place decides the proxy, the trusted CAs and
+the headers, so that Compass's events, GraphQL and the tenant lookup, and Jira's token and bulk
+requests, all reach Atlassian the same way.
+
+The settings are any section with ``proxy``, ``proxy_credentials_file`` and ``ca_file``
+(``NetworkSettings``; ``compass`` is the first), and messages name that section's keys: the Jira
+sink passes ``section="jira"``. Below, ``compass.proxy`` stands for the section's ``proxy`` key.
 
 The proxy is decided per request by ``route`` (a session middleware applies it), from
 ``compass.proxy`` or else the environment as curl reads it: ``https_proxy``/``HTTPS_PROXY`` for https
@@ -18,18 +23,40 @@ from __future__ import annotations
 import os
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
 from daemon import __version__
-from daemon.config import CompassSettings
 from daemon.config.network import PROXY_SCHEMES, read_proxy_credentials
 
-__all__ = ["ProxySettingError", "Route", "no_proxy_matches", "open_session", "route", "ssl_context"]
+__all__ = [
+    "NetworkSettings",
+    "ProxySettingError",
+    "Route",
+    "no_proxy_matches",
+    "open_session",
+    "route",
+    "ssl_context",
+]
 
 HEADERS = {"User-Agent": f"buildtail/{__version__}", "Accept": "application/json"}
+
+
+class NetworkSettings(Protocol):
+    """What a sink's settings say about reaching its destination (``CompassSettings`` has these)."""
+
+    @property
+    def proxy(self) -> str | None: ...  # None: the environment's; "": no proxy at all; else this one
+
+    @property
+    def proxy_credentials_file(self) -> Path | None: ...
+
+    @property
+    def ca_file(self) -> Path | None: ...
 
 
 class ProxySettingError(aiohttp.ClientError):
@@ -92,27 +119,30 @@ def _bypassed(url: str) -> str | None:
     return found[0] if no_proxy_matches(found[1], parts.hostname or "", port) else None
 
 
-def _authorization(compass: CompassSettings, inline: tuple[str, str] | None) -> str | None:
+def _authorization(
+    compass: NetworkSettings, inline: tuple[str, str] | None, section: str = "compass"
+) -> str | None:
     if compass.proxy_credentials_file is not None:
         try:
             user, password = read_proxy_credentials(compass.proxy_credentials_file)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ProxySettingError(f"cannot read compass.proxy_credentials_file: {exc}") from None
+            raise ProxySettingError(f"cannot read {section}.proxy_credentials_file: {exc}") from None
         return aiohttp.encode_basic_auth(user, password)
     return aiohttp.encode_basic_auth(*inline) if inline else None
 
 
-def route(compass: CompassSettings, url: str) -> Route:
-    """The one decision of how buildtail reaches ``url``; see the module's docstring for the order."""
+def route(compass: NetworkSettings, url: str, *, section: str = "compass") -> Route:
+    """The one decision of how buildtail reaches ``url``; see the module's docstring for the order.
+    ``section``: the configuration section whose keys the reasons name."""
     scheme = urlsplit(url).scheme
     if compass.proxy == "":
-        return Route(None, "compass.proxy is empty: the environment's proxy is ignored")
+        return Route(None, f"{section}.proxy is empty: the environment's proxy is ignored")
     if compass.proxy is not None:
-        source, value = "compass.proxy", compass.proxy
+        source, value = f"{section}.proxy", compass.proxy
     else:
         found = _env(f"{scheme}_proxy")
         if found is None or not found[1]:
-            return Route(None, f"no compass.proxy and no {scheme}_proxy/{scheme.upper()}_PROXY set")
+            return Route(None, f"no {section}.proxy and no {scheme}_proxy/{scheme.upper()}_PROXY set")
         source, value = found
     exempt = _bypassed(url)
     if exempt is not None:
@@ -124,19 +154,20 @@ def route(compass: CompassSettings, url: str) -> Route:
         )
     inline = (proxy.user or "", proxy.password or "") if proxy.user else None
     shown = str(proxy.with_user(None).with_path("").with_query(None))
-    return Route(shown, f"from {source}", _authorization(compass, inline))
+    return Route(shown, f"from {source}", _authorization(compass, inline, section))
 
 
 class _Router:
     """The session middleware that gives each request the proxy ``route`` decides for its URL."""
 
-    def __init__(self, compass: CompassSettings) -> None:
+    def __init__(self, compass: NetworkSettings, section: str) -> None:
         self._compass = compass
+        self._section = section
 
     async def __call__(
         self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        decided = route(self._compass, str(req.url))
+        decided = route(self._compass, str(req.url), section=self._section)
         if decided.proxy is None:
             req.update_proxy(None, None, None)
         else:
@@ -145,7 +176,7 @@ class _Router:
         return await handler(req)
 
 
-def ssl_context(compass: CompassSettings) -> ssl.SSLContext:
+def ssl_context(compass: NetworkSettings) -> ssl.SSLContext:
     """The system's trusted CAs plus ``compass.ca_file``; certificates and host names always checked."""
     context = ssl.create_default_context()
     if compass.ca_file is not None:
@@ -154,13 +185,18 @@ def ssl_context(compass: CompassSettings) -> ssl.SSLContext:
 
 
 def open_session(
-    compass: CompassSettings, timeout: aiohttp.ClientTimeout, *, limit_per_host: int = 0
+    compass: NetworkSettings,
+    timeout: aiohttp.ClientTimeout,
+    *,
+    limit_per_host: int = 0,
+    section: str = "compass",
 ) -> aiohttp.ClientSession:
-    """A session to Compass with the proxy, the CAs and the headers every buildtail request shares."""
+    """A session to Atlassian with the proxy, the CAs and the headers every buildtail request shares;
+    ``section`` names the configuration section in the proxy's messages."""
     return aiohttp.ClientSession(
         timeout=timeout,
         connector=aiohttp.TCPConnector(limit_per_host=limit_per_host, ssl=ssl_context(compass)),
         headers=HEADERS,
         trust_env=False,
-        middlewares=(_Router(compass),),
+        middlewares=(_Router(compass, section),),
     )

@@ -13,7 +13,7 @@ from daemon.clock import now_ms
 from daemon.config import Settings
 from daemon.delivery.budget import TokenBucket
 from daemon.events import update_from_json
-from daemon.sinks import SendResult, StdoutTransport, Transport
+from daemon.sinks import SendResult, Sent, StdoutTransport, Transport
 from daemon.sinks.compass.admin import Target, setup_sources
 from daemon.sinks.compass.graphql import EVENT_TYPES, CompassGraphQL, GraphQLError
 from daemon.sinks.compass.render import build_event, event_payload
@@ -78,6 +78,8 @@ def open_compass(
 class CompassSink:
     name = NAME
     title = "Compass"
+    batch_size = 1  # Compass's events endpoint takes one event a request
+    batch_window = 0.0
 
     def __init__(
         self,
@@ -121,6 +123,14 @@ class CompassSink:
 
     def render(self, item: OutboxItem) -> dict[str, Any]:
         return {"cloudId": self.cloud_id, **self.event(item)}
+
+    async def send_many(self, items: list[OutboxItem]) -> list[Sent]:
+        """One request per event (the loop uses ``render`` and ``transport.send`` directly)."""
+        sent: list[Sent] = []
+        for item in items:
+            body = self.render(item)
+            sent.append(Sent(item, body, await self.transport.send(body)))
+        return sent
 
     def describe(self, body: dict[str, Any], item: OutboxItem) -> str:
         name = event_payload(body).get("displayName")

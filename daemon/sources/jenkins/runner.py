@@ -74,7 +74,7 @@ class JenkinsRunner:
     def __init__(self, cfg: JenkinsSourceSettings, ctx: RunnerContext) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        self.source = JenkinsSource(cfg, host=ctx.host)
+        self.source = JenkinsSource(cfg, host=ctx.host, changelog=ctx.changelog)
         self.store = ctx.store
         self.recorder = ctx.recorder
         self.metrics = ctx.metrics

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from daemon.config import JenkinsSourceSettings
-from daemon.events import RunFacts
+from daemon.events import RunFacts, bounded_commits
 from daemon.ops.logs import about
 from daemon.sources.jenkins.layout import Job, JobTree, Layout
 from parsers import (
@@ -30,6 +30,7 @@ from parsers import (
     parse_build_xml,
     parse_log,
 )
+from parsers.changelog import MAX_CHANGELOG_BYTES, ChangeLog, Commit, changelog_names, merge, parse_changelog
 
 __all__ = ["Gone", "JenkinsSource", "Job", "Retry"]
 
@@ -58,8 +59,10 @@ class Gone:
 class JenkinsSource:
     """One Jenkins home. Methods are synchronous and meant to run off the event loop when large."""
 
-    def __init__(self, cfg: JenkinsSourceSettings, *, host: str) -> None:
+    def __init__(self, cfg: JenkinsSourceSettings, *, host: str, changelog: bool = False) -> None:
         self.cfg = cfg
+        # read each run's commits (changelog*.xml): only a sink that needs them (Jira) pays for it
+        self.changelog = changelog
         self.name = cfg.name
         self.home = cfg.home
         self.base_url = cfg.url or f"http://{host}:8080/"
@@ -269,6 +272,7 @@ class JenkinsSource:
                 commit=record.commit or (logfacts.commit if logfacts else None),
                 branch=record.branch,
                 parameters=record.parameters,
+                commits=_read_commits(run_dir) if self.changelog else (),
             )
             if not record.finished:
                 return facts
@@ -289,6 +293,7 @@ class JenkinsSource:
             causes=logfacts.causes,
             commit=logfacts.commit,
             parameters=None,  # kept in build.xml, which a freestyle run writes when it ends
+            commits=_read_commits(run_dir) if self.changelog else (),
         )
         idle = time.time() - log_mtime / 1000
         if logfacts.finished_result is not None:
@@ -314,6 +319,23 @@ class JenkinsSource:
             )
             return replace(facts, running=False, result="UNKNOWN", end_ms=log_mtime)
         return facts
+
+
+def _read_commits(run_dir: Path) -> tuple[Commit, ...]:
+    """The commits of the run's checkouts (``changelog*.xml``), bounded; a file that cannot be read
+    or parsed yet (half-written) counts as none: the run's next look reads it again."""
+    try:
+        names = changelog_names(os.listdir(run_dir))
+    except OSError:
+        return ()
+    logs: list[ChangeLog] = []
+    for name in names:
+        try:
+            with open(run_dir / name, "rb") as fh:
+                logs.append(parse_changelog(fh.read(MAX_CHANGELOG_BYTES)))
+        except (OSError, ParseError, UnsafeXmlError):
+            continue
+    return bounded_commits(merge(logs))
 
 
 def _signed64(value: int) -> int:
