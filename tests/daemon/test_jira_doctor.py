@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from daemon.config import JiraSettings
 from daemon.sinks.jira.doctor import doctor
 from tests.proxy_net import CA_ORG, CompanyCA
 from tools.fake_jira import FakeJira
-from tools.tinyproxy import free_port
+from tools.tinyproxy import Tinyproxy, free_port
 
 pytestmark = pytest.mark.usefixtures("clean_proxy_env")
 
@@ -129,6 +130,27 @@ async def test_tls_through_an_inspecting_firewall_names_the_issuer_and_jira_ca_f
         assert jira.token_requests == []
         lines, count = await doctor(settings(jira, ca_file=str(company_ca.ca_file)), site_url=jira.base_url)
     assert count == 0, lines
+
+
+async def test_through_a_proxy_its_credentials_are_named_with_jira_keys(
+    tmp_path: Path, company_ca: CompanyCA, tinyproxy_factory: Callable[..., Tinyproxy]
+) -> None:
+    credentials = tmp_path / "proxy-credentials"
+    credentials.write_text("builder:wrong")
+    credentials.chmod(0o600)
+    with FakeJira(client_secret=SECRET, ssl_context=company_ca.server_context) as jira:
+        proxy = tinyproxy_factory([jira.port], credentials=("builder", "pr0xy-Pa55"))
+        network = {"proxy": proxy.url, "ca_file": str(company_ca.ca_file)}
+        wrong = settings(jira, **network, proxy_credentials_file=str(credentials))
+        [problem] = problems((await doctor(wrong, site_url=jira.base_url))[0])
+        assert f"the proxy {proxy.url} refused: 401" in problem, problem
+        assert "(jira.proxy_credentials_file)" in problem and "pr0xy" not in problem, problem
+        credentials.write_text("builder:pr0xy-Pa55")
+        lines, count = await doctor(wrong, site_url=jira.base_url)
+        assert count == 0, lines
+        assert f"through proxy {proxy.url} (from jira.proxy)" in lines[0], lines
+        assert proxy.connects(jira.port) >= 1, proxy.log()
+        assert "pr0xy" not in "\n".join(lines)
 
 
 def test_the_command_checks_jira_alone_and_exits_non_zero_on_a_problem(tmp_path: Path) -> None:
