@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         "--summary", action="store_true", help="per component: final events accepted in 7 and 28 days"
     )
     doctor = sub.add_parser(
-        "doctor", help="check the Compass site, credentials, event sources and derived metrics (read-only)"
+        "doctor",
+        help="check the Compass site, credentials, event sources and derived metrics, and Jira's "
+        "network path, cloud id, credentials and permissions (read-only)",
     )
     doctor.add_argument("--config", required=True, type=Path, metavar="PATH")
     compass = sub.add_parser("compass", help="Compass administration")
@@ -333,16 +335,60 @@ def _jobs(settings: Settings) -> list[tuple[str, str]]:
     return jobs
 
 
-def _compass_command(path: Path, command: str) -> int:
+def _doctor(path: Path) -> int:
+    """Compass's checks, then Jira's, each section's when it is configured: 0 when no problem was
+    found, 1 otherwise, 2 when there is nothing to check."""
+    settings = _load(path)
+    if settings is None:
+        return 2
+    if settings.compass is None and settings.jira is None:
+        print(f"{path}: there is no compass or jira section to check", file=sys.stderr)
+        return 2
+    import asyncio
+
+    async def go() -> tuple[list[str], int]:
+        lines: list[str] = []
+        problems = 0
+        if settings.compass is not None:
+            lines, problems = await _compass_doctor(settings)
+        if settings.jira is not None:
+            from daemon.sinks.jira.doctor import doctor
+
+            jira_lines, jira_problems = await doctor(settings.jira)
+            lines, problems = lines + jira_lines, problems + jira_problems
+        return lines, problems
+
+    lines, problems = asyncio.run(go())
+    print("\n".join(lines))
+    print(f"{problems} problem(s) found" if problems else "no problems found")
+    return 1 if problems else 0
+
+
+async def _compass_doctor(settings: Settings) -> tuple[list[str], int]:
+    from daemon.clock import now_ms
+    from daemon.ops.unmapped import unmapped_job_lines
+    from daemon.sinks.compass.admin import doctor, targets
+    from daemon.sinks.compass.graphql import CompassGraphQL
+
+    assert settings.compass is not None
+    client = CompassGraphQL(settings.compass)
+    try:
+        lines, problems = await doctor(client, settings.compass, targets(settings, _jobs(settings)))
+    finally:
+        await client.close()
+    return lines + unmapped_job_lines(settings, now_ms()), problems
+
+
+def _compass_setup(path: Path) -> int:
     settings = _load(path)
     if settings is None:
         return 2
     if settings.compass is None:
-        print(f"{path}: there is no compass section to check or set up", file=sys.stderr)
+        print(f"{path}: there is no compass section to set up", file=sys.stderr)
         return 2
     import asyncio
 
-    from daemon.sinks.compass.admin import doctor, setup, targets
+    from daemon.sinks.compass.admin import setup, targets
     from daemon.sinks.compass.graphql import CompassGraphQL, GraphQLError
 
     compass = settings.compass
@@ -351,22 +397,13 @@ def _compass_command(path: Path, command: str) -> int:
     async def go() -> int:
         client = CompassGraphQL(compass)
         try:
-            if command == "doctor":
-                lines, problems = await doctor(client, compass, wanted)
-                from daemon.clock import now_ms
-                from daemon.ops.unmapped import unmapped_job_lines
-
-                print("\n".join(lines + unmapped_job_lines(settings, now_ms())))
-                print(f"{problems} problem(s) found" if problems else "no problems found")
-                return 1 if problems else 0
-            try:
-                print("\n".join(await setup(client, compass.cloud_id, wanted)))
-            except GraphQLError as exc:
-                print(f"buildtail compass setup: {exc}", file=sys.stderr)
-                return 1
-            return 0
+            print("\n".join(await setup(client, compass.cloud_id, wanted)))
+        except GraphQLError as exc:
+            print(f"buildtail compass setup: {exc}", file=sys.stderr)
+            return 1
         finally:
             await client.close()
+        return 0
 
     return asyncio.run(go())
 
@@ -390,11 +427,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "explain":
         return _explain(args)
     if args.command == "doctor":
-        return _compass_command(args.config, "doctor")
+        return _doctor(args.config)
     if args.command == "state":
         return _state(args.config, args.state_command)
     if args.command == "compass":
-        return _compass_command(args.config, "setup")
+        return _compass_setup(args.config)
     return 2
 
 

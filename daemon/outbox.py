@@ -398,6 +398,30 @@ class OutboxQueue:
         ).fetchall()
         return [DeadLetter(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
+    # --- one sink's share (``buildtail status`` per sink) --------------------------------------------
+
+    def sink_depth(self, sink: str) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sink = ?", (sink,)).fetchone()[0])
+
+    def sink_oldest_queued_ms(self, sink: str) -> int | None:
+        row = self._db.execute("SELECT MIN(created_ms) FROM outbox WHERE sink = ?", (sink,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def sink_last_error(self, sink: str) -> str | None:
+        row = self._db.execute(
+            "SELECT last_error FROM outbox WHERE sink = ? AND last_error IS NOT NULL"
+            " ORDER BY priority DESC, id LIMIT 1",
+            (sink,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def sink_dead_letters(self, sink: str) -> list[DeadLetter]:
+        rows = self._db.execute(
+            "SELECT pipeline_id, seq, status, error, failed_ms FROM dead_letters WHERE sink = ? ORDER BY id",
+            (sink,),
+        ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
 
 _ITEM_COLUMNS = (
     "o.id, o.pipeline_id, o.seq, o.state, o.terminal, o.priority, u.data, o.created_ms, o.attempts,"

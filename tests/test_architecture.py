@@ -43,6 +43,7 @@ LAYERS: dict[str, float] = {
     "daemon.ops.health": 7,
     "daemon.ops.explain": 7,  # reads a run through the sources' own code
     "daemon.ops.explain_render": 7,
+    "daemon.ops.explain_jira": 7,
     "daemon.loop": 7,
     "daemon.service": 8,
     "daemon.backfill": 8,

@@ -6,7 +6,8 @@ kept out as history, a job with no component, a deployment to an unmapped enviro
 still queued behind a pause, a dead letter. This command puts what is on disk now (read through the
 sources' own code, never parsed again by hand) beside what the state database recorded (the run,
 its queued events, the answers each one got, its dead letters) and says, per derived metric,
-whether the run can count and why not.
+whether the run can count and why not. With a ``jira`` section it also says whether the run goes
+to Jira and why not (``explain_jira``): its issue keys, and what Jira answered.
 
 Read-only and offline: the database is opened with ``mode=ro`` (it works while the daemon runs and
 never writes to it), and Compass is not called (``buildtail doctor`` checks Compass's side). The
@@ -25,6 +26,7 @@ from typing import Any
 from daemon.config import Settings
 from daemon.events import RunFacts, environment, result_state
 from daemon.history import GLOBAL_CUTOFF_KEY, cutoff_key
+from daemon.ops.explain_jira import delivery_reasons, jira_metrics, jira_report
 from daemon.scope import exclusion
 from daemon.sources.jenkins.source import JenkinsSource
 from daemon.store import Store
@@ -80,7 +82,8 @@ class _Disk:
 
 
 def _jenkins(settings: Settings) -> list[JenkinsSource]:
-    return [JenkinsSource(cfg, host=settings.host) for cfg in settings.jenkins_sources]
+    changelog = settings.jira is not None  # the commits, where the Jira sink finds issue keys
+    return [JenkinsSource(cfg, host=settings.host, changelog=changelog) for cfg in settings.jenkins_sources]
 
 
 def _disk_jobs(sources: list[JenkinsSource]) -> dict[tuple[str, str], JenkinsSource]:
@@ -231,7 +234,8 @@ def _why_not(
         reasons.append(run["history"])
     if not run["recorded"] and not run["history"] and not run["excluded"]:
         reasons.append("never recorded: buildtail has not queued an event for this run")
-    sent = [a for a in run["events"]["answers"] if a["outcome"] == "accepted" and a["terminal"]]
+    answers = run["events"]["answers"]
+    sent = [a for a in answers if a["sink"] == "compass" and a["outcome"] == "accepted" and a["terminal"]]
     if sent and sent[-1]["component_id"] is None:  # what was sent counts, not today's configuration
         reasons.append(
             "no component mapped: its final event was accepted without a componentId (no "
@@ -256,21 +260,7 @@ def _why_not(
         )
     elif (facts is not None and facts.running) or (run["recorded"] and not terminal_recorded):
         reasons.append("still in progress: only the final event (with completedAt) counts")
-    events = run["events"]
-    # acks: what each sink accepted, also of runs delivered before answers were recorded (schema 5)
-    acked = any(r["terminal"] and r["state"] in r["accepted"].values() for r in run["recorded"])
-    if terminal_recorded and not sent and not acked:
-        final = [q for q in events["queued"] if q["state"] != "IN_PROGRESS"]
-        if final:
-            q = final[0]
-            why = f"delivery paused: {q['paused']}" if q["paused"] else f"last error: {q['last_error']}"
-            reasons.append(f"not yet accepted: the final event is queued ({why})")
-        elif events["dead_letters"]:
-            d = events["dead_letters"][-1]
-            reasons.append(f"not accepted: dead letter (HTTP {d['status']}): {d['error']}")
-        else:
-            reasons.append("not accepted: no acceptance of the final event is recorded")
-    return reasons
+    return reasons + delivery_reasons(run, "compass")
 
 
 def _run_report(
@@ -332,8 +322,12 @@ def _run_report(
     }
     reasons = _why_not(settings, run, facts, run["kind"], job)
     run["metrics"] = [
-        {"metric": m, "counts": not reasons, "why_not": reasons} for m in _metrics_of(run["kind"])
+        {"metric": m, "sink": "compass", "counts": not reasons, "why_not": reasons}
+        for m in _metrics_of(run["kind"])
     ]
+    if settings.jira is not None:
+        run["jira"] = jira_report(settings, run, facts)
+        run["metrics"].extend(jira_metrics(run))
     run["hint"] = DOCTOR_HINT
     return run
 

@@ -82,23 +82,49 @@ def _run(run: dict[str, Any]) -> list[str]:
         lines.append(
             _kv(
                 a["outcome"],
-                f"{a['kind']} {a['state']} seq {a['seq']} at {a['at']}{times}, {status}{body} (source "
-                f"{a['event_source_id']}, component {a['component_id'] or '-'})",
+                f"{a['kind']} {a['state']} seq {a['seq']} at {a['at']}{times}, {status}{body} " + _where(a),
             )
         )
     for d in events["dead_letters"]:
         lines.append(
-            _kv("dead letter", f"seq {d['seq']} HTTP {d['status']} at {d['failed_at']}: {d['error']}")
+            _kv(
+                "dead letter",
+                f"seq {d['seq']} ({d['sink']}) HTTP {d['status']} at {d['failed_at']}: {d['error']}",
+            )
         )
-    for m in run["metrics"]:
-        if m["counts"]:
-            lines.append(_kv("counts", f"{m['metric']}: yes"))
-        else:
-            lines.append(_kv("counts", f"{m['metric']}: NO"))
-    reasons = run["metrics"][0]["why_not"] if run["metrics"] else []
-    for reason in reasons:
+    compass = [m for m in run["metrics"] if m.get("sink", "compass") == "compass"]
+    for m in compass:
+        lines.append(_kv("counts", f"{m['metric']}: {'yes' if m['counts'] else 'NO'}"))
+    for reason in compass[0]["why_not"] if compass else []:
         lines.append(_kv("because", reason))
     lines.append(_kv("note", run["hint"]))
+    if "jira" in run:
+        lines.extend(_jira(run["jira"], [m for m in run["metrics"] if m.get("sink") == "jira"]))
+    return lines
+
+
+def _where(answer: dict[str, Any]) -> str:
+    """Whose answer it was; Compass's names the event source and component it was sent to."""
+    if answer["sink"] != "compass":
+        return f"({answer['sink']})"
+    return f"(source {answer['event_source_id']}, component {answer['component_id'] or '-'})"
+
+
+def _jira(jira: dict[str, Any], views: list[dict[str, Any]]) -> list[str]:
+    """Whether the run goes to Jira, its issue keys, and Jira's views of it."""
+    goes = {True: "yes", False: "NO", None: "unknown (its issue keys are not known here)"}[jira["goes"]]
+    lines = [_kv("to Jira", goes)]
+    keys = jira["issue_keys"]
+    if keys is not None:
+        found = [f"{k} ({keys['evidence'][k]})" if k in keys["evidence"] else k for k in keys["keys"]]
+        lines.append(_kv("issue keys", ", ".join(found) or "none"))
+    for note in jira["notes"]:
+        lines.append(_kv("note", note))
+    for m in views:
+        shown = "unknown" if m["counts"] is None else ("yes" if m["counts"] else "NO")
+        lines.append(_kv("shows", f"{m['metric']}: {shown}"))
+    for reason in jira["why_not"]:
+        lines.append(_kv("because", reason))
     return lines
 
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.clock import now_ms
 from daemon.delivery.lock import DeliveryLock, Holder
+from daemon.outbox import DeadLetter
 from daemon.store import PRIORITY_BACKFILL, Store
 
 if TYPE_CHECKING:
     from daemon.config.light import StatusSettings
 
-__all__ = ["EXIT_ATTENTION", "EXIT_NOT_RUNNING", "EXIT_UNKNOWN", "collect", "render"]
+__all__ = ["EXIT_ATTENTION", "EXIT_NOT_RUNNING", "EXIT_UNKNOWN", "collect", "configured_sinks", "render"]
 
 EXIT_ATTENTION = 1  # delivery paused, or dead letters
 EXIT_NOT_RUNNING = 3  # no process delivers (as LSB's and systemctl's "not running")
@@ -111,9 +112,15 @@ def _stopped_cleanly(holder: Holder, stops: list[dict[str, Any]]) -> bool:
     )
 
 
-def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], now: int) -> dict[str, Any]:
-    paused, paused_since = store.delivery_state("compass")
-    _, due_ms = store.next_due(now)
+def configured_sinks(settings: StatusSettings) -> tuple[str, ...]:
+    """The sinks ``status`` reports on: Compass always (without its section, a dry run), Jira when
+    its section is there."""
+    return ("compass", "jira") if settings.jira is not None else ("compass",)
+
+
+def _delivery(store: Store, sink: str, dry_run: bool, now: int, last_error: str | None) -> dict[str, Any]:
+    paused, paused_since = store.delivery_state(sink)
+    _, due_ms = store.next_due(now, sink=sink)
     out: dict[str, Any] = {
         "state": "running",
         "reason": None,
@@ -122,10 +129,10 @@ def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], n
         "cause": None,
         "answer": None,
     }
-    if settings.compass is None or (process["state"] == "running" and process["dry_run"]):
+    if dry_run:
         out["state"] = "dry_run"
     elif paused:
-        recorded = store.sink_fact("compass", "paused")
+        recorded = store.sink_fact(sink, "paused")
         recorded = recorded if isinstance(recorded, dict) else {}
         out.update(
             state="paused",
@@ -135,8 +142,60 @@ def _delivery(settings: StatusSettings, store: Store, process: dict[str, Any], n
             answer=recorded.get("answer"),
         )
     elif due_ms is not None and due_ms > now:
-        out.update(state="backing_off", reason=store.last_error(), until=_iso(due_ms))
+        out.update(state="backing_off", reason=last_error, until=_iso(due_ms))
     return out
+
+
+def _dead_letters(dead: list[DeadLetter]) -> dict[str, Any]:
+    return {
+        "count": len(dead),
+        "items": [
+            {
+                "pipeline_id": d.pipeline_id,
+                "seq": d.seq,
+                "status": d.status,
+                "error": d.error,
+                "failed_at": _iso(d.failed_ms),
+            }
+            for d in dead
+        ],
+    }
+
+
+def _budget(store: Store, sink: str) -> dict[str, Any] | None:
+    budget = store.sink_fact(sink, "budget")
+    if not budget:
+        return None
+    return {
+        "limit_per_minute": budget["limit"],
+        "paced_per_minute": round(float(budget.get("paced", budget["limit"])), 1),
+        "burst": budget["burst"],
+        "sent_last_minute": budget["sent_last_minute"],
+        "tokens": round(float(budget["tokens"]), 1),
+        "at": _iso(budget["at_ms"]),
+    }
+
+
+def _sink(store: Store, sink: str, dry_run: bool, now: int) -> dict[str, Any]:
+    """One sink's share: its queue, delivery (pause and cause), last delivery, dead letters, budget."""
+    depth, oldest, last = (
+        store.sink_depth(sink),
+        store.sink_oldest_queued_ms(sink),
+        store.last_delivery_ms(sink),
+    )
+    last_error = store.sink_last_error(sink) if depth else None
+    return {
+        "queue": {
+            "depth": depth,
+            "oldest_at": _iso(oldest),
+            "oldest_age_s": None if oldest is None else max(0, (now - oldest) // 1000),
+            "last_error": last_error,
+        },
+        "delivery": _delivery(store, sink, dry_run, now, last_error),
+        "last_delivery": None if last is None else {"at": _iso(last), "age_s": max(0, (now - last) // 1000)},
+        "dead_letters": _dead_letters(store.sink_dead_letters(sink)),
+        "budget": _budget(store, sink),
+    }
 
 
 def _schema(store: Store) -> dict[str, Any]:
@@ -184,12 +243,16 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
     try:
         now = now_ms()
         process = _process(lock, store)
-        delivery = _delivery(settings, store, process, now)
+        dry_run = process["state"] == "running" and bool(process["dry_run"])
+        sinks = {
+            name: _sink(store, name, dry_run or (name == "compass" and settings.compass is None), now)
+            for name in configured_sinks(settings)
+        }
+        compass = sinks["compass"]  # the keys from before there were sinks are Compass's
+        delivery = compass["delivery"]
         depth = store.outbox_depth()
         oldest = store.oldest_queued_ms()
-        last = store.last_delivery_ms("compass")
         dead = store.dead_letters()
-        budget = store.sink_fact("compass", "budget")
         report: dict[str, Any] = {
             "format": 1,
             "state_database": str(store.path),
@@ -197,7 +260,7 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
             "recovery": _recovery(store),
             "process": process,
             "delivery": delivery,
-            "queue": {
+            "queue": {  # every sink's rows
                 "depth": depth,
                 "by_state": dict(sorted(store.outbox_by_state().items())),
                 "backfill": store.outbox_depth(PRIORITY_BACKFILL),
@@ -206,39 +269,17 @@ def collect(settings: StatusSettings) -> dict[str, Any]:
                 "oldest_age_s": None if oldest is None else max(0, (now - oldest) // 1000),
                 "last_error": store.last_error() if depth else None,
             },
-            "last_delivery": None
-            if last is None
-            else {"at": _iso(last), "age_s": max(0, (now - last) // 1000)},
-            "dead_letters": {
-                "count": len(dead),
-                "items": [
-                    {
-                        "pipeline_id": d.pipeline_id,
-                        "seq": d.seq,
-                        "status": d.status,
-                        "error": d.error,
-                        "failed_at": _iso(d.failed_ms),
-                    }
-                    for d in dead
-                ],
-            },
-            "budget": None
-            if not budget
-            else {
-                "limit_per_minute": budget["limit"],
-                "paced_per_minute": round(float(budget.get("paced", budget["limit"])), 1),
-                "burst": budget["burst"],
-                "sent_last_minute": budget["sent_last_minute"],
-                "tokens": round(float(budget["tokens"]), 1),
-                "at": _iso(budget["at_ms"]),
-            },
+            "last_delivery": compass["last_delivery"],
+            "dead_letters": _dead_letters(dead),  # every sink's
+            "budget": compass["budget"],
+            "sinks": sinks,
         }
     finally:
         store.close()
     attention = []
     if process["state"] in ("stopped", "crashed"):
         attention.append("not_running" if process["state"] == "stopped" else "crashed")
-    if delivery["state"] == "paused":
+    if any(one["delivery"]["state"] == "paused" for one in report["sinks"].values()):
         attention.append("paused")
     if dead:
         attention.append("dead_letters")
@@ -329,20 +370,50 @@ def render(report: dict[str, Any]) -> list[str]:
     last = report["last_delivery"]
     lines.append(f"last delivery    {_age(_from_iso(last['at']) if last else None, now)}")
     if (b := report["budget"]) is not None:
-        lines.append(
-            f"rate budget      {b['limit_per_minute']}/min, burst {b['burst']}"
-            + (
-                f", paced to {b['paced_per_minute']:g}/min (the account is shared)"
-                if b["paced_per_minute"] < b["limit_per_minute"]
-                else ""
-            )
-            + ": "
-            f"{b['sent_last_minute']} request(s) in the last minute, "
-            f"{b['tokens']:.1f} token(s) left ({_age(_from_iso(b['at']), now)})"
+        lines.append(f"rate budget      {_budget_text(b, now)}")
+    lines.extend(_dead_lines("dead letters     ", report["dead_letters"]))
+    sinks = report.get("sinks", {})
+    if len(sinks) > 1:  # with one sink, the lines above are all of it
+        for name, one in sinks.items():
+            lines.extend(_sink_lines(name, one, p["state"] == "running", now))
+    return lines
+
+
+def _budget_text(b: dict[str, Any], now: int) -> str:
+    return (
+        f"{b['limit_per_minute']}/min, burst {b['burst']}"
+        + (
+            f", paced to {b['paced_per_minute']:g}/min (the account is shared)"
+            if b["paced_per_minute"] < b["limit_per_minute"]
+            else ""
         )
-    dead = report["dead_letters"]
-    lines.append(f"dead letters     {dead['count']}")
+        + ": "
+        f"{b['sent_last_minute']} request(s) in the last minute, "
+        f"{b['tokens']:.1f} token(s) left ({_age(_from_iso(b['at']), now)})"
+    )
+
+
+def _dead_lines(label: str, dead: dict[str, Any], indent: str = "  ") -> list[str]:
+    lines = [f"{label}{dead['count']}"]
     for item in dead["items"]:
-        line = f"  {item['pipeline_id']} seq {item['seq']}: HTTP {item['status']}: {item['error']}"
+        line = f"{indent}{item['pipeline_id']} seq {item['seq']}: HTTP {item['status']}: {item['error']}"
         lines.append(line[:400])
     return lines
+
+
+def _sink_lines(name: str, one: dict[str, Any], running: bool, now: int) -> list[str]:
+    """One sink's block: its delivery, queue, last delivery, pause cause, budget and dead letters."""
+    d, q, last = one["delivery"], one["queue"], one["last_delivery"]
+    oldest = f", oldest {_age(_from_iso(q['oldest_at']), now)}" if q["oldest_at"] else ""
+    lines = [
+        f"sink {name:<11} {_delivery_line(d, running, now)}",
+        f"  queue          {q['depth']} event(s){oldest}",
+        f"  last delivery  {_age(_from_iso(last['at']) if last else None, now)}",
+    ]
+    if d["cause"]:
+        lines.append(f"  pause cause    {d['cause']}")
+    if q["last_error"]:
+        lines.append(f"  last error     {q['last_error']}")
+    if one["budget"] is not None:
+        lines.append(f"  rate budget    {_budget_text(one['budget'], now)}")
+    return lines + _dead_lines("  dead letters   ", one["dead_letters"], "    ")

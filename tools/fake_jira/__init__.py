@@ -16,6 +16,8 @@
   unknown issue keys) and ``unknownIssueKeys``. Each body is checked against the shared reference
   schemas when they sit next to the checkout, else by a structural check (``_validation``);
 - ``GET /_edge/tenant_info``: the cloudId;
+- ``permissions``: the kinds the credentials may send; another kind's bulk request gets 403 after
+  the token is checked (what Jira answers then is an assumption: unverified);
 - ``interpose(status, body, ...)``: the next requests to the bulk (or token) endpoint get that
   answer instead, as from a proxy's block page, a login redirect or an outage.
 

@@ -63,13 +63,16 @@ class FakeJira:
         use_schema: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         report_expiry: bool = True,
+        permissions: Collection[str] = KINDS,
     ) -> None:
         """``known_projects``: the site's projects; a key of another is unknown (None: every key is
         known). ``limit_per_minute``: bulk requests over a sliding minute, beyond which the answer is
         429 with ``Retry-After`` the seconds until a slot frees (0: no limit). ``use_schema``:
         validate by the shared reference schemas when present (False: the structural check).
         ``ssl_context``: serve HTTPS with it (a certificate for 127.0.0.1). ``report_expiry``:
-        whether the token answer carries ``expires_in`` (Atlassian's plugin never read it)."""
+        whether the token answer carries ``expires_in`` (Atlassian's plugin never read it).
+        ``permissions``: the kinds the credentials may send; a bulk request for another one gets
+        403 once its token is checked (an assumption: what Jira answers then is unverified)."""
         self.client_id, self.client_secret, self.cloud_id = client_id, client_secret, cloud_id
         self.token_ttl_s = token_ttl_s
         self.known_projects = None if known_projects is None else {p.upper() for p in known_projects}
@@ -77,6 +80,7 @@ class FakeJira:
         self.use_schema = use_schema
         self.ssl_context = ssl_context
         self.report_expiry = report_expiry
+        self.permissions = set(permissions)
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self._token_requests: list[dict[str, str]] = []
@@ -289,6 +293,8 @@ class FakeJira:
             return web.json_response([{"message": "Not Found"}], status=404)
         if not self._authorized(request):
             return web.Response(status=401)
+        if kind not in self.permissions:
+            return web.Response(status=403)
         if (wait := self._over_limit()) is not None:
             return web.Response(status=429, headers={"Retry-After": str(max(1, round(wait + 0.5)))})
         try:

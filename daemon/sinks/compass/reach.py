@@ -1,6 +1,6 @@
-"""Why Compass could not be reached, in one line an operator can act on: the name did not resolve,
-nothing answered, the proxy refused, or TLS verification failed (and who issued the certificate
-that was shown, for the firewall that re-signs TLS with a company CA).
+"""Why Compass (or Jira: ``section="jira"``) could not be reached, in one line an operator can act
+on: the name did not resolve, nothing answered, the proxy refused, or TLS verification failed (and
+who issued the certificate that was shown, for the firewall that re-signs TLS with a company CA).
 
 ``describe_connection_error`` is the one classification of connection errors. ``peer_issuer`` is a
 diagnosis only, run after a verified connection failed: it repeats the handshake through the same
@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from daemon.config import CompassSettings
-from daemon.sinks.compass.http import ProxySettingError, Route, route
+from daemon.sinks.compass.http import NetworkSettings, ProxySettingError, Route, route
 
 __all__ = ["describe_connection_error", "explain", "issuer_name", "peer_issuer", "untrusted_issuer"]
 
@@ -30,7 +29,10 @@ _ATTRIBUTES = {  # DER of the X.520 attribute type OIDs a person recognises an i
     bytes.fromhex("55040a"): "O",
     bytes.fromhex("550406"): "C",
 }
-_PROXY_VARIABLES = "compass.proxy (or HTTPS_PROXY in the service's environment)"
+
+
+def _proxy_variables(section: str) -> str:
+    return f"{section}.proxy (or HTTPS_PROXY in the service's environment)"
 
 
 def untrusted_issuer(exc: BaseException) -> bool:
@@ -46,17 +48,20 @@ def describe_connection_error(
     issuer: str | None = None,
     ca_file: str | None = None,
     credentials_file: str | None = None,
+    section: str = "compass",
 ) -> str:
-    """One line: what failed, where, and what to do. ``issuer``: of the certificate shown, when known."""
+    """One line: what failed, where, and what to do. ``issuer``: of the certificate shown, when known;
+    ``section``: the configuration section whose keys the advice names."""
+    proxy_variables = _proxy_variables(section)
     target = f"{getattr(exc, 'host', '?')}:{getattr(exc, 'port', '?')}"
     if isinstance(exc, ProxySettingError):
         return f"the proxy setting cannot be used: {exc}"
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         if exc.status in (401, 407):  # tinyproxy answers wrong credentials with 401, squid with 407
             fix = (
-                f"check the user:password in {credentials_file} (compass.proxy_credentials_file)"
+                f"check the user:password in {credentials_file} ({section}.proxy_credentials_file)"
                 if credentials_file
-                else "put user:password in a file and set compass.proxy_credentials_file"
+                else f"put user:password in a file and set {section}.proxy_credentials_file"
             )
             return f"the proxy {via.proxy} refused: {exc.status} {exc.message}: {fix}"
         url = exc.request_info.url
@@ -71,31 +76,31 @@ def describe_connection_error(
         if not untrusted_issuer(exc):
             return f"TLS verification of {target} failed: {reason}{shown}"
         fix = (
-            f"add that CA to compass.ca_file ({ca_file} does not hold it)"
+            f"add that CA to {section}.ca_file ({ca_file} does not hold it)"
             if ca_file
-            else "set compass.ca_file to a PEM file with that CA (a TLS-inspecting firewall's company CA)"
+            else f"set {section}.ca_file to a PEM file with that CA (a TLS-inspecting firewall's company CA)"
         )
         return f"TLS verification of {target} failed: {reason}{shown}, which is not trusted: {fix}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return (
             f"name resolution (DNS) failed for {exc.host}: check the host name and this machine's "
-            f"resolver; where only a proxy reaches the internet, set {_PROXY_VARIABLES}"
+            f"resolver; where only a proxy reaches the internet, set {proxy_variables}"
         )
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return f"cannot connect to the proxy {via.proxy}: {_os_reason(exc)}: check {_PROXY_VARIABLES}"
+        return f"cannot connect to the proxy {via.proxy}: {_os_reason(exc)}: check {proxy_variables}"
     if isinstance(exc, aiohttp.ClientSSLError):
         return f"the TLS handshake with {target} failed: {exc}"
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError):
         return (
             f"connection to {target} refused: nothing listens there or a firewall rejects it; check the "
-            f"URL's port, or set {_PROXY_VARIABLES} if the network needs one"
+            f"URL's port, or set {proxy_variables} if the network needs one"
         )
     if isinstance(exc, TimeoutError) or (
         isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, TimeoutError)
     ):
         return (
             f"no connection within the timeout, connecting {via.describe()}: a firewall probably drops "
-            f"the traffic; set {_PROXY_VARIABLES} if the network needs one"
+            f"the traffic; set {proxy_variables} if the network needs one"
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {target}: {_os_reason(exc)}"
@@ -139,7 +144,13 @@ def issuer_name(der: bytes) -> str:
     return ", ".join(reversed(names)) or "(an issuer without a name)"
 
 
-async def peer_issuer(compass: CompassSettings, url: str, timeout: float = 10.0) -> str | None:  # noqa: ASYNC109
+async def peer_issuer(
+    compass: NetworkSettings,
+    url: str,
+    timeout: float = 10.0,  # noqa: ASYNC109
+    *,
+    section: str = "compass",
+) -> str | None:
     """The issuer of the certificate ``url``'s server (or the firewall in between) presents, through
     the route buildtail uses; None when it cannot be fetched. Diagnosis only: the handshake is not
     verified, so nothing is sent after it (the proxy, if any, gets only its CONNECT)."""
@@ -151,7 +162,7 @@ async def peer_issuer(compass: CompassSettings, url: str, timeout: float = 10.0)
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            via = route(compass, url)
+            via = route(compass, url, section=section)
             if via.proxy is None:
                 _, writer = await asyncio.open_connection(host, port, ssl=unverified, server_hostname=host)
             else:
@@ -179,15 +190,17 @@ async def peer_issuer(compass: CompassSettings, url: str, timeout: float = 10.0)
             writer.close()
 
 
-async def explain(exc: BaseException, compass: CompassSettings, url: str) -> str:
+async def explain(exc: BaseException, compass: NetworkSettings, url: str, *, section: str = "compass") -> str:
     """``describe_connection_error`` for a failed request to ``url``, with the issuer of the certificate
-    shown fetched when TLS verification was what failed."""
+    shown fetched when TLS verification was what failed. ``section``: whose keys the advice names."""
     try:
-        via = route(compass, url)
+        via = route(compass, url, section=section)
     except ProxySettingError as error:
-        return describe_connection_error(error, Route(None, "unusable proxy setting"))
+        return describe_connection_error(error, Route(None, "unusable proxy setting"), section=section)
     untrusted = isinstance(exc, aiohttp.ClientConnectorCertificateError)
-    issuer = await peer_issuer(compass, url) if untrusted else None
+    issuer = await peer_issuer(compass, url, section=section) if untrusted else None
     ca_file = str(compass.ca_file) if compass.ca_file else None
     credentials = str(compass.proxy_credentials_file) if compass.proxy_credentials_file else None
-    return describe_connection_error(exc, via, issuer=issuer, ca_file=ca_file, credentials_file=credentials)
+    return describe_connection_error(
+        exc, via, issuer=issuer, ca_file=ca_file, credentials_file=credentials, section=section
+    )

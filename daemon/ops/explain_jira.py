@@ -1,0 +1,120 @@
+"""What ``buildtail explain`` says per sink: whether a run's final update was accepted by one sink
+(``delivery_reasons``, Compass's and Jira's alike), and for Jira whether the run goes there at all.
+
+Jira stores a build or a deployment only against issues, so the first question for Jira is the
+run's issue keys: none (nothing is sent), more than Jira's 100 per entity (the rest were cut),
+keys of projects outside ``jira.project_keys`` (left out: ``UTF-8``, ``SHA-256``). Then whether
+builds or deployments are sent to Jira at all (``jira.builds``, ``jira.deployments``). What shows
+it in Jira: builds in the development panel of each issue named, deployments in the deployments
+view and release tracking.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.config import Settings
+from daemon.events import RunFacts
+from daemon.sinks.jira.keys import IssueKeys, issue_keys_for
+
+__all__ = ["JIRA_VIEWS", "delivery_reasons", "jira_metrics", "jira_report"]
+
+JIRA_VIEWS = {
+    "build": ("Jira: builds in the development panel of each issue",),
+    "deployment": ("Jira: the deployments view and release tracking",),
+}
+
+
+def _jira_keys(settings: Settings, facts: RunFacts) -> IssueKeys | None:
+    """The run's issue keys from its own evidence, as the Jira sink finds them (a deployment's keys
+    carried from earlier failed ones are in what was queued and answered, not here)."""
+    return None if settings.jira is None else issue_keys_for(facts, settings.jira)
+
+
+def delivery_reasons(run: dict[str, Any], sink: str) -> list[str]:
+    """Why ``sink`` has not accepted the run's final update, from what the state database holds;
+    empty when it has, or when the run has no final update recorded yet."""
+    events = run["events"]
+    sent = [
+        a for a in events["answers"] if a["sink"] == sink and a["outcome"] == "accepted" and a["terminal"]
+    ]
+    # acks: what each sink accepted, also of runs delivered before answers were recorded (schema 5)
+    acked = any(r["terminal"] and r["accepted"].get(sink) == r["state"] for r in run["recorded"])
+    if not any(r["terminal"] for r in run["recorded"]) or sent or acked:
+        return []
+    final = [q for q in events["queued"] if q["sink"] == sink and q["state"] != "IN_PROGRESS"]
+    dead = [d for d in events["dead_letters"] if d["sink"] == sink]
+    if final:
+        q = final[0]
+        why = f"delivery paused: {q['paused']}" if q["paused"] else f"last error: {q['last_error']}"
+        return [f"not yet accepted: the final event is queued ({why})"]
+    if dead:
+        return [f"not accepted: dead letter (HTTP {dead[-1]['status']}): {dead[-1]['error']}"]
+    return ["not accepted: no acceptance of the final event is recorded"]
+
+
+def _keys_json(keys: IssueKeys | None) -> dict[str, Any] | None:
+    if keys is None:
+        return None
+    return {
+        "keys": list(keys.keys),
+        "cut": list(keys.cut),
+        "ignored": list(keys.ignored),
+        "evidence": dict(keys.origins),
+    }
+
+
+def jira_report(
+    settings: Settings, run: dict[str, Any], facts: RunFacts | None, keys: IssueKeys | None = None
+) -> dict[str, Any]:
+    """Whether the run goes to Jira (``goes``: None while its keys are unknown and Jira accepted
+    nothing of it) and, when not, why (``why_not``); ``notes`` say what was cut or left out without
+    keeping it out. ``keys``: the run's issue keys (``_jira_keys``), None unknown."""
+    jira = settings.jira
+    assert jira is not None
+    if keys is None and facts is not None:
+        keys = _jira_keys(settings, facts)
+    kind = run["kind"]
+    found = _keys_json(keys)
+    why_not: list[str] = []
+    notes: list[str] = []
+    if not (jira.deployments if kind == "deployment" else jira.builds):
+        why_not.append(f"jira.{kind}s is false: {kind}s are not sent to Jira")
+    if run["excluded"]:
+        why_not.append(f"filtered: {run['excluded']}")
+    if run["history"]:
+        why_not.append(run["history"])
+    if found is None:
+        notes.append("issue keys unknown: the run is not on disk to read them from")
+    elif not found["keys"]:
+        ignored = f" (keys outside jira.project_keys left out: {', '.join(found['ignored'])})"
+        why_not.append(
+            "no issue keys: Jira stores nothing without one; none in the branch name, the commit "
+            "messages or the parameters named in jira.issue_key_parameters"
+            + (ignored if found["ignored"] else "")
+        )
+    else:
+        if found["cut"]:
+            notes.append(
+                f"issue keys cut at Jira's 100 per {kind}: {', '.join(found['cut'])} left out "
+                "(logged when sent)"
+            )
+        if found["ignored"]:
+            notes.append(f"keys outside jira.project_keys left out: {', '.join(found['ignored'])}")
+    if not why_not:
+        why_not.extend(delivery_reasons(run, "jira"))
+    accepted = any(a["sink"] == "jira" and a["outcome"] == "accepted" for a in run["events"]["answers"])
+    accepted = accepted or any(r["accepted"].get("jira") for r in run["recorded"])
+    goes: bool | None = not why_not
+    if goes and found is None and not accepted:
+        goes = None  # nothing keeps it out that can be seen here, and nothing shows it went
+    return {"goes": goes, "issue_keys": found, "why_not": why_not, "notes": notes}
+
+
+def jira_metrics(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Jira's views of the run in the shape of the derived metrics' entries."""
+    report = run["jira"]
+    return [
+        {"metric": view, "sink": "jira", "counts": report["goes"], "why_not": report["why_not"]}
+        for view in JIRA_VIEWS.get(run["kind"], JIRA_VIEWS["build"])
+    ]

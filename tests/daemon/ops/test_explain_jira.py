@@ -1,0 +1,126 @@
+"""``buildtail explain`` with a ``jira`` section: a real state database holding a run queued for
+Compass and for Jira, the run on disk as ``tools/fake_jenkins`` writes it, and explain saying per
+sink what was answered and, for Jira, whether the run goes there and why not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.config import Settings
+from daemon.ops.explain import explain
+from daemon.ops.explain_jira import jira_report
+from daemon.ops.explain_render import render
+from daemon.sinks.jira.keys import IssueKeys
+from daemon.store import Answered, RunRow, Store
+from tests.inprocess import settings_from
+from tools.fake_jenkins import JenkinsHome
+
+JOB = "team/app"
+COMPONENT = "ari:cloud:compass:c/app"
+
+
+def _settings(tmp_path: Path, home: JenkinsHome, **jira: Any) -> Settings:
+    return settings_from(
+        {
+            "host": "build01.example.com",
+            "state_dir": str(tmp_path / "state"),
+            "sources": [{"type": "jenkins", "home": str(home.root), "url": "https://jenkins.example.com/"}],
+            "compass": {"components": [{"match": "team/**", "component_id": COMPONENT}]},
+            "jira": {
+                "site": "example.atlassian.net",
+                "client_id": "c",
+                "client_secret": "s",
+                "project_keys": ["OPS"],
+                **jira,
+            },
+        }
+    )
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> tuple[JenkinsHome, int]:
+    """A finished run on disk, recorded for both sinks: Compass accepted it, Jira dead-lettered it."""
+    home = JenkinsHome(tmp_path / "jenkins")
+    run = home.job(JOB).start(start_ms=1_700_000_000_000)
+    run.changelog(["OPS-1 the login page"])
+    run.finish("SUCCESS", duration_ms=500)
+    store = Store(tmp_path / "state")
+    row = RunRow("jenkins", JOB, run.number, 1, f"{JOB}#{run.number}", 1_700_000_000_000, None, None,
+                 "SUCCESSFUL", True)  # fmt: skip
+    assert store.record(row, {"event": {}}, prior=None, sinks=("compass", "jira"))
+    compass, _ = store.next_due(sink="compass")
+    jira, _ = store.next_due(sink="jira")
+    assert compass is not None and jira is not None
+    store.ack_many([compass], [Answered(202, "", "build01.example.com", COMPONENT)])
+    refused = '{"rejectedBuilds":[{"errors":[{"message":"the issue keys given are not on this site"}]}]}'
+    store.dead_letter(jira, {"builds": []}, 202, refused, answer=Answered(202, refused))
+    store.close()
+    return home, run.number
+
+
+def test_answers_and_the_verdict_per_sink(tmp_path: Path, finished: tuple[JenkinsHome, int]) -> None:
+    home, number = finished
+    [run] = explain(_settings(tmp_path, home), f"{JOB}#{number}")["runs"]
+    assert sorted(a["sink"] for a in run["events"]["answers"]) == ["compass", "jira"]
+    assert [d["sink"] for d in run["events"]["dead_letters"]] == ["jira"]
+    compass = [m for m in run["metrics"] if m["sink"] == "compass"]
+    assert [m["counts"] for m in compass] == [True, True], compass  # Jira's dead letter is not Compass's
+    jira = [m for m in run["metrics"] if m["sink"] == "jira"]
+    assert [m["metric"] for m in jira] == ["Jira: builds in the development panel of each issue"]
+    assert run["jira"]["goes"] is False and jira[0]["counts"] is False
+    assert run["jira"]["why_not"][0].startswith("not accepted: dead letter (HTTP 202)"), run["jira"]
+    assert run["jira"]["issue_keys"]["keys"] == ["OPS-1"] and run["jira"]["notes"] == [], run["jira"]
+    text = "\n".join(render(explain(_settings(tmp_path, home), f"{JOB}#{number}")))
+    assert "(jira)" in text and "to Jira      NO" in text, text
+    assert "shows        Jira: builds in the development panel of each issue: NO" in text, text
+    assert "build success rate: yes" in text
+
+
+def test_no_keys_cut_keys_and_other_projects(tmp_path: Path, finished: tuple[JenkinsHome, int]) -> None:
+    home, number = finished
+    settings = _settings(tmp_path, home)
+    [run] = explain(settings, f"{JOB}#{number}")["runs"]
+    none = jira_report(settings, run, None, IssueKeys((), ignored=("UTF-8",)))
+    assert none["goes"] is False
+    assert none["why_not"][0].startswith("no issue keys: Jira stores nothing without one"), none
+    assert "left out: UTF-8" in none["why_not"][0]
+    cut = jira_report(settings, run, None, IssueKeys(("OPS-1",), cut=("OPS-101",), ignored=("SHA-256",)))
+    assert cut["issue_keys"]["keys"] == ["OPS-1"] and all(
+        w.startswith("not accepted") for w in cut["why_not"]
+    )
+    assert any("cut at Jira's 100 per build: OPS-101" in n for n in cut["notes"]), cut
+    assert any("outside jira.project_keys left out: SHA-256" in n for n in cut["notes"]), cut
+
+
+def test_a_kind_not_sent_to_jira_says_so(tmp_path: Path, finished: tuple[JenkinsHome, int]) -> None:
+    home, number = finished
+    settings = _settings(tmp_path, home, builds=False)
+    [run] = explain(settings, f"{JOB}#{number}")["runs"]
+    assert run["jira"]["why_not"] == ["jira.builds is false: builds are not sent to Jira"]
+
+
+def test_without_jira_nothing_about_it(tmp_path: Path, finished: tuple[JenkinsHome, int]) -> None:
+    home, number = finished
+    raw = _settings(tmp_path, home).model_dump(mode="json", exclude={"jira"}, exclude_none=True)
+    [run] = explain(settings_from(raw), f"{JOB}#{number}")["runs"]
+    assert "jira" not in run and all(m["sink"] == "compass" for m in run["metrics"])
+
+
+def test_the_keys_come_from_the_runs_own_changelog(tmp_path: Path) -> None:
+    """The issue keys explain shows are the Jira sink's own decision on the run's files: its
+    changelog's messages, each with where it was found; a key outside project_keys is left out."""
+    home = JenkinsHome(tmp_path / "jenkins")
+    run = home.job(JOB).start(start_ms=1_700_000_000_000)
+    run.changelog(["OPS-7 fix the login\n\nand UTF-8 in names"])
+    run.finish("SUCCESS", duration_ms=500)
+    Store(tmp_path / "state").close()  # a daemon ran once, and recorded nothing of this run
+    settings = _settings(tmp_path, home)
+    [report] = explain(settings, f"{JOB}#{run.number}")["runs"]
+    keys = report["jira"]["issue_keys"]
+    assert keys["keys"] == ["OPS-7"] and keys["ignored"] == ["UTF-8"], keys
+    assert keys["evidence"]["OPS-7"].startswith("commit "), keys
+    text = "\n".join(render(explain(settings, f"{JOB}#{run.number}")))
+    assert "issue keys   OPS-7 (commit " in text, text
