@@ -51,6 +51,24 @@ def _has_state(store: Store, source: str) -> bool:
     return store.get_meta_int(f"watermark:{source}") is not None or bool(store.checkpoints(source))
 
 
+SCOPE_CHANGES_KEPT = 8
+
+
+def _scope_record(stored: Any) -> dict[str, Any]:
+    """``{"rules": ..., "changes": [{"changed_ms", "before"}, ...]}`` from what the meta key holds,
+    including the first form of the record (one change: ``before`` and ``changed_ms``)."""
+    if not isinstance(stored, dict):
+        return {"rules": None, "changes": []}
+    changes = stored.get("changes")
+    if not isinstance(changes, list):
+        before = stored.get("before")
+        changes = [{"changed_ms": stored["changed_ms"], "before": before}] if isinstance(before, dict) else []
+    valid = [
+        c for c in changes if isinstance(c, dict) and isinstance(c.get("before"), dict) and "changed_ms" in c
+    ]
+    return {"rules": stored.get("rules"), "changes": valid}
+
+
 class HistoryPolicy:
     """The one answer to "is this history?", applied by the recorder to every run it is given."""
 
@@ -58,7 +76,8 @@ class HistoryPolicy:
         self._cutoffs = cutoffs
         self._new: set[str] = set()
         self._since_ms = since_ms  # backfill's window: everything started since is wanted
-        self._scope_changes: dict[str, tuple[int, Scope]] = {}  # source -> (changed at, rules before)
+        # source -> its last changes of rules, oldest first: (changed at, the rules until then)
+        self._scope_changes: dict[str, list[tuple[int, Scope]]] = {}
 
     @classmethod
     def for_daemon(cls, store: Store, sources: Iterable[str], now_ms: int) -> HistoryPolicy:
@@ -92,20 +111,22 @@ class HistoryPolicy:
 
     def note_scopes(self, store: Store, sources: Iterable[SourceSettings], now_ms: int) -> None:
         """The sources' rules of what counts, at a start or a reload: rules that differ from the
-        stored ones changed now (persisted, with the rules before); the same rules keep the time
-        and the rules of their last change, so a restart does not forget it."""
+        stored ones changed now (persisted, with the rules they replace); the same rules keep their
+        record, so a restart does not forget it. The last ``SCOPE_CHANGES_KEPT`` changes are kept,
+        so that a second change does not make the first one's history news again."""
         for cfg in sources:
             rules = Scope.of(cfg).fingerprint()
-            stored: Any = store.get_meta_json(scope_key(cfg.name))
-            if not isinstance(stored, dict) or stored.get("rules") != rules:
-                before = stored.get("rules") if isinstance(stored, dict) else None
-                stored = {"rules": rules, "before": before, "changed_ms": now_ms}
+            stored = _scope_record(store.get_meta_json(scope_key(cfg.name)))
+            if stored["rules"] != rules:
+                changes = stored["changes"]
+                if stored["rules"] is not None:
+                    changes = [*changes, {"changed_ms": now_ms, "before": stored["rules"]}]
+                stored = {"rules": rules, "changes": changes[-SCOPE_CHANGES_KEPT:]}
                 store.set_meta_json(scope_key(cfg.name), stored)
-            if isinstance(stored.get("before"), dict):
-                before_scope = Scope.from_fingerprint(cfg.name, stored["before"])
-                self._scope_changes[cfg.name] = (int(stored["changed_ms"]), before_scope)
-            else:
-                self._scope_changes.pop(cfg.name, None)
+            self._scope_changes[cfg.name] = [
+                (int(c["changed_ms"]), Scope.from_fingerprint(cfg.name, c["before"]))
+                for c in stored["changes"]
+            ]
 
     def first_look(self, source: str) -> bool:
         """The source is new: everything finished that it finds now is history, so it need not be read."""
@@ -123,7 +144,7 @@ class HistoryPolicy:
         finished = max(facts.end_ms or 0, facts.written_ms)
         if finished < self._cutoffs.get(facts.source, 0):
             return False
-        change = self._scope_changes.get(facts.source)
-        if change is not None and finished < change[0]:
-            return change[1].exclusion(facts.job, facts.head) is None  # left out then: history now
+        for changed_ms, before in self._scope_changes.get(facts.source, ()):
+            if finished < changed_ms:  # the rules in force when it finished: left out then, history now
+                return before.exclusion(facts.job, facts.head) is None
         return True

@@ -230,20 +230,20 @@ class Service:
             self.notifier.ready(self.summary())
             return
         old, self.settings = self.settings, new
-        assert self.delivery is not None and self.recorder is not None
+        assert self.delivery is not None and self.recorder is not None and self.store is not None
+        kept = [c for c in new.sources if c in old.sources] if new.host == old.host else []
+        added = tuple(c for c in new.sources if c not in kept)
+        # the rules' change is recorded before any run is judged by the new rules
+        self.recorder.history.add_sources(self.store, (c.name for c in added), now_ms())
+        self.recorder.history.note_scopes(self.store, new.sources, now_ms())
         await self.delivery.reconfigure(new)
         self.recorder.settings = new
-        kept = [c for c in new.sources if c in old.sources] if new.host == old.host else []
         for runner in [r for r in self.runners if r.cfg not in kept]:
             self.runners.remove(runner)
             await runner.close()
         for runner in self.runners:  # commits are read while a sink (Jira) needs them
             if isinstance(runner, JenkinsRunner):
                 runner.source.changelog = new.jira is not None
-        added = tuple(c for c in new.sources if c not in kept)
-        assert self.store is not None
-        self.recorder.history.add_sources(self.store, (c.name for c in added), now_ms())
-        self.recorder.history.note_scopes(self.store, new.sources, now_ms())
         await self._start_runners(added)
         self.delivery.resume()
         log.info("configuration reloaded from %s", self.config_path)

@@ -87,7 +87,10 @@ def _glob(pattern: str) -> re.Pattern[str]:
     out = ""
     i = 0
     while i < len(pattern):
-        if pattern.startswith("**", i):
+        if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
+            out += "(?:.*/)?"  # zero or more folders, as in .gitignore: **/seed-job names seed-job too
+            i += 3
+        elif pattern.startswith("**", i):
             out += ".*"
             i += 2
         elif pattern[i] == "*":
@@ -103,5 +106,6 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 
 def job_matches(pattern: str, job: str) -> bool:
-    """Glob over job full names: ``*`` stays inside one folder, ``**`` crosses folders."""
+    """Glob over job full names: ``*`` stays inside one folder, ``**`` crosses folders, and ``**/``
+    at the start of a part stands for zero or more folders (``**/seed`` names ``seed`` too)."""
     return _glob(pattern).match(job) is not None

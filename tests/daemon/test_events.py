@@ -338,6 +338,11 @@ def test_job_matches() -> None:
     assert not job_matches("app-?", "app-12")
     assert not job_matches("pay", "payments")
     assert not job_matches("a.b", "axb")
+    # **/ at the start of a part: zero or more folders
+    assert job_matches("**/seed-job", "seed-job") and job_matches("**/seed-job", "ops/infra/seed-job")
+    assert not job_matches("**/seed-job", "my-seed-job")
+    assert job_matches("a/**/b", "a/b") and job_matches("a/**/b", "a/x/y/b")
+    assert not job_matches("a/**/b", "ab") and not job_matches("x**/b", "b")
 
 
 def test_iso_ms_format() -> None:

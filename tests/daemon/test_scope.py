@@ -14,7 +14,7 @@ from daemon.config import Settings
 from daemon.events import RunFacts
 from daemon.history import HistoryPolicy, scope_key
 from daemon.recorder import Recorder
-from daemon.scope import exclusion
+from daemon.scope import Scope, exclusion
 from daemon.store import Store
 from parsers import BranchHead
 
@@ -159,7 +159,7 @@ def test_a_job_switched_on_sends_its_new_runs_not_those_it_had_while_off(tmp_pat
     off = _settings(tmp_path, exclude=["housekeeping/*"])
     policy = HistoryPolicy.for_daemon(store, ["jenkins"], START - 1)
     policy.note_scopes(store, off.sources, START - 1)
-    assert store.get_meta_json(scope_key("jenkins"))["before"] is None  # the first rules: no change
+    assert store.get_meta_json(scope_key("jenkins"))["changes"] == []  # the first rules: no change
     changed = START + 10_000
     on = _settings(tmp_path)
     policy.note_scopes(store, on.sources, changed)
@@ -173,6 +173,43 @@ def test_a_job_switched_on_sends_its_new_runs_not_those_it_had_while_off(tmp_pat
     # a restart with the same rules keeps the change and its time
     again = HistoryPolicy.for_daemon(store, ["jenkins"], changed + 50_000)
     again.note_scopes(store, on.sources, changed + 50_000)
-    assert store.get_meta_json(scope_key("jenkins"))["changed_ms"] == changed
+    assert [c["changed_ms"] for c in store.get_meta_json(scope_key("jenkins"))["changes"]] == [changed]
     assert not again.admits(backup, None, arrived=False)
+    store.close()
+
+
+def test_a_second_change_of_rules_keeps_the_first_ones_history(tmp_path: Path) -> None:
+    """Off, then on, then an unrelated exclude: a run that finished while the job was off stays
+    history after the second change (judged by the rules in force when it finished)."""
+    store = Store(tmp_path / "state")
+    policy = HistoryPolicy.for_daemon(store, ["jenkins"], START - 1)
+    policy.note_scopes(store, _settings(tmp_path, exclude=["housekeeping/*"]).sources, START - 1)
+    policy.note_scopes(store, _settings(tmp_path).sources, START + 10_000)
+    backup = _facts("housekeeping/backup", None)  # finished at START + 1000, while it was off
+    assert not policy.admits(backup, None, arrived=False)
+    policy.note_scopes(store, _settings(tmp_path, exclude=["other/*"]).sources, START + 20_000)
+    assert not policy.admits(backup, None, arrived=False)
+    between = replace(backup, number=2, end_ms=START + 15_000, written_ms=START + 15_000)
+    assert policy.admits(between, None, arrived=False)  # finished while it was on
+    restarted = HistoryPolicy.for_daemon(store, ["jenkins"], START + 30_000)
+    restarted.note_scopes(store, _settings(tmp_path, exclude=["other/*"]).sources, START + 30_000)
+    assert not restarted.admits(backup, None, arrived=False) and restarted.admits(
+        between, None, arrived=False
+    )
+    store.close()
+
+
+def test_the_first_form_of_the_rules_record_is_read(tmp_path: Path) -> None:
+    """A database written before several changes were kept holds one change (before, changed_ms)."""
+    store = Store(tmp_path / "state")
+    off = _settings(tmp_path, exclude=["housekeeping/*"])
+    first_form = {
+        "rules": Scope.of(_settings(tmp_path).sources[0]).fingerprint(),
+        "before": Scope.of(off.sources[0]).fingerprint(),
+        "changed_ms": START + 10_000,
+    }
+    store.set_meta_json(scope_key("jenkins"), first_form)
+    policy = HistoryPolicy.for_daemon(store, ["jenkins"], START + 20_000)
+    policy.note_scopes(store, _settings(tmp_path).sources, START + 20_000)
+    assert not policy.admits(_facts("housekeeping/backup", None), None, arrived=False)
     store.close()
