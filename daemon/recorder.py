@@ -47,7 +47,9 @@ class Recorder:
         on_queued: Callable[[], None] | None = None,
         only: tuple[str, ...] | None = None,
     ) -> None:
-        """``only``: the sinks updates may be queued for (``buildtail backfill --to``); None: all."""
+        """``only``: the sinks a run first found here may be queued for (``buildtail backfill --to``);
+        None: all. A run already recorded is not history: its updates go to every sink that wants
+        them, or a sink that has it in progress would never learn how it ended."""
         self.only = only
         self.store = store
         self.settings = settings  # replaced on reload
@@ -82,9 +84,9 @@ class Recorder:
                 return None
             carried = carried_keys(self.settings, update, self.store)
             sinks = queued_for(self.settings, update, self.store, carried)
-            if self.only is not None:  # a backfill: a run no asked-for sink wants stays history,
-                sinks = tuple(name for name in sinks if name in self.only)  # for a later --to
-                if not sinks:
+            if self.only is not None and prior is None:  # a backfill's history: a run no asked-for
+                sinks = tuple(name for name in sinks if name in self.only)  # sink wants waits for a
+                if not sinks:  # later --to; a run already known goes on to every sink that has it
                     return None
             seq = self.store.record(
                 update.run,

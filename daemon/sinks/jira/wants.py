@@ -3,7 +3,8 @@
 Jira stores a build or a deployment only against issues, so an update is queued for Jira only when
 its kind is enabled (``jira.builds``, ``jira.deployments``) and the run names an issue key
 (``keys.issue_keys_for``, plus a deployment's carried keys). A run already queued for Jira (or
-delivered to it) keeps getting its later updates, whatever they name: Jira must learn how it ended.
+delivered to it) keeps getting its later updates, whatever they name and whatever ``jira.builds`` or
+``jira.deployments`` say since a reload: Jira must learn how it ended.
 
 A deployment's carried keys are kept per job and environment in the sink's facts
 (``carried:<source>/<job>@<environment>``): set when a deployment there ends without success,
@@ -60,10 +61,10 @@ def jira_wants(settings: Settings, update: Update, store: Store, carried: tuple[
     jira = settings.jira
     if jira is None:
         return False
+    if store.sink_has_run(NAME, update.run.pipeline_id):
+        return True  # first: Jira learns how a run it has ended, whatever the settings say now
     if not (jira.deployments if update.run.kind == "deployment" else jira.builds):
         return False
-    if store.sink_has_run(NAME, update.run.pipeline_id):
-        return True
     keys = with_carried(update.facts, jira, carried) if carried else issue_keys_for(update.facts, jira)
     return bool(keys.keys)
 
