@@ -300,6 +300,10 @@ class OutboxQueue:
         with self._tx():
             self._set_meta(sink_key(sink, fact), json.dumps(value))
 
+    def forget_sink_fact(self, sink: str, fact: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (sink_key(sink, fact),))
+
     def set_delivery_state(
         self,
         paused_reason: str | None,

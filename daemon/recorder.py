@@ -25,7 +25,8 @@ from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.scope import keeps_out
-from daemon.sinks.jira.wants import annotate, carried_keys, note_deployment
+from daemon.sinks.jira.wants import NAME as JIRA
+from daemon.sinks.jira.wants import annotate, carried_keys, keep_keys, note_deployment, run_keys
 from daemon.sinks.registry import queued_for
 from daemon.store import STORE_RETRY_S, Store
 
@@ -88,15 +89,18 @@ class Recorder:
                 sinks = tuple(name for name in sinks if name in self.only)  # sink wants waits for a
                 if not sinks:  # later --to; a run already known goes on to every sink that has it
                     return None
+            keys = run_keys(self.settings, update, self.store, carried) if JIRA in sinks else ()
             seq = self.store.record(
                 update.run,
-                annotate(update_to_json(update), carried),
+                annotate(update_to_json(update), carried, keys),
                 prior=prior,
                 priority=priority,
                 sinks=sinks,
             )
             if seq is not None:
                 note_deployment(self.settings, update, self.store, carried)
+                if JIRA in sinks:
+                    keep_keys(self.store, update, keys)
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)
                 log.debug(

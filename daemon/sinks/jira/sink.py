@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 from daemon.clock import now_ms
@@ -34,7 +35,7 @@ from daemon.sinks.jira.render import JiraRender, NoIssueKeys, build_item, bulk_b
 from daemon.sinks.jira.reply import Reply
 from daemon.sinks.jira.token import ClientCredentials
 from daemon.sinks.jira.transport import JiraTransport
-from daemon.sinks.jira.wants import CARRIED, NAME
+from daemon.sinks.jira.wants import CARRIED, KEYS, NAME
 from daemon.store import OutboxItem, Store
 
 __all__ = ["NAME", "JiraSink", "JiraStdout", "open_jira"]
@@ -176,8 +177,14 @@ class JiraSink:
     # --- one update's item -----------------------------------------------------------------------
 
     def keys(self, update: Update, data: dict[str, Any]) -> IssueKeys:
+        """The keys decided when the update was queued (``KEYS``: the run's first ones kept); an
+        update queued before they were stored is decided now."""
         carried = tuple(str(k) for k in data.get(CARRIED) or ())
-        return with_carried(update.facts, self.jira, carried)
+        found = with_carried(update.facts, self.jira, carried)
+        kept = tuple(str(k) for k in data.get(KEYS) or ())
+        if not kept:
+            return found
+        return replace(found, keys=kept, cut=tuple(k for k in found.cut if k not in kept))
 
     def _item(self, item: OutboxItem) -> tuple[Kind, dict[str, Any], IssueKeys]:
         if item.update is None:

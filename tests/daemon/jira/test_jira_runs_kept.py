@@ -4,12 +4,15 @@ is queued for Jira and renders to at least the keys Jira first saw."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
+from daemon.delivery.budget import TokenBucket
 from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
+from daemon.sinks.jira.sink import JiraSink, JiraStdout
 from daemon.store import Store
 
 from ..test_events import DEPLOYS, START, facts, finished, settings
@@ -65,5 +68,36 @@ def test_builds_turned_off_by_reload_still_end_the_runs_jira_has(tmp_path: Path)
         assert sorted(_rows(store)) == [("compass", "SUCCESSFUL"), ("jira", "SUCCESSFUL")]
         recorder.record(finished(number=8, branch="ABC-2"), arrived=True)  # a new one: not for Jira
         assert [sink for sink, _ in _rows(store)].count("jira") == 1
+    finally:
+        store.close()
+
+
+def test_the_final_update_keeps_the_keys_first_sent(tmp_path: Path) -> None:
+    """``project_keys`` changed by a reload leaves out the run's key: its final update still goes to
+    ABC-1, the key Jira has it under, and is not a dead letter."""
+    store = Store(tmp_path / "state")
+    try:
+        recorder = Recorder(store, _settings(tmp_path), history=HistoryPolicy({}))
+        recorder.record(facts(branch="ABC-1-login"), arrived=True)
+        new = _settings(tmp_path, project_keys=["OPS"])
+        recorder.settings = new
+        recorder.record(finished(branch="ABC-1-login"), arrived=True)
+        sink = JiraSink(new, transport=JiraStdout(io.StringIO()), bucket=TokenBucket(0, 1))
+        (item,) = store.due_items(10, sink="jira")
+        assert sink.render(item)["issueKeys"] == ["ABC-1"]
+    finally:
+        store.close()
+
+
+def test_later_updates_add_keys_found_since(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    cfg = _settings(tmp_path)
+    try:
+        recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+        recorder.record(facts(branch="ABC-1-login"), arrived=True)
+        recorder.record(finished(branch="OPS-2-fix"), arrived=True)
+        sink = JiraSink(cfg, transport=JiraStdout(io.StringIO()), bucket=TokenBucket(0, 1))
+        (item,) = store.due_items(10, sink="jira")
+        assert sink.render(item)["issueKeys"] == ["ABC-1", "OPS-2"]
     finally:
         store.close()
