@@ -28,7 +28,7 @@ from daemon.events import Update, environment, update_from_json
 from daemon.ops.logs import about
 from daemon.sinks import SendResult, Sent, Transport
 from daemon.sinks.compass.graphql import GraphQLError
-from daemon.sinks.jira.answers import ItemVerdict, Kind, Verdict, item_key, judge
+from daemon.sinks.jira.answers import UNNAMED, ItemVerdict, Kind, Verdict, item_key, judge
 from daemon.sinks.jira.batch import Batch, Queued, next_batch, split, superseded_fates
 from daemon.sinks.jira.keys import IssueKeys, with_carried
 from daemon.sinks.jira.render import JiraRender, NoIssueKeys, build_item, bulk_body, deployment_item
@@ -43,6 +43,9 @@ __all__ = ["NAME", "JiraSink", "JiraStdout", "open_jira"]
 log = logging.getLogger("buildtail")
 
 _CUT_LOGGED_MAX = 10_000  # runs whose cut keys were logged, remembered so it is said once per run
+# Jira's 202s in a row that name an update neither accepted nor rejected before it is a dead letter:
+# retried for ever, it would come first in every batch and hold the others' places
+UNNAMED_MAX = 5
 
 
 def _bucket(jira: JiraSettings | None, store: Store, dry_run: bool) -> TokenBucket:
@@ -155,6 +158,7 @@ class JiraSink:
         self.bucket = bucket
         self.for_real = for_real
         self._cut_logged: dict[str, None] = {}
+        self._unnamed: dict[int, int] = {}  # outbox id -> Jira's answers in a row that did not name it
 
     async def reconfigure(self, new: Settings, store: Store, *, dry_run: bool) -> None:
         """A reload: new credentials, site or budget for the next request (a secret file is read
@@ -251,10 +255,29 @@ class JiraSink:
             queued.append(Queued(item.id, kind, item_key(kind, body), item.seq, item.terminal))
         batch = next_batch(queued)
         if batch is not None:
-            for q, verdict in await self._request(batch, [bodies[q.id] for q in batch.send]):
+            for q, judged in await self._request(batch, [bodies[q.id] for q in batch.send]):
                 item = by_id[q.id]
+                verdict = self._bound_unnamed(item, judged)
                 sent[q.id] = Sent(item, bodies[q.id], _result(verdict, q, notes.get(q.id, "")))
         return [sent.get(item.id) or Sent(item, None, None) for item in items]
+
+    def _bound_unnamed(
+        self, item: OutboxItem, judged: tuple[ItemVerdict, SendResult]
+    ) -> tuple[ItemVerdict, SendResult]:
+        """An update Jira's answers leave unnamed ``UNNAMED_MAX`` times in a row: a dead letter."""
+        verdict, request = judged
+        if verdict.fate != "retry" or verdict.detail != UNNAMED:
+            self._unnamed.pop(item.id, None)
+            return judged
+        count = self._unnamed.pop(item.id, 0) + 1
+        if count < UNNAMED_MAX:
+            if len(self._unnamed) >= _CUT_LOGGED_MAX:
+                self._unnamed.pop(next(iter(self._unnamed)))
+            self._unnamed[item.id] = count
+            return judged
+        why = f"Jira's answer never named it ({count} answers in a row accepted or rejected others)"
+        log.warning("%s: %s", item.pipeline_id, why, extra=about(run=item.pipeline_id))
+        return ItemVerdict("dead", why, verdict.unknown_keys), request
 
     async def _request(
         self, batch: Batch, bodies: Sequence[dict[str, Any]]
