@@ -243,8 +243,16 @@ class JiraSink:
         for item in items:
             try:
                 kind, body, keys = self._item(item)
-            except (NoIssueKeys, ValueError, KeyError, TypeError) as exc:
-                why = f"no item for Jira: {exc}"
+            except Exception as exc:  # a damaged or unforeseen update: a dead letter alone, not its batch
+                why = f"no item for Jira: {type(exc).__name__}: {exc}"
+                if not isinstance(exc, NoIssueKeys):
+                    log.warning(
+                        "%s (seq %d): %s",
+                        item.pipeline_id,
+                        item.seq,
+                        why,
+                        extra=about(run=item.pipeline_id),
+                    )
                 sent[item.id] = Sent(item, None, SendResult("rejected", None, why))
                 continue
             bodies[item.id] = body
