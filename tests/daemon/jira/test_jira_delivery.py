@@ -257,3 +257,24 @@ def test_a_deployment_carries_the_keys_of_the_failed_ones_before_it(tmp_path: Pa
         }
     finally:
         store.close()
+
+
+async def test_jiras_budget_counts_an_accepted_request_once(tmp_path: Path, jira: FakeJira) -> None:
+    """Ten builds accepted in one request are one request of Jira's minute, not ten."""
+    cfg = _settings(tmp_path, jira, rate_limit_per_minute=600, batch_window=1.0)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        for number in range(1, 11):
+            recorder.record(finished(job="lib", number=number, branch=f"ABC-{number}"))
+        delivery.start()
+        await _until(lambda: not _rows(store, "jira"))
+        await delivery.stop(5.0)
+        requests = [s for s in jira.submissions if s.kind == "builds" and s.status == 202]
+        (sender,) = [s for s in delivery.senders if s.sink.name == "jira"]
+        assert sum(len(s.body["builds"]) for s in requests) == 10
+        assert len(sender.bucket._accepted) == len(requests)
+    finally:
+        await delivery.close()
+        store.close()
