@@ -27,7 +27,7 @@ from daemon.ops.metrics import Metrics
 from daemon.scope import keeps_out
 from daemon.sinks.jira.wants import NAME as JIRA
 from daemon.sinks.jira.wants import annotate, carried_keys, keep_keys, note_deployment, run_keys
-from daemon.sinks.registry import queued_for
+from daemon.sinks.registry import as_opened, queued_for
 from daemon.store import STORE_RETRY_S, Store
 
 __all__ = ["Recorder"]
@@ -53,11 +53,20 @@ class Recorder:
         them, or a sink that has it in progress would never learn how it ended."""
         self.only = only
         self.store = store
-        self.settings = settings  # replaced on reload
+        self._settings = settings  # replaced on reload
         self.history = history
         self.metrics = metrics
         self.on_queued = on_queued
         self._trouble = LogOnce(log, every=STORE_TROUBLE_LOG_S)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, new: Settings) -> None:
+        """A reload; the sinks updates are queued for stay those opened at start (``as_opened``)."""
+        self._settings = as_opened(new, self._settings)
 
     def record(self, facts: RunFacts, *, arrived: bool = False, priority: int | None = None) -> int | None:
         """Queues the run's next event, if any; returns its sequence number.

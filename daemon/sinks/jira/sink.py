@@ -163,10 +163,9 @@ class JiraSink:
     async def reconfigure(self, new: Settings, store: Store, *, dry_run: bool) -> None:
         """A reload: new credentials, site or budget for the next request (a secret file is read
         at each token request anyway); rendering follows the new settings at once."""
-        self.settings = new
-        if new.jira is None:
-            log.warning("jira section removed: restart buildtail to stop sending to Jira")
+        if new.jira is None:  # the delivery keeps the section while the sink is open (as_opened)
             return
+        self.settings = new
         old, self.jira = self.jira, new.jira
         self.batch_window = float(new.jira.batch_window)
         if new.jira == old:

@@ -278,3 +278,54 @@ async def test_jiras_budget_counts_an_accepted_request_once(tmp_path: Path, jira
     finally:
         await delivery.close()
         store.close()
+
+
+async def test_a_jira_section_added_by_reload_waits_for_a_restart(
+    tmp_path: Path, jira: FakeJira, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is queued for a Jira nothing sends to; the reload says to restart, once."""
+    cfg = settings(tmp_path, compass=DEPLOYS)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        new = _settings(tmp_path, jira)
+        with caplog.at_level("WARNING", logger="buildtail"):
+            await delivery.reconfigure(new)
+        recorder.settings = new
+        assert [r.message for r in caplog.records if "restart" in r.message] == [
+            "jira section added: restart buildtail to start sending to Jira"
+        ]
+        recorder.record(finished(job="lib", number=1, branch="ABC-1"))
+        assert _rows(store, "jira") == [] and _rows(store, "compass") == ["lib#1"]
+    finally:
+        await delivery.close()
+        store.close()
+
+
+async def test_a_jira_section_removed_by_reload_keeps_sending_until_a_restart(
+    tmp_path: Path, jira: FakeJira, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = _settings(tmp_path, jira)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        new = settings(tmp_path, compass=DEPLOYS)
+        with caplog.at_level("WARNING", logger="buildtail"):
+            await delivery.reconfigure(new)
+        recorder.settings = new
+        assert [r.message for r in caplog.records if "restart" in r.message] == [
+            "jira section removed: restart buildtail to stop sending to Jira"
+        ]
+        recorder.record(finished(job="lib", number=1, branch="ABC-1"))
+        assert _rows(store, "jira") == ["lib#1"]
+        delivery.start()
+        await _until(lambda: not _rows(store, "jira"))
+        await delivery.stop(5.0)
+        assert [s.body["builds"][0]["issueKeys"] for s in jira.submissions if s.kind == "builds"] == [
+            ["ABC-1"]
+        ]
+    finally:
+        await delivery.close()
+        store.close()
