@@ -20,6 +20,7 @@ turn its final update into an item without keys.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from daemon.config import Settings
@@ -36,6 +37,7 @@ __all__ = [
     "carried_keys",
     "jira_wants",
     "keep_keys",
+    "kept_keys",
     "note_deployment",
     "run_keys",
 ]
@@ -100,6 +102,20 @@ def run_keys(settings: Settings, update: Update, store: Store, carried: tuple[st
     kept = [str(k) for k in value] if isinstance(value, list) else []
     own = with_carried(update.facts, settings.jira, carried).keys
     return tuple(dict.fromkeys([*kept, *own]))[:MAX_ISSUE_KEYS]
+
+
+def kept_keys(store: Store, pipeline_id: str) -> tuple[str, ...]:
+    """The keys the run's Jira updates go with while it has one queued or in progress (``explain``)."""
+    value = store.sink_fact(NAME, _kept(pipeline_id))
+    if isinstance(value, list):
+        return tuple(str(k) for k in value)
+    rows = store.read_rows(
+        "SELECT u.data FROM updates u JOIN outbox o ON o.update_id = u.id"
+        " WHERE o.sink = ? AND o.pipeline_id = ? ORDER BY o.seq DESC LIMIT 1",
+        (NAME, pipeline_id),
+    )
+    data = json.loads(rows[0][0]) if rows else {}
+    return tuple(str(k) for k in data.get(KEYS) or ())
 
 
 def keep_keys(store: Store, update: Update, keys: tuple[str, ...]) -> None:
