@@ -32,10 +32,12 @@ ANSWERS_KEEP_DAYS = 35  # a month of answers and then some: Compass's 28-day win
 ANSWER_BODY_MAX = 1024  # characters of an answer's body or error kept (never a header, never a token)
 _DAY_MS = 86_400_000
 # Expired answers removed with each acknowledgement, per answer added: pruning keeps pace with what
-# is written, one bounded DELETE in a transaction that is open anyway. It looks only at the oldest
-# rows (by id, the order they were written in), so it needs no index of its own and costs a few
-# row reads when nothing has expired.
+# is written, one bounded DELETE in a transaction that is open anyway. It walks the table by id from
+# where it stopped (``_PRUNE_SCAN`` rows per answer, by the primary key: no index of its own, a few
+# row reads when nothing has expired), back to the start at its end: an old row refreshed in place
+# (a repeated answer) is passed over, never a wall that keeps the expired rows behind it.
 _PRUNE_PER_ANSWER = 2
+_PRUNE_SCAN = 64
 
 
 def sink_key(sink: str, fact: str) -> str:
@@ -96,6 +98,7 @@ class OutboxQueue:
     """The outbox's reads and writes; mixed into ``Store``, which owns the connection."""
 
     _db: sqlite3.Connection
+    _prune_after: int = 0  # the id the pruning of answers goes on after (see ``_PRUNE_SCAN``)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
@@ -228,13 +231,29 @@ class OutboxQueue:
                 _INSERT_ANSWER,
                 [_answer_row(i, a, "accepted", stamp_ms) for i, a in zip(items, given, strict=True)],
             )
-            db.execute(
-                "DELETE FROM answers WHERE id IN (SELECT id FROM answers ORDER BY id LIMIT ?) AND at_ms < ?",
-                (_PRUNE_PER_ANSWER * len(items), stamp_ms - ANSWERS_KEEP_DAYS * _DAY_MS),
-            )
+            self._prune_answers(db, len(items), stamp_ms)
             stamp = str(stamp_ms)
             for sink in dict.fromkeys(i.sink for i in items):
                 self._set_meta(sink_key(sink, "last_delivery_ms"), stamp)
+
+    def _prune_answers(self, db: sqlite3.Connection, added: int, stamp_ms: int) -> None:
+        """Up to ``_PRUNE_PER_ANSWER`` expired answers per answer ``added``, from the next stretch."""
+        cutoff, most, scan = (
+            stamp_ms - ANSWERS_KEEP_DAYS * _DAY_MS,
+            _PRUNE_PER_ANSWER * added,
+            _PRUNE_SCAN * added,
+        )
+        rows = db.execute(
+            "SELECT id, at_ms FROM answers WHERE id > ? ORDER BY id LIMIT ?", (self._prune_after, scan)
+        ).fetchall()
+        expired = [int(row_id) for row_id, at_ms in rows if at_ms < cutoff][:most]
+        db.executemany("DELETE FROM answers WHERE id = ?", [(row_id,) for row_id in expired])
+        if len(expired) == most:
+            self._prune_after = expired[-1]
+        elif len(rows) == scan:
+            self._prune_after = int(rows[-1][0])
+        else:
+            self._prune_after = 0  # the end of the table: from its start again
 
     def sink_has_run(self, sink: str, pipeline_id: str) -> bool:
         """Whether ``sink`` has the run queued, or accepted or gave up an update of it."""
@@ -299,6 +318,10 @@ class OutboxQueue:
     def set_sink_fact(self, sink: str, fact: str, value: Any) -> None:
         with self._tx():
             self._set_meta(sink_key(sink, fact), json.dumps(value))
+
+    def forget_sink_fact(self, sink: str, fact: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (sink_key(sink, fact),))
 
     def set_delivery_state(
         self,

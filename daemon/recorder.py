@@ -25,8 +25,9 @@ from daemon.history import HistoryPolicy
 from daemon.ops.logs import LogOnce, about
 from daemon.ops.metrics import Metrics
 from daemon.scope import keeps_out
-from daemon.sinks.jira.wants import annotate, carried_keys, note_deployment
-from daemon.sinks.registry import queued_for
+from daemon.sinks.jira.wants import NAME as JIRA
+from daemon.sinks.jira.wants import annotate, carried_keys, keep_keys, note_deployment, run_keys
+from daemon.sinks.registry import as_opened, queued_for
 from daemon.store import STORE_RETRY_S, Store
 
 __all__ = ["Recorder"]
@@ -47,14 +48,25 @@ class Recorder:
         on_queued: Callable[[], None] | None = None,
         only: tuple[str, ...] | None = None,
     ) -> None:
-        """``only``: the sinks updates may be queued for (``buildtail backfill --to``); None: all."""
+        """``only``: the sinks a run first found here may be queued for (``buildtail backfill --to``);
+        None: all. A run already recorded is not history: its updates go to every sink that wants
+        them, or a sink that has it in progress would never learn how it ended."""
         self.only = only
         self.store = store
-        self.settings = settings  # replaced on reload
+        self._settings = settings  # replaced on reload
         self.history = history
         self.metrics = metrics
         self.on_queued = on_queued
         self._trouble = LogOnce(log, every=STORE_TROUBLE_LOG_S)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, new: Settings) -> None:
+        """A reload; the sinks updates are queued for stay those opened at start (``as_opened``)."""
+        self._settings = as_opened(new, self._settings)
 
     def record(self, facts: RunFacts, *, arrived: bool = False, priority: int | None = None) -> int | None:
         """Queues the run's next event, if any; returns its sequence number.
@@ -82,19 +94,22 @@ class Recorder:
                 return None
             carried = carried_keys(self.settings, update, self.store)
             sinks = queued_for(self.settings, update, self.store, carried)
-            if self.only is not None:  # a backfill: a run no asked-for sink wants stays history,
-                sinks = tuple(name for name in sinks if name in self.only)  # for a later --to
-                if not sinks:
+            if self.only is not None and prior is None:  # a backfill's history: a run no asked-for
+                sinks = tuple(name for name in sinks if name in self.only)  # sink wants waits for a
+                if not sinks:  # later --to; a run already known goes on to every sink that has it
                     return None
+            keys = run_keys(self.settings, update, self.store, carried) if JIRA in sinks else ()
             seq = self.store.record(
                 update.run,
-                annotate(update_to_json(update), carried),
+                annotate(update_to_json(update), carried, keys),
                 prior=prior,
                 priority=priority,
                 sinks=sinks,
             )
             if seq is not None:
                 note_deployment(self.settings, update, self.store, carried)
+                if JIRA in sinks:
+                    keep_keys(self.store, update, keys)
                 if self.metrics is not None:
                     self.metrics.run_detected(update.run.state, update.run.kind)
                 log.debug(

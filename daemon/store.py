@@ -268,8 +268,9 @@ class Store(OutboxQueue):
 
         The sequence number is ``max(last + 1, now in ms)``: it follows the clock when the clock is
         sane and still increases when the clock steps back, because the last one is persisted.
-        A terminal event drops the run's queued IN_PROGRESS (every sink's): it would be overwritten
-        anyway and costs a request of the rate budget.
+        A terminal event drops the run's queued IN_PROGRESS for each of ``sinks`` (it would be
+        overwritten anyway and costs a request of the rate budget), never another sink's: a sink
+        that does not get the final update keeps what it has.
         """
         now = now_ms()
         if priority is None:
@@ -303,8 +304,11 @@ class Store(OutboxQueue):
                     run.kind,
                 ),
             )
-            if run.terminal:
-                db.execute("DELETE FROM outbox WHERE pipeline_id = ? AND terminal = 0", (run.pipeline_id,))
+            if run.terminal and sinks:  # each sink's own: only a sink that gets the final one
+                db.executemany(
+                    "DELETE FROM outbox WHERE pipeline_id = ? AND sink = ? AND terminal = 0",
+                    [(run.pipeline_id, sink) for sink in sinks],
+                )
                 self._forget_updates(run.pipeline_id)
             if not sinks:  # no destination wants it (Jira alone, a run naming no issue): state only
                 return seq

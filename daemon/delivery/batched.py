@@ -5,8 +5,9 @@ as it did: the same guarantees hold here - a run never has two updates in flight
 queue only when their own answer says so, and each answered update is settled by the sender's one
 set of rules (``Sender._settle``). What differs: the due updates are taken together (one per run),
 the first waits up to the sink's ``batch_window`` for company, one request of the budget is spent
-per request, and an update the sink did not send this time (another kind, or superseded by a newer
-one of its run that is not settled yet) goes back to the queue untouched.
+per request and an accepted request counted once (not once per item it carried), and an update the
+sink did not send this time (another kind, or superseded by a newer one of its run that is not
+settled yet) goes back to the queue untouched.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class BatchSending:
         raise NotImplementedError
 
     def _forget(self, item: OutboxItem) -> None:
+        raise NotImplementedError
+
+    def _budget_accepted(self) -> None:
         raise NotImplementedError
 
     async def _step_batch(self) -> None:
@@ -104,6 +108,8 @@ class BatchSending:
         finally:
             answered = {s.item.id: s for s in sent}
             results = [s.result for s in sent if s.result is not None]
+            if any(r.outcome == "accepted" for r in results):
+                self._budget_accepted()  # one request, however many of its items Jira accepted
             if self.metrics is not None and self.primary and results:
                 first = next((r for r in results if r.outcome == "accepted"), results[0])
                 self.metrics.event_sent(first.outcome, first.status, time.monotonic() - started)

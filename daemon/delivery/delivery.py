@@ -18,7 +18,7 @@ from daemon.delivery.lock import DeliveryLock
 from daemon.delivery.sender import MissingSourceHook, Sender
 from daemon.ops.metrics import Metrics
 from daemon.sinks import Sink, Transport
-from daemon.sinks.registry import open_sinks
+from daemon.sinks.registry import as_opened, open_sinks
 from daemon.store import OutboxItem, Store
 
 __all__ = ["Delivery"]
@@ -165,7 +165,12 @@ class Delivery:
         ]
 
     async def reconfigure(self, new: Settings) -> None:
-        """A reload: new credentials, site or budget take effect for the next request."""
-        self.settings = new
+        """A reload: new credentials, site or budget take effect for the next request. A sink is
+        opened or closed only at start: a reload adding or removing its section says so, once."""
+        kept = as_opened(new, self.settings)
+        if kept is not new:
+            change = ("added", "start") if new.jira is not None else ("removed", "stop")
+            log.warning("jira section %s: restart buildtail to %s sending to Jira", *change)
+        self.settings = new = kept
         for sink in self.sinks:
             await sink.reconfigure(new, self._store, dry_run=self.dry_run)

@@ -294,6 +294,10 @@ class Sender(BatchSending):
         except TimeoutError:
             pass
 
+    def _budget_accepted(self) -> None:
+        """A request was accepted: the budget counts requests (its share of the account's minute)."""
+        self.bucket.accepted(more_waiting=time.monotonic() - self._throttled_at < RATE_LIMIT_WINDOW_S)
+
     async def _settle(self, item: OutboxItem, result: SendResult, *, acked: bool = False) -> None:
         """What an answer means for ``item``; ``acked``: an accepted one already acknowledged in
         the store (``_settle_done`` acknowledges a batch at once)."""
@@ -313,7 +317,8 @@ class Sender(BatchSending):
         elif result.status is not None:  # an answer from Compass; a connection error says nothing
             self._not_compass_streak = 0
         if result.outcome == "accepted":
-            self.bucket.accepted(more_waiting=time.monotonic() - self._throttled_at < RATE_LIMIT_WINDOW_S)
+            if self.sink.batch_size <= 1:  # a batch sink's request is counted once (_send_batch)
+                self._budget_accepted()
             self.delivered += 1
             self.last_delivery_ms = int(now * 1000)
             if not acked:

@@ -28,6 +28,7 @@ from daemon.events import RunFacts, environment, result_state
 from daemon.history import GLOBAL_CUTOFF_KEY, cutoff_key
 from daemon.ops.explain_jira import delivery_reasons, jira_metrics, jira_report
 from daemon.scope import exclusion
+from daemon.sinks.jira.wants import kept_keys
 from daemon.sources.jenkins.source import JenkinsSource
 from daemon.store import Store
 
@@ -326,7 +327,8 @@ def _run_report(
         for m in _metrics_of(run["kind"])
     ]
     if settings.jira is not None:
-        run["jira"] = jira_report(settings, run, facts)
+        kept = next((k for r in recorded if (k := kept_keys(store, r["pipeline_id"]))), ())
+        run["jira"] = jira_report(settings, run, facts, kept=kept)
         run["metrics"].extend(jira_metrics(run))
     run["hint"] = DOCTOR_HINT
     return run

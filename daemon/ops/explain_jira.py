@@ -65,11 +65,17 @@ def _keys_json(keys: IssueKeys | None) -> dict[str, Any] | None:
 
 
 def jira_report(
-    settings: Settings, run: dict[str, Any], facts: RunFacts | None, keys: IssueKeys | None = None
+    settings: Settings,
+    run: dict[str, Any],
+    facts: RunFacts | None,
+    keys: IssueKeys | None = None,
+    *,
+    kept: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Whether the run goes to Jira (``goes``: None while its keys are unknown and Jira accepted
     nothing of it) and, when not, why (``why_not``); ``notes`` say what was cut or left out without
-    keeping it out. ``keys``: the run's issue keys (``_jira_keys``), None unknown."""
+    keeping it out. ``keys``: the run's issue keys (``_jira_keys``), None unknown; ``kept``: those
+    its Jira updates go with, decided when it was first queued for Jira (it keeps getting them)."""
     jira = settings.jira
     assert jira is not None
     if keys is None and facts is not None:
@@ -78,7 +84,9 @@ def jira_report(
     found = _keys_json(keys)
     why_not: list[str] = []
     notes: list[str] = []
-    if not (jira.deployments if kind == "deployment" else jira.builds):
+    if kept:
+        notes.append(f"sent with the issue keys kept since it was first queued for Jira: {', '.join(kept)}")
+    if not kept and not (jira.deployments if kind == "deployment" else jira.builds):
         why_not.append(f"jira.{kind}s is false: {kind}s are not sent to Jira")
     if run["excluded"]:
         why_not.append(f"filtered: {run['excluded']}")
@@ -86,7 +94,7 @@ def jira_report(
         why_not.append(run["history"])
     if found is None:
         notes.append("issue keys unknown: the run is not on disk to read them from")
-    elif not found["keys"]:
+    elif not found["keys"] and not kept:
         ignored = f" (keys outside jira.project_keys left out: {', '.join(found['ignored'])})"
         why_not.append(
             "no issue keys: Jira stores nothing without one; none in the branch name, the commit "

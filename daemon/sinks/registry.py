@@ -8,6 +8,10 @@ loop per sink.
 Compass is configured with a ``compass`` section, and also without one while there is no ``jira``
 section either: then its events go to stdout (a dry run, as before Jira was a destination). With
 only a ``jira`` section, Compass is not a destination at all (nothing is printed for it).
+
+The sinks are opened at start only: a reload that adds or removes the ``jira`` section changes
+nothing until a restart (``as_opened``), so no update is queued for a sink that nothing sends from,
+and the one that sends keeps getting them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from daemon.sinks.jira.sink import open_jira
 from daemon.sinks.jira.wants import jira_wants
 from daemon.store import Store
 
-__all__ = ["SINKS", "SinkEntry", "configured", "open_sinks", "queued_for"]
+__all__ = ["SINKS", "SinkEntry", "as_opened", "configured", "open_sinks", "queued_for"]
 
 Opener = Callable[..., Sink]
 
@@ -46,6 +50,14 @@ SINKS: dict[str, SinkEntry] = {
     COMPASS: SinkEntry(_compass_configured, lambda settings, *_: _compass_configured(settings), open_compass),
     JIRA: SinkEntry(lambda settings: settings.jira is not None, jira_wants, open_jira),
 }
+
+
+def as_opened(new: Settings, current: Settings) -> Settings:
+    """``new`` (a reload) with the ``jira`` section as ``current`` has it when the reload would add or
+    remove it: the sinks open stay the sinks updates are queued for until a restart."""
+    if (new.jira is None) == (current.jira is None):
+        return new
+    return new.model_copy(update={"jira": current.jira})
 
 
 def configured(settings: Settings) -> tuple[str, ...]:

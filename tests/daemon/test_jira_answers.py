@@ -185,3 +185,28 @@ def test_the_token_endpoint_refusing_the_credentials_pauses() -> None:
 )
 def test_other_token_endpoint_answers(reply: Reply, outcome: str) -> None:
     assert judge(reply, "builds", [build(1)]).result.outcome == outcome
+
+
+def test_an_item_echoed_percent_encoded_or_as_a_float_is_still_named() -> None:
+    items = [{"pipelineId": "jenkins/a b", "buildNumber": 1}, {"pipelineId": "jenkins/c", "buildNumber": 2}]
+    answer = {
+        "acceptedBuilds": [
+            {"pipelineId": "jenkins/a%20b", "buildNumber": 1},
+            {"pipelineId": "jenkins/c", "buildNumber": 2.0},
+        ]
+    }
+    verdict = judge(bulk(202, answer), "builds", items)
+    assert [v.fate for v in verdict.items] == ["accepted", "accepted"]
+
+
+def test_an_answer_naming_as_many_items_as_sent_in_other_words_is_read_in_order() -> None:
+    items = [build(1), build(2)]
+    rejected = [
+        {"key": {"pipelineId": "x", "buildNumber": n}, "errors": [{"message": f"bad {n}"}]} for n in (1, 2)
+    ]
+    verdict = judge(bulk(202, {"rejectedBuilds": rejected}), "builds", items)
+    assert [(v.fate, v.detail) for v in verdict.items] == [("dead", "bad 1"), ("dead", "bad 2")]
+    accepted = [{"pipelineId": "x", "buildNumber": n} for n in (1, 2)]
+    assert {v.fate for v in judge(bulk(202, {"acceptedBuilds": accepted}), "builds", items).items} == {
+        "accepted"
+    }

@@ -396,3 +396,24 @@ def test_answers_older_than_the_retention_go_as_new_ones_come(store: Store) -> N
     store.ack_many([item])  # one answer added: at most two expired ones removed with it
     left = [r[0] for r in _answers(store)]
     assert left == ["old#2", "old#3", "old#4", "recent#1", "app#1"]
+
+
+def test_expired_answers_behind_ones_refreshed_in_place_still_go(store: Store) -> None:
+    """The oldest rows are repeated answers, refreshed in place (recent ``at_ms``): the expired ones
+    written after them are still pruned, a bounded number with each acknowledgement."""
+    old = now_ms() - (ANSWERS_KEEP_DAYS + 1) * 86_400_000
+    store._db.executemany(
+        "INSERT INTO answers (sink, pipeline_id, seq, state, kind, terminal, outcome, at_ms)"
+        " VALUES ('jira', ?, 1, 'SUCCESSFUL', 'build', 1, ?, ?)",
+        [(f"stuck#{n}", "retry", now_ms()) for n in range(300)]
+        + [(f"old#{n}", "accepted", old) for n in range(6)],
+    )
+    for number in range(1, 21):
+        record(store, run_row("app", number, state="SUCCESSFUL", terminal=True))
+        item, _ = store.next_due()
+        assert item is not None
+        store.ack_many([item])
+        if not [r for r in _answers(store) if r[0].startswith("old#")]:
+            break
+    assert number <= 10, "the expired answers stayed behind the refreshed ones"
+    assert len([r for r in _answers(store) if r[0].startswith("stuck#")]) == 300

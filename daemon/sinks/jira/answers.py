@@ -30,18 +30,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from daemon.sinks import SendResult
 from daemon.sinks.compass.transport import parse_retry_after
 from daemon.sinks.jira.reply import Reply
 
-__all__ = ["Fate", "ItemVerdict", "Kind", "Verdict", "item_key", "judge"]
+__all__ = ["UNNAMED", "Fate", "ItemVerdict", "Kind", "Verdict", "item_key", "judge"]
 
 Kind = Literal["builds", "deployments"]  # the two bulk endpoints
 Fate = Literal["accepted", "dead", "retry", "hold"]
 DETAIL_MAX = 2000  # characters of Jira's error text kept for a dead letter
 # what a site admin ticks for each kind under Settings > Apps > OAuth credentials
 _PERMISSION = {"builds": "Builds", "deployments": "Deployments"}
+UNNAMED = "Jira's 202 neither accepted nor rejected it"  # a retry the sink bounds (``UNNAMED_MAX``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,18 @@ class Verdict:
         return sum(1 for item in self.items if item.fate == fate)
 
 
+def _norm(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a buildNumber echoed as 1.0
+    return unquote(str(value))  # a pipeline id echoed percent-encoded (or not)
+
+
 def _key(*values: object) -> tuple[str, ...]:
-    """Compared as text: a number Jira echoes as a string still names the same item."""
-    return tuple("" if v is None else str(v) for v in values)
+    """Compared as text, normalised: a number Jira echoes as a string or a float, or an id it echoes
+    percent-encoded or decoded, still names the same item."""
+    return tuple(_norm(v) for v in values)
 
 
 def item_key(kind: str, item: Mapping[str, Any]) -> tuple[str, ...]:
@@ -213,17 +224,25 @@ def _per_item(reply: Reply, kind: str, items: Sequence[Mapping[str, Any]]) -> Ve
     """A 202: each item's fate from the lists in Jira's answer (any of them may be absent)."""
     data: Mapping[str, Any] = reply.data
     title = kind.title()
-    accepted = {_answer_key(kind, k) for k in _list(data, f"accepted{title}")}
-    rejected: dict[tuple[str, ...] | None, str] = {}
+    named_accepted = [_answer_key(kind, k) for k in _list(data, f"accepted{title}")]
+    named_rejected: list[tuple[tuple[str, ...] | None, str]] = []
     for entry in _list(data, f"rejected{title}"):
         if isinstance(entry, Mapping):
             errors = _messages(entry.get("errors")) or ["rejected without a reason"]
-            rejected[_answer_key(kind, entry.get("key"))] = _text(errors)
+            named_rejected.append((_answer_key(kind, entry.get("key")), _text(errors)))
+    sent = [item_key(kind, item) for item in items]
+    if _by_position(sent, named_accepted, [k for k, _ in named_rejected]):
+        # Jira named as many items as were sent, in words none of them matches: one list only, so
+        # its order is the order sent (the bulk endpoints answer in the order of the request)
+        named_accepted = list(sent) if named_accepted else []
+        if named_rejected:
+            named_rejected = [(k, why) for k, (_, why) in zip(sent, named_rejected, strict=True)]
+    accepted = set(named_accepted)
+    rejected = dict(named_rejected)
     unknown = tuple(str(k) for k in _list(data, "unknownIssueKeys"))
     unknown_set = set(unknown)
     verdicts: list[ItemVerdict] = []
-    for item in items:
-        key = item_key(kind, item)
+    for item, key in zip(items, sent, strict=True):
         keys = [k for k in item.get("issueKeys") or () if isinstance(k, str)]
         missing = tuple(k for k in keys if k in unknown_set)
         if key in rejected:
@@ -232,7 +251,7 @@ def _per_item(reply: Reply, kind: str, items: Sequence[Mapping[str, Any]]) -> Ve
             note = "none of its issue keys is on the site" if keys and len(missing) == len(keys) else ""
             verdicts.append(ItemVerdict("accepted", note, missing))
         else:
-            verdicts.append(ItemVerdict("retry", "Jira's 202 neither accepted nor rejected it", missing))
+            verdicts.append(ItemVerdict("retry", UNNAMED, missing))
     if items and all(v.fate == "retry" for v in verdicts):
         return _someone_else(reply, items, f"a 202 that names none of the {len(items)} {kind} sent")
     result = SendResult(
@@ -242,6 +261,19 @@ def _per_item(reply: Reply, kind: str, items: Sequence[Mapping[str, Any]]) -> Ve
         f"{sum(v.fate == 'dead' for v in verdicts)} rejected, {len(unknown)} unknown issue keys",
     )
     return Verdict(result, tuple(verdicts), unknown_issue_keys=unknown)
+
+
+def _by_position(
+    sent: list[tuple[str, ...]],
+    accepted: list[tuple[str, ...] | None],
+    rejected: list[tuple[str, ...] | None],
+) -> bool:
+    """Whether the answer is read by position: it names exactly as many items as were sent, all in
+    one list, and none by a key that was sent."""
+    named = accepted or rejected
+    if (accepted and rejected) or len(named) != len(sent):
+        return False
+    return bool(sent) and not set(sent) & set(named)
 
 
 def _list(data: Mapping[str, Any], name: str) -> list[Any]:

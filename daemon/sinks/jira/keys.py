@@ -1,12 +1,13 @@
 """Which Jira issues a run names: the one place its issue keys are decided.
 
-The evidence, in this order (Atlassian's plugin's order): the branch - a multibranch job's head name
-and a pull request's source branch (``facts.head``), else the branch the run recorded
+The evidence, in this order (Atlassian's plugin's order): the branch - a multibranch job's head
+name, or for a pull request its source branch only (the plugin's ``CHANGE_BRANCH``; its head name
+``PR-24`` would read as a key of a project ``PR``), else the branch the run recorded
 (``facts.branch``) -; then the commit messages of the run's changelog (``facts.commits``); then the
 values of the build parameters ``jira.issue_key_parameters`` names. For a deployment, the keys of
 the deployments of the same job to the same environment that did not succeed since the last one that
-did are added last (``carried``: the plugin's "consecutive previous non-successful builds" rule),
-so a fix deployed after two failed attempts still reaches the issues of those attempts.
+did are added last (``carried``: the plugin's "consecutive previous non-successful builds" rule), so
+a fix deployed after two failed attempts still reaches the issues of those attempts.
 
 Only keys of ``jira.project_keys`` are kept when it is set (``ignored``: what it kept out, such as
 ``UTF-8``); each key once; at most ``MAX_ISSUE_KEYS`` (Jira's ``issueKeys`` limit), the rest
@@ -45,10 +46,11 @@ def evidence(facts: RunFacts, jira: JiraSettings) -> list[tuple[str, str]]:
     """(where, text) pairs in order of evidence."""
     texts: list[tuple[str, str]] = []
     head = facts.head
-    if head is not None:
-        texts.append(("branch", head.name))
-        if head.pr_source_branch:
+    if head is not None and head.kind == "pull_request":  # its head name is PR-24: a key of "PR"
+        if head.pr_source_branch:  # the plugin's CHANGE_BRANCH
             texts.append(("pull request branch", head.pr_source_branch))
+    elif head is not None:
+        texts.append(("branch", head.name))
     elif facts.branch:
         texts.append(("branch", facts.branch))
     for commit in facts.commits:

@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 from daemon.clock import now_ms
@@ -27,14 +28,14 @@ from daemon.events import Update, environment, update_from_json
 from daemon.ops.logs import about
 from daemon.sinks import SendResult, Sent, Transport
 from daemon.sinks.compass.graphql import GraphQLError
-from daemon.sinks.jira.answers import ItemVerdict, Kind, Verdict, item_key, judge
+from daemon.sinks.jira.answers import UNNAMED, ItemVerdict, Kind, Verdict, item_key, judge
 from daemon.sinks.jira.batch import Batch, Queued, next_batch, split, superseded_fates
 from daemon.sinks.jira.keys import IssueKeys, with_carried
 from daemon.sinks.jira.render import JiraRender, NoIssueKeys, build_item, bulk_body, deployment_item
 from daemon.sinks.jira.reply import Reply
 from daemon.sinks.jira.token import ClientCredentials
 from daemon.sinks.jira.transport import JiraTransport
-from daemon.sinks.jira.wants import CARRIED, NAME
+from daemon.sinks.jira.wants import CARRIED, KEYS, NAME
 from daemon.store import OutboxItem, Store
 
 __all__ = ["NAME", "JiraSink", "JiraStdout", "open_jira"]
@@ -42,6 +43,9 @@ __all__ = ["NAME", "JiraSink", "JiraStdout", "open_jira"]
 log = logging.getLogger("buildtail")
 
 _CUT_LOGGED_MAX = 10_000  # runs whose cut keys were logged, remembered so it is said once per run
+# Jira's 202s in a row that name an update neither accepted nor rejected before it is a dead letter:
+# retried for ever, it would come first in every batch and hold the others' places
+UNNAMED_MAX = 5
 
 
 def _bucket(jira: JiraSettings | None, store: Store, dry_run: bool) -> TokenBucket:
@@ -154,14 +158,14 @@ class JiraSink:
         self.bucket = bucket
         self.for_real = for_real
         self._cut_logged: dict[str, None] = {}
+        self._unnamed: dict[int, int] = {}  # outbox id -> Jira's answers in a row that did not name it
 
     async def reconfigure(self, new: Settings, store: Store, *, dry_run: bool) -> None:
         """A reload: new credentials, site or budget for the next request (a secret file is read
         at each token request anyway); rendering follows the new settings at once."""
-        self.settings = new
-        if new.jira is None:
-            log.warning("jira section removed: restart buildtail to stop sending to Jira")
+        if new.jira is None:  # the delivery keeps the section while the sink is open (as_opened)
             return
+        self.settings = new
         old, self.jira = self.jira, new.jira
         self.batch_window = float(new.jira.batch_window)
         if new.jira == old:
@@ -176,8 +180,14 @@ class JiraSink:
     # --- one update's item -----------------------------------------------------------------------
 
     def keys(self, update: Update, data: dict[str, Any]) -> IssueKeys:
+        """The keys decided when the update was queued (``KEYS``: the run's first ones kept); an
+        update queued before they were stored is decided now."""
         carried = tuple(str(k) for k in data.get(CARRIED) or ())
-        return with_carried(update.facts, self.jira, carried)
+        found = with_carried(update.facts, self.jira, carried)
+        kept = tuple(str(k) for k in data.get(KEYS) or ())
+        if not kept:
+            return found
+        return replace(found, keys=kept, cut=tuple(k for k in found.cut if k not in kept))
 
     def _item(self, item: OutboxItem) -> tuple[Kind, dict[str, Any], IssueKeys]:
         if item.update is None:
@@ -232,8 +242,16 @@ class JiraSink:
         for item in items:
             try:
                 kind, body, keys = self._item(item)
-            except (NoIssueKeys, ValueError, KeyError, TypeError) as exc:
-                why = f"no item for Jira: {exc}"
+            except Exception as exc:  # a damaged or unforeseen update: a dead letter alone, not its batch
+                why = f"no item for Jira: {type(exc).__name__}: {exc}"
+                if not isinstance(exc, NoIssueKeys):
+                    log.warning(
+                        "%s (seq %d): %s",
+                        item.pipeline_id,
+                        item.seq,
+                        why,
+                        extra=about(run=item.pipeline_id),
+                    )
                 sent[item.id] = Sent(item, None, SendResult("rejected", None, why))
                 continue
             bodies[item.id] = body
@@ -244,10 +262,29 @@ class JiraSink:
             queued.append(Queued(item.id, kind, item_key(kind, body), item.seq, item.terminal))
         batch = next_batch(queued)
         if batch is not None:
-            for q, verdict in await self._request(batch, [bodies[q.id] for q in batch.send]):
+            for q, judged in await self._request(batch, [bodies[q.id] for q in batch.send]):
                 item = by_id[q.id]
+                verdict = self._bound_unnamed(item, judged)
                 sent[q.id] = Sent(item, bodies[q.id], _result(verdict, q, notes.get(q.id, "")))
         return [sent.get(item.id) or Sent(item, None, None) for item in items]
+
+    def _bound_unnamed(
+        self, item: OutboxItem, judged: tuple[ItemVerdict, SendResult]
+    ) -> tuple[ItemVerdict, SendResult]:
+        """An update Jira's answers leave unnamed ``UNNAMED_MAX`` times in a row: a dead letter."""
+        verdict, request = judged
+        if verdict.fate != "retry" or verdict.detail != UNNAMED:
+            self._unnamed.pop(item.id, None)
+            return judged
+        count = self._unnamed.pop(item.id, 0) + 1
+        if count < UNNAMED_MAX:
+            if len(self._unnamed) >= _CUT_LOGGED_MAX:
+                self._unnamed.pop(next(iter(self._unnamed)))
+            self._unnamed[item.id] = count
+            return judged
+        why = f"Jira's answer never named it ({count} answers in a row accepted or rejected others)"
+        log.warning("%s: %s", item.pipeline_id, why, extra=about(run=item.pipeline_id))
+        return ItemVerdict("dead", why, verdict.unknown_keys), request
 
     async def _request(
         self, batch: Batch, bodies: Sequence[dict[str, Any]]

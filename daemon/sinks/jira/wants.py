@@ -3,27 +3,48 @@
 Jira stores a build or a deployment only against issues, so an update is queued for Jira only when
 its kind is enabled (``jira.builds``, ``jira.deployments``) and the run names an issue key
 (``keys.issue_keys_for``, plus a deployment's carried keys). A run already queued for Jira (or
-delivered to it) keeps getting its later updates, whatever they name: Jira must learn how it ended.
+delivered to it) keeps getting its later updates, whatever they name and whatever ``jira.builds`` or
+``jira.deployments`` say since a reload: Jira must learn how it ended.
 
 A deployment's carried keys are kept per job and environment in the sink's facts
 (``carried:<source>/<job>@<environment>``): set when a deployment there ends without success,
 cleared when one succeeds. They are read when a deployment's update is recorded and go with that
 update (``CARRIED``), so the Jira item sent renders the same keys whenever it is sent.
+
+A run's issue keys are decided when it is first queued for Jira and kept (``kept:<pipeline id>``
+in the sink's facts, until its final update is queued): each later update goes with them (``KEYS``
+in its stored JSON), plus any its evidence names since, never fewer. Jira has the run under those
+keys; a reload that changes ``jira.project_keys``, or a final record that names no branch, must not
+turn its final update into an item without keys.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from daemon.config import Settings
 from daemon.events import Update, environment
 from daemon.sinks.jira.keys import carry_forward, issue_keys_for, with_carried
 from daemon.store import Store
+from parsers.issue_keys import MAX_ISSUE_KEYS
 
-__all__ = ["CARRIED", "NAME", "carried_keys", "jira_wants", "note_deployment"]
+__all__ = [
+    "CARRIED",
+    "KEYS",
+    "NAME",
+    "annotate",
+    "carried_keys",
+    "jira_wants",
+    "keep_keys",
+    "kept_keys",
+    "note_deployment",
+    "run_keys",
+]
 
 NAME = "jira"
 CARRIED = "jira_carried_keys"  # the update's stored JSON: the keys a deployment carries
+KEYS = "jira_issue_keys"  # the update's stored JSON: the keys its Jira item goes to
 
 
 def _scope(update: Update, settings: Settings) -> str | None:
@@ -60,16 +81,55 @@ def jira_wants(settings: Settings, update: Update, store: Store, carried: tuple[
     jira = settings.jira
     if jira is None:
         return False
+    if store.sink_has_run(NAME, update.run.pipeline_id):
+        return True  # first: Jira learns how a run it has ended, whatever the settings say now
     if not (jira.deployments if update.run.kind == "deployment" else jira.builds):
         return False
-    if store.sink_has_run(NAME, update.run.pipeline_id):
-        return True
     keys = with_carried(update.facts, jira, carried) if carried else issue_keys_for(update.facts, jira)
     return bool(keys.keys)
 
 
-def annotate(data: dict[str, Any], carried: tuple[str, ...]) -> dict[str, Any]:
-    """The update's stored JSON with the keys it carries (none: unchanged)."""
+def _kept(pipeline_id: str) -> str:
+    return f"kept:{pipeline_id}"
+
+
+def run_keys(settings: Settings, update: Update, store: Store, carried: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys the update's Jira item goes to: those the run was first sent with, then any its
+    evidence names now (``with_carried``: the one decision on a run's own evidence), at most the cap."""
+    if settings.jira is None:
+        return ()
+    value = store.sink_fact(NAME, _kept(update.run.pipeline_id))
+    kept = [str(k) for k in value] if isinstance(value, list) else []
+    own = with_carried(update.facts, settings.jira, carried).keys
+    return tuple(dict.fromkeys([*kept, *own]))[:MAX_ISSUE_KEYS]
+
+
+def kept_keys(store: Store, pipeline_id: str) -> tuple[str, ...]:
+    """The keys the run's Jira updates go with while it has one queued or in progress (``explain``)."""
+    value = store.sink_fact(NAME, _kept(pipeline_id))
+    if isinstance(value, list):
+        return tuple(str(k) for k in value)
+    rows = store.read_rows(
+        "SELECT u.data FROM updates u JOIN outbox o ON o.update_id = u.id"
+        " WHERE o.sink = ? AND o.pipeline_id = ? ORDER BY o.seq DESC LIMIT 1",
+        (NAME, pipeline_id),
+    )
+    data = json.loads(rows[0][0]) if rows else {}
+    return tuple(str(k) for k in data.get(KEYS) or ())
+
+
+def keep_keys(store: Store, update: Update, keys: tuple[str, ...]) -> None:
+    """The run's update was queued for Jira with ``keys``: kept for its later updates, until the final."""
+    if update.run.terminal:
+        store.forget_sink_fact(NAME, _kept(update.run.pipeline_id))
+    elif keys:
+        store.set_sink_fact(NAME, _kept(update.run.pipeline_id), list(keys))
+
+
+def annotate(data: dict[str, Any], carried: tuple[str, ...], keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The update's stored JSON with the keys it carries and those its Jira item goes to."""
     if carried:
         data[CARRIED] = list(carried)
+    if keys:
+        data[KEYS] = list(keys)
     return data

@@ -257,3 +257,75 @@ def test_a_deployment_carries_the_keys_of_the_failed_ones_before_it(tmp_path: Pa
         }
     finally:
         store.close()
+
+
+async def test_jiras_budget_counts_an_accepted_request_once(tmp_path: Path, jira: FakeJira) -> None:
+    """Ten builds accepted in one request are one request of Jira's minute, not ten."""
+    cfg = _settings(tmp_path, jira, rate_limit_per_minute=600, batch_window=1.0)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        for number in range(1, 11):
+            recorder.record(finished(job="lib", number=number, branch=f"ABC-{number}"))
+        delivery.start()
+        await _until(lambda: not _rows(store, "jira"))
+        await delivery.stop(5.0)
+        requests = [s for s in jira.submissions if s.kind == "builds" and s.status == 202]
+        (sender,) = [s for s in delivery.senders if s.sink.name == "jira"]
+        assert sum(len(s.body["builds"]) for s in requests) == 10
+        assert len(sender.bucket._accepted) == len(requests)
+    finally:
+        await delivery.close()
+        store.close()
+
+
+async def test_a_jira_section_added_by_reload_waits_for_a_restart(
+    tmp_path: Path, jira: FakeJira, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is queued for a Jira nothing sends to; the reload says to restart, once."""
+    cfg = settings(tmp_path, compass=DEPLOYS)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        new = _settings(tmp_path, jira)
+        with caplog.at_level("WARNING", logger="buildtail"):
+            await delivery.reconfigure(new)
+        recorder.settings = new
+        assert [r.message for r in caplog.records if "restart" in r.message] == [
+            "jira section added: restart buildtail to start sending to Jira"
+        ]
+        recorder.record(finished(job="lib", number=1, branch="ABC-1"))
+        assert _rows(store, "jira") == [] and _rows(store, "compass") == ["lib#1"]
+    finally:
+        await delivery.close()
+        store.close()
+
+
+async def test_a_jira_section_removed_by_reload_keeps_sending_until_a_restart(
+    tmp_path: Path, jira: FakeJira, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = _settings(tmp_path, jira)
+    store = Store(tmp_path / "state")
+    delivery = Delivery(cfg, store, transport=StdoutTransport(io.StringIO()))
+    recorder = Recorder(store, cfg, history=HistoryPolicy({}))
+    try:
+        new = settings(tmp_path, compass=DEPLOYS)
+        with caplog.at_level("WARNING", logger="buildtail"):
+            await delivery.reconfigure(new)
+        recorder.settings = new
+        assert [r.message for r in caplog.records if "restart" in r.message] == [
+            "jira section removed: restart buildtail to stop sending to Jira"
+        ]
+        recorder.record(finished(job="lib", number=1, branch="ABC-1"))
+        assert _rows(store, "jira") == ["lib#1"]
+        delivery.start()
+        await _until(lambda: not _rows(store, "jira"))
+        await delivery.stop(5.0)
+        assert [s.body["builds"][0]["issueKeys"] for s in jira.submissions if s.kind == "builds"] == [
+            ["ABC-1"]
+        ]
+    finally:
+        await delivery.close()
+        store.close()

@@ -25,18 +25,25 @@ def commit(i: int, message: str) -> Commit:
 
 def test_the_branch_comes_first_then_commits_then_parameters(tmp_path: Path) -> None:
     f = facts(
-        head=BranchHead("feature/ABC-12-login", "pull_request", pr_source_branch="fix/ABC-13"),
+        head=BranchHead("feature/ABC-12-login", "branch"),
         branch="ignored/ABC-99",
         commits=(commit(1, "ABC-7 fix\n\nalso ABC-12"), commit(2, "OPS-3 deploy")),
         parameters=(("TICKET", "ABC-40"), ("OTHER", "ABC-41")),
     )
     keys = issue_keys_for(f, jira(issue_key_parameters=["TICKET"]))
-    assert keys.keys == ("ABC-12", "ABC-13", "ABC-7", "OPS-3", "ABC-40")
+    assert keys.keys == ("ABC-12", "ABC-7", "OPS-3", "ABC-40")
     assert keys.origin("ABC-12") == "branch"
-    assert keys.origin("ABC-13") == "pull request branch"
     assert keys.origin("ABC-7") == f"commit {1:040x}"[:19]
     assert keys.origin("ABC-40") == "parameter TICKET"
     assert "ABC-41" not in keys.keys and "ABC-99" not in keys.keys
+
+
+def test_a_pull_request_names_its_source_branch_never_its_head_name() -> None:
+    pr = BranchHead("PR-24", "pull_request", pr_id="24", pr_title="ABC-77 fix", pr_source_branch="fix/ABC-13")
+    keys = issue_keys_for(facts(head=pr, branch="PR-24"), jira())
+    assert keys.keys == ("ABC-13",) and keys.origin("ABC-13") == "pull request branch"
+    bare = BranchHead("PR-25", "pull_request", pr_id="25")
+    assert issue_keys_for(facts(head=bare, branch="PR-25"), jira()).keys == ()
 
 
 def test_without_a_head_the_recorded_branch_is_the_evidence() -> None:

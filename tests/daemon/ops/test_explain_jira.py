@@ -4,17 +4,21 @@ sink what was answered and, for Jira, whether the run goes there and why not."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.config import Settings
+from daemon.history import HistoryPolicy
 from daemon.ops.explain import explain
 from daemon.ops.explain_jira import jira_report
 from daemon.ops.explain_render import render
+from daemon.recorder import Recorder
 from daemon.sinks.jira.keys import IssueKeys
 from daemon.store import Answered, RunRow, Store
+from tests.daemon.test_events import facts
 from tests.inprocess import settings_from
 from tools.fake_jenkins import JenkinsHome
 
@@ -124,3 +128,21 @@ def test_the_keys_come_from_the_runs_own_changelog(tmp_path: Path) -> None:
     assert keys["evidence"]["OPS-7"].startswith("commit "), keys
     text = "\n".join(render(explain(settings, f"{JOB}#{run.number}")))
     assert "issue keys   OPS-7 (commit " in text, text
+
+
+def test_a_run_in_progress_shows_the_keys_kept_for_it(tmp_path: Path) -> None:
+    """A run queued for Jira under OPS-5 (its branch then) keeps going there with OPS-5, whatever
+    its files and jira.builds say now: explain shows those keys and no reason it would not go."""
+    home = JenkinsHome(tmp_path / "jenkins")
+    run = home.job(JOB).start(start_ms=1_700_000_000_000)
+    run.changelog(["OPS-7 fix the login"])
+    store = Store(tmp_path / "state")
+    settings = _settings(tmp_path, home)
+    recorder = Recorder(store, settings, history=HistoryPolicy({}))
+    assert recorder.record(replace(facts(), job=JOB, number=run.number, branch="OPS-5-login")) is not None
+    store.close()
+    [report] = explain(_settings(tmp_path, home, builds=False), f"{JOB}#{run.number}")["runs"]
+    assert report["jira"]["why_not"] == [] or all(
+        "builds is false" not in w for w in report["jira"]["why_not"]
+    )
+    assert any(n.endswith("first queued for Jira: OPS-5") for n in report["jira"]["notes"]), report["jira"]
