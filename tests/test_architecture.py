@@ -21,6 +21,7 @@ LAYERS: dict[str, float] = {
     "daemon.clock": 0,  # stdlib only: every layer of the daemon reads the one clock (parsers have none)
     "daemon.config": 1,
     "daemon.migrations": 1,
+    "daemon.outbox_counts": 0.5,  # the queue's counts, mixed into the queue
     "daemon.outbox": 1,  # the store's queue half, mixed into it
     "daemon.state_check": 1,
     "daemon.store": 2,
