@@ -138,16 +138,7 @@ class OutboxQueue(OutboxCounts):
         and every event of a run with one in flight, are excluded: a run's updates never overtake.
         """
         at_ms = now_ms() if at_ms is None else at_ms
-        ids = sorted(exclude_ids or ())
-        pipelines = sorted(exclude_pipelines or ())
-        where = "".join(
-            f" AND {clause}"
-            for clause, values in (
-                (f"o.id NOT IN ({','.join('?' * len(ids))})", ids),
-                (f"o.pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
-            )
-            if values
-        )
+        where, ids, pipelines = _not_in_flight(exclude_ids, exclude_pipelines)
         query = (
             f"SELECT {_ITEM_COLUMNS} FROM outbox o LEFT JOIN updates u ON u.id = o.update_id"
             f" WHERE o.sink = ?{where} ORDER BY o.priority DESC, o.id LIMIT 1"
@@ -172,16 +163,7 @@ class OutboxQueue(OutboxCounts):
         """Up to ``limit`` of ``sink``'s events that may be sent now, in ``next_due``'s order, one
         per run (a batch sink's next request), none of a run with one in flight."""
         at_ms = now_ms() if at_ms is None else at_ms
-        ids = sorted(exclude_ids or ())
-        pipelines = sorted(exclude_pipelines or ())
-        where = "".join(
-            f" AND {clause}"
-            for clause, values in (
-                (f"o.id NOT IN ({','.join('?' * len(ids))})", ids),
-                (f"o.pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
-            )
-            if values
-        )
+        where, ids, pipelines = _not_in_flight(exclude_ids, exclude_pipelines)
         query = (
             f"SELECT {_ITEM_COLUMNS} FROM outbox o LEFT JOIN updates u ON u.id = o.update_id"
             f" WHERE o.sink = ? AND o.next_attempt_ms <= ?{where} ORDER BY o.priority DESC, o.id LIMIT ?"
@@ -377,6 +359,23 @@ _INSERT_ANSWER = (
     "INSERT INTO answers (sink, pipeline_id, seq, state, kind, terminal, event_source_id, component_id,"
     " status, body, outcome, at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def _not_in_flight(
+    exclude_ids: set[int] | None, exclude_pipelines: set[str] | None
+) -> tuple[str, list[int], list[str]]:
+    """The clause that leaves out the events in flight and the runs with one in flight, and its values."""
+    ids = sorted(exclude_ids or ())
+    pipelines = sorted(exclude_pipelines or ())
+    where = "".join(
+        f" AND {clause}"
+        for clause, values in (
+            (f"o.id NOT IN ({','.join('?' * len(ids))})", ids),
+            (f"o.pipeline_id NOT IN ({','.join('?' * len(pipelines))})", pipelines),
+        )
+        if values
+    )
+    return where, ids, pipelines
 
 
 def _answer_row(item: OutboxItem, answer: Answered, outcome: str, at_ms: int) -> tuple[Any, ...]:
