@@ -26,6 +26,7 @@ files it finds), which is why ``first_look`` tells them when a source is new.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon.config import SourceSettings
@@ -69,6 +70,14 @@ def _scope_record(stored: Any) -> dict[str, Any]:
     return {"rules": stored.get("rules"), "changes": valid}
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _changes(name: str, stored: dict[str, Any]) -> list[tuple[int, Scope]]:
+    return [(int(c["changed_ms"]), Scope.from_fingerprint(name, c["before"])) for c in stored["changes"]]
+
+
 class HistoryPolicy:
     """The one answer to "is this history?", applied by the recorder to every run it is given."""
 
@@ -87,6 +96,25 @@ class HistoryPolicy:
         if store.get_meta_int(GLOBAL_CUTOFF_KEY) is None:
             store.set_meta_int(GLOBAL_CUTOFF_KEY, now_ms)
         policy.add_sources(store, sources, now_ms)
+        return policy
+
+    @classmethod
+    def stored(cls, store: Store, sources: Iterable[str]) -> HistoryPolicy:
+        """The daemon's policy as the state database holds it, read without writing anything
+        (``buildtail explain``, on a read-only database): the cutoffs ``add_sources`` and the
+        changes of rules ``note_scopes`` recorded. A source no daemon has started with has no
+        cutoff (``cutoff_ms`` is None)."""
+        policy = cls({})
+        default = store.get_meta_int(GLOBAL_CUTOFF_KEY)
+        for source in sources:
+            cutoff = store.get_meta_int(cutoff_key(source))
+            if cutoff is None and default is not None and _has_state(store, source):
+                cutoff = default  # there before per-source cutoffs: add_sources gives it this one
+            if cutoff is not None:
+                policy._cutoffs[source] = cutoff
+            policy._scope_changes[source] = _changes(
+                source, _scope_record(store.get_meta_json(scope_key(source)))
+            )
         return policy
 
     @classmethod
@@ -123,10 +151,7 @@ class HistoryPolicy:
                     changes = [*changes, {"changed_ms": now_ms, "before": stored["rules"]}]
                 stored = {"rules": rules, "changes": changes[-SCOPE_CHANGES_KEPT:]}
                 store.set_meta_json(scope_key(cfg.name), stored)
-            self._scope_changes[cfg.name] = [
-                (int(c["changed_ms"]), Scope.from_fingerprint(cfg.name, c["before"]))
-                for c in stored["changes"]
-            ]
+            self._scope_changes[cfg.name] = _changes(cfg.name, stored)
 
     def first_look(self, source: str) -> bool:
         """The source is new: everything finished that it finds now is history, so it need not be read."""
@@ -137,14 +162,31 @@ class HistoryPolicy:
 
     def admits(self, facts: RunFacts, prior: RunRow | None, *, arrived: bool) -> bool:
         """May this run be queued? ``arrived``: the source saw it appear after it started looking."""
+        return self.why_history(facts, prior, arrived=arrived) is None
+
+    def why_history(self, facts: RunFacts, prior: RunRow | None, *, arrived: bool) -> str | None:
+        """Why this run is history (kept out), or None when it may be queued: the one rule, which
+        ``admits`` applies and ``buildtail explain`` reports."""
         if self._since_ms is not None:
-            return facts.start_ms >= self._since_ms
+            if facts.start_ms >= self._since_ms:
+                return None
+            return f"history: started before the backfill window ({_iso(self._since_ms)})"
         if prior is not None or facts.running or arrived:
-            return True  # a run already known, one in progress, or one seen to arrive: news
+            return None  # a run already known, one in progress, or one seen to arrive: news
         finished = max(facts.end_ms or 0, facts.written_ms)
-        if finished < self._cutoffs.get(facts.source, 0):
-            return False
+        cutoff = self._cutoffs.get(facts.source, 0)
+        if finished < cutoff:
+            return (
+                f"history: finished before buildtail started watching this source ({_iso(cutoff)}); "
+                "use buildtail backfill"
+            )
         for changed_ms, before in self._scope_changes.get(facts.source, ()):
             if finished < changed_ms:  # the rules in force when it finished: left out then, history now
-                return before.exclusion(facts.job, facts.head) is None
-        return True
+                left_out = before.exclusion(facts.job, facts.head)
+                if left_out is None:
+                    return None
+                return (
+                    f"history: finished before this source's rules changed ({_iso(changed_ms)}), "
+                    f"and the rules then left it out ({left_out}); use buildtail backfill"
+                )
+        return None

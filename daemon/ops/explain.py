@@ -25,7 +25,7 @@ from typing import Any
 
 from daemon.config import Settings
 from daemon.events import RunFacts, environment, result_state
-from daemon.history import GLOBAL_CUTOFF_KEY, cutoff_key
+from daemon.history import HistoryPolicy
 from daemon.ops.explain_jira import delivery_reasons, jira_metrics, jira_report
 from daemon.scope import exclusion
 from daemon.sinks.jira.wants import kept_keys
@@ -211,10 +211,6 @@ def _events(store: Store, pipeline_id: str, paused_sinks: dict[str, str | None])
     return {"queued": queued, "answers": answers, "dead_letters": dead}
 
 
-def _cutoff(store: Store, source: str) -> int | None:
-    return store.get_meta_int(cutoff_key(source)) or store.get_meta_int(GLOBAL_CUTOFF_KEY)
-
-
 # --- the verdict --------------------------------------------------------------------------------
 
 
@@ -272,6 +268,7 @@ def _run_report(
     number: str,
     disk: tuple[str, RunFacts | None] | None,
     paused: dict[str, str | None],
+    policy: HistoryPolicy,
 ) -> dict[str, Any]:
     rows = [r for r in _runs(store, source, job) if str(r[2]) == number]
     facts = disk[1] if disk is not None else None
@@ -296,15 +293,11 @@ def _run_report(
         for key, values in _events(store, rec["pipeline_id"], paused).items():
             events[key].extend(values)
     history = None
-    cutoff = _cutoff(store, source)
     if not recorded and facts is not None and not facts.running:
-        if cutoff is None:
+        if policy.cutoff_ms(source) is None:
             history = "buildtail has not looked at this source yet (no daemon has started with it)"
-        elif max(facts.end_ms or 0, facts.written_ms) < cutoff:
-            history = (
-                f"history: finished before buildtail started watching this source ({_iso(cutoff)}); "
-                "use buildtail backfill"
-            )
+        else:  # the daemon's own rule, as the state database holds it; never seen to arrive
+            history = policy.why_history(facts, None, arrived=False)
     kind = recorded[0]["kind"] if recorded else None
     if kind is None and facts is not None:
         kind = "deployment" if environment(facts, settings) is not None else "build"
@@ -382,8 +375,9 @@ def explain(settings: Settings, target: str, *, limit: int = DEFAULT_LIMIT) -> d
                 numbers = {n for n in numbers if n == number.split(".", 1)[0]}
             candidates.extend((n, source, job, disk) for n in numbers)
         candidates.sort(key=lambda c: _newest_first(c[0]))
+        policy = HistoryPolicy.stored(store, {source for source, _ in pairs})
         runs = [  # only the runs shown are read from disk: a job may have thousands
-            _run_report(settings, store, source, job, n, disk.read(n) if disk else None, paused)
+            _run_report(settings, store, source, job, n, disk.read(n) if disk else None, paused, policy)
             for n, source, job, disk in candidates[:limit]
         ]
         return {
