@@ -26,9 +26,8 @@ from typing import Any
 from daemon.config import Settings
 from daemon.events import RunFacts, environment, result_state
 from daemon.history import HistoryPolicy
-from daemon.ops.explain_jira import delivery_reasons, jira_metrics, jira_report
+from daemon.ops.explain_jira import delivery_reasons, jira_metrics, jira_of
 from daemon.scope import exclusion
-from daemon.sinks.jira.wants import kept_keys
 from daemon.sources.jenkins.source import JenkinsSource
 from daemon.store import Store
 
@@ -320,8 +319,7 @@ def _run_report(
         for m in _metrics_of(run["kind"])
     ]
     if settings.jira is not None:
-        kept = next((k for r in recorded if (k := kept_keys(store, r["pipeline_id"]))), ())
-        run["jira"] = jira_report(settings, run, facts, kept=kept)
+        run["jira"] = jira_of(settings, store, run, facts)
         run["metrics"].extend(jira_metrics(run))
     run["hint"] = DOCTOR_HINT
     return run

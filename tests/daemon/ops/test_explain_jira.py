@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 
 from daemon.config import Settings
+from daemon.events import RunFacts
 from daemon.history import HistoryPolicy
 from daemon.ops.explain import explain
 from daemon.ops.explain_jira import jira_report
 from daemon.ops.explain_render import render
 from daemon.recorder import Recorder
 from daemon.sinks.jira.keys import IssueKeys
+from daemon.sources.jenkins.source import JenkinsSource
 from daemon.store import Answered, RunRow, Store
 from tests.daemon.test_events import facts
 from tests.inprocess import settings_from
@@ -146,3 +148,58 @@ def test_a_run_in_progress_shows_the_keys_kept_for_it(tmp_path: Path) -> None:
         "builds is false" not in w for w in report["jira"]["why_not"]
     )
     assert any(n.endswith("first queued for Jira: OPS-5") for n in report["jira"]["notes"]), report["jira"]
+
+
+def test_a_build_jira_accepted_still_goes_after_builds_are_switched_off(
+    tmp_path: Path, finished: tuple[JenkinsHome, int]
+) -> None:
+    """Jira accepted the run's final update; ``jira.builds`` reloaded to false since: the daemon
+    sends Jira the later updates of a run it has (``jira_wants``), so nothing keeps this one out."""
+    home, number = finished
+    store = Store(tmp_path / "state")
+    row = RunRow("jenkins", JOB, number, 1, f"{JOB}#{number}", 1_700_000_000_000, None, None,
+                 "SUCCESSFUL", True)  # fmt: skip
+    assert store.record(row, {"event": {}}, prior=row, sinks=("jira",)) is not None
+    item, _ = store.next_due(sink="jira")
+    assert item is not None
+    store.ack_many([item], [Answered(202, "")])
+    store.close()
+    [run] = explain(_settings(tmp_path, home, builds=False), f"{JOB}#{number}")["runs"]
+    assert run["jira"]["goes"] is True, run["jira"]
+    assert run["jira"]["why_not"] == [], run["jira"]
+
+
+def test_a_deployment_counts_the_keys_it_carries(tmp_path: Path) -> None:
+    """A deployment that names no issue itself carries the keys of the earlier one to the same
+    environment that failed (the sink's facts, written by the recorder): explain counts them, as
+    ``jira_wants`` does, instead of saying it names no issue key."""
+    home = JenkinsHome(tmp_path / "jenkins")
+    job = home.job("team/deploy", "pipeline")
+    failed = job.start(start_ms=1_700_000_000_000, parameters={"TARGET": "prod"})
+    failed.changelog(["OPS-3 the new login"])
+    failed.finish("FAILURE", duration_ms=500)
+    again = job.start(start_ms=1_700_000_100_000, parameters={"TARGET": "prod"})
+    again.finish("SUCCESS", duration_ms=500)
+    raw = _settings(tmp_path, home).model_dump(mode="json", exclude_none=True)
+    raw["compass"]["deployments"] = [
+        {
+            "match": "team/deploy",
+            "environment_parameter": "TARGET",
+            "environments": {"prod": {"category": "PRODUCTION", "name": "production"}},
+        }
+    ]
+    settings = settings_from(raw)
+    source = JenkinsSource(settings.jenkins_sources[0], host=settings.host, changelog=True)
+    source.discover()
+    first_dir = source.run_dir("team/deploy", failed.number)
+    assert first_dir is not None
+    first = source.observe(first_dir)
+    assert isinstance(first, RunFacts)
+    store = Store(tmp_path / "state")
+    assert Recorder(store, settings, history=HistoryPolicy({})).record(first) is not None
+    store.close()
+    [run] = explain(settings, f"team/deploy#{again.number}")["runs"]
+    assert run["kind"] == "deployment"
+    keys = run["jira"]["issue_keys"]
+    assert keys["keys"] == ["OPS-3"] and keys["evidence"]["OPS-3"] == "earlier deployment", run["jira"]
+    assert not any(w.startswith("no issue keys") for w in run["jira"]["why_not"]), run["jira"]
