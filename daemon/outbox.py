@@ -266,7 +266,8 @@ class OutboxQueue(OutboxCounts):
     def _record_answer(self, item: OutboxItem, answer: Answered, outcome: str) -> None:
         """One answer that is not an acceptance. The same answer again to the same event (a paused
         delivery re-checks every 10 s, a struggling Compass is retried for hours) updates the last
-        row, counting it in ``repeats``, instead of adding one per attempt."""
+        row, counting it in ``repeats``, instead of adding one per attempt. A new row prunes expired
+        ones as an acknowledgement does: a sink that accepts nothing must not grow the record."""
         now = now_ms()
         body = answer.detail[:ANSWER_BODY_MAX] or None
         updated = self._db.execute(
@@ -276,6 +277,7 @@ class OutboxQueue(OutboxCounts):
         ).rowcount
         if not updated:
             self._db.execute(_INSERT_ANSWER, _answer_row(item, answer, outcome, now))
+            self._prune_answers(self._db, 1, now)
 
     def release_paused(self, sink: str = "compass") -> None:
         """Every event queued for ``sink`` may be tried again now (credentials or configuration changed)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from daemon.outbox import ANSWER_BODY_MAX, ANSWERS_KEEP_DAYS
+from daemon.outbox import ANSWER_BODY_MAX, ANSWERS_KEEP_DAYS, OutboxItem
 from daemon.store import Answered, RunRow, Store
 
 
@@ -205,7 +205,7 @@ def test_ack_removes_and_records_what_the_sink_accepted(store: Store) -> None:
 def test_ack_many_acknowledges_a_settled_batch_at_once(store: Store) -> None:
     for n in (1, 2, 3):
         record(store, run_row("app", n, state="SUCCESSFUL", terminal=True))
-    items = []
+    items: list[OutboxItem] = []
     while (item := store.next_due(exclude_ids={i.id for i in items})[0]) is not None:
         items.append(item)
     assert len(items) == 3
@@ -417,3 +417,21 @@ def test_expired_answers_behind_ones_refreshed_in_place_still_go(store: Store) -
             break
     assert number <= 10, "the expired answers stayed behind the refreshed ones"
     assert len([r for r in _answers(store) if r[0].startswith("stuck#")]) == 300
+
+
+def test_answers_expire_under_a_sink_that_accepts_nothing(store: Store) -> None:
+    """A sink that refuses every event (retried, then dead letters) adds an answer each time, and
+    acknowledges nothing: the expired answers are pruned with those answers too, so the record of
+    answers stays bounded."""
+    old = now_ms() - (ANSWERS_KEEP_DAYS + 1) * 86_400_000
+    store._db.executemany(
+        "INSERT INTO answers (sink, pipeline_id, seq, state, kind, terminal, outcome, at_ms)"
+        " VALUES ('compass', ?, 1, 'SUCCESSFUL', 'build', 1, 'dead', ?)",
+        [(f"old#{n}", old) for n in range(4)],
+    )
+    record(store, run_row("app", 1, state="SUCCESSFUL", terminal=True))
+    item, _ = store.next_due()
+    assert item is not None
+    store.retry_later(item, 0, "500: down", answer=Answered(500, "down"))
+    store.dead_letter(item, {"sent": 1}, 400, "bad", answer=Answered(400, "bad"))
+    assert [r[0] for r in _answers(store)] == ["app#1", "app#1"]
