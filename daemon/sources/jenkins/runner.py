@@ -357,6 +357,7 @@ class JenkinsRunner:
 
     def _forget(self, run_dir: Path) -> None:
         self.open_dirs.discard(run_dir)
+        self.source.forget(run_dir)
         self._watched_runs.discard(run_dir)
         self.retries.pop(run_dir, None)
         if self.watch is not None:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from daemon.config import JenkinsSourceSettings
-from daemon.events import RunFacts, bounded_commits
+from daemon.events import RunFacts
 from daemon.ops.logs import about
+from daemon.sources.jenkins.commits import CommitCache
 from daemon.sources.jenkins.layout import Job, JobTree, Layout
 from parsers import (
     BuildXml,
@@ -30,7 +31,6 @@ from parsers import (
     parse_build_xml,
     parse_log,
 )
-from parsers.changelog import MAX_CHANGELOG_BYTES, ChangeLog, Commit, changelog_names, merge, parse_changelog
 
 __all__ = ["Gone", "JenkinsSource", "Job", "Retry"]
 
@@ -70,6 +70,7 @@ class JenkinsSource:
         self._builds_mtime: dict[Path, int] = {}
         self._builds_names: dict[Path, set[str]] = {}
         self._unsafe: set[Path] = set()
+        self._commits = CommitCache()  # the commits of the runs watched, while their changelogs stay
 
     @property
     def layout(self) -> Layout:
@@ -201,7 +202,18 @@ class JenkinsSource:
     # --- observing one run ----------------------------------------------------------------------
 
     def observe(self, run_dir: Path, *, known_open: bool = False) -> RunFacts | Retry | Gone | None:
-        """The run's facts now; Retry for a half-written record; None while there is nothing to report."""
+        """The run's facts now; Retry for a half-written record; None while there is nothing to report.
+        The commits of a run still to be looked at again stay cached; a finished or gone run's go."""
+        seen = self._observe(run_dir, known_open=known_open)
+        if not isinstance(seen, Retry) and not (isinstance(seen, RunFacts) and seen.running):
+            self._commits.forget(run_dir)
+        return seen
+
+    def forget(self, run_dir: Path) -> None:
+        """The run is no longer watched: what was kept of it goes."""
+        self._commits.forget(run_dir)
+
+    def _observe(self, run_dir: Path, *, known_open: bool) -> RunFacts | Retry | Gone | None:
         job = self.job_of(run_dir)
         if job is None or run_dir in self._unsafe:
             return Gone()
@@ -272,7 +284,7 @@ class JenkinsSource:
                 commit=record.commit or (logfacts.commit if logfacts else None),
                 branch=record.branch,
                 parameters=record.parameters,
-                commits=_read_commits(run_dir) if self.changelog else (),
+                commits=self._commits.commits(run_dir) if self.changelog else (),
             )
             if not record.finished:
                 return facts
@@ -293,7 +305,7 @@ class JenkinsSource:
             causes=logfacts.causes,
             commit=logfacts.commit,
             parameters=None,  # kept in build.xml, which a freestyle run writes when it ends
-            commits=_read_commits(run_dir) if self.changelog else (),
+            commits=self._commits.commits(run_dir) if self.changelog else (),
         )
         idle = time.time() - log_mtime / 1000
         if logfacts.finished_result is not None:
@@ -319,23 +331,6 @@ class JenkinsSource:
             )
             return replace(facts, running=False, result="UNKNOWN", end_ms=log_mtime)
         return facts
-
-
-def _read_commits(run_dir: Path) -> tuple[Commit, ...]:
-    """The commits of the run's checkouts (``changelog*.xml``), bounded; a file that cannot be read
-    or parsed yet (half-written) counts as none: the run's next look reads it again."""
-    try:
-        names = changelog_names(os.listdir(run_dir))
-    except OSError:
-        return ()
-    logs: list[ChangeLog] = []
-    for name in names:
-        try:
-            with open(run_dir / name, "rb") as fh:
-                logs.append(parse_changelog(fh.read(MAX_CHANGELOG_BYTES)))
-        except (OSError, ParseError, UnsafeXmlError):
-            continue
-    return bounded_commits(merge(logs))
 
 
 def _signed64(value: int) -> int:

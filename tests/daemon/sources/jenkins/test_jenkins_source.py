@@ -480,3 +480,31 @@ def test_url_encoded_branch_directories_without_their_name_file(tmp_path: Path) 
     (encoded / "name-utf8.txt").unlink(missing_ok=True)
     src = source(home.root)
     assert "shop/feature: browsing/part 1" in src.layout.by_name
+
+
+def test_a_running_runs_commits_are_read_again_only_when_its_changelogs_change(tmp_path: Path) -> None:
+    """A run in progress is looked at at each change of its log: its changelogs are parsed again only
+    when one changed, appeared or went (name, mtime, size), and what was kept goes when it ends."""
+    home = JenkinsHome(tmp_path / "jenkins")
+    run = home.job("team/app", "pipeline").start(start_ms=T0)
+    first_log = run.changelog(["OPS-1 the login"])
+    src = source(home.root)
+    src.changelog = True  # as the daemon makes it with a jira section
+    looks = [src.observe(run.dir) for _ in range(2)]
+    assert all(isinstance(f, RunFacts) and f.running for f in looks)
+    first, again = (f.commits for f in looks if isinstance(f, RunFacts))
+    assert [c.message for c in first] == ["OPS-1 the login"]
+    assert again is first  # unchanged: the kept tuple, not a second parse
+    first_log.write_bytes(first_log.read_bytes().replace(b"OPS-1 the login", b"OPS-1 the login page"))
+    changed = src.observe(run.dir)
+    assert isinstance(changed, RunFacts) and [c.message for c in changed.commits] == ["OPS-1 the login page"]
+    # a second checkout, a new file (the fake's commit ids restart at each file: its first is the same)
+    run.changelog(["OPS-1 the login page", "OPS-2 the logout"])
+    second = src.observe(run.dir)
+    assert isinstance(second, RunFacts)
+    assert sorted(c.message for c in second.commits) == ["OPS-1 the login page", "OPS-2 the logout"]
+    assert len(src._commits) == 1
+    run.finish("SUCCESS", duration_ms=500)
+    done = src.observe(run.dir)
+    assert isinstance(done, RunFacts) and not done.running and len(done.commits) == 2
+    assert len(src._commits) == 0  # a finished run is not looked at again: nothing kept of it
