@@ -297,3 +297,23 @@ async def test_a_database_from_before_per_source_cutoffs_keeps_its_first_start(t
     again = HistoryPolicy.for_daemon(store, ["old", "new"], now_ms() + 5000)  # a restart
     assert again.cutoff_ms("new") == policy.cutoff_ms("new") and not again.first_look("new")
     store.close()
+
+
+def test_the_stored_policy_reads_the_cutoffs_as_the_daemon_would_without_writing(tmp_path: Path) -> None:
+    """``HistoryPolicy.stored`` (``buildtail explain``): a source from before per-source cutoffs that
+    left state has the daemon's first start; one that left nothing has no cutoff yet (the daemon
+    would give it its own when it starts with it, not the first start's); nothing is written."""
+    store = Store(tmp_path / "state")
+    first = now_ms() - HOUR_MS
+    store.set_meta_int(GLOBAL_CUTOFF_KEY, first)
+    store.set_meta_int("watermark:old", first + 1000)
+    store.close()
+    readonly = Store(tmp_path / "state", readonly=True)
+    stored = HistoryPolicy.stored(readonly, ["old", "new"])
+    readonly.close()
+    assert stored.cutoff_ms("old") == first and stored.cutoff_ms("new") is None
+    store = Store(tmp_path / "state")
+    assert store.get_meta_int(cutoff_key("old")) is None and store.get_meta_int(cutoff_key("new")) is None
+    daemon = HistoryPolicy.for_daemon(store, ["old", "new"], now_ms())
+    assert daemon.cutoff_ms("old") == stored.cutoff_ms("old")
+    store.close()
