@@ -27,6 +27,7 @@ from daemon.ops.notify import Notifier
 from daemon.recorder import Recorder
 from daemon.recovery import open_store
 from daemon.sinks import Transport
+from daemon.sinks.registry import configured
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext
@@ -102,7 +103,8 @@ class Service:
 
     async def startup(self) -> None:
         s = self.settings
-        store, recovered = open_store(s.state_dir)  # a damaged database is rebuilt first
+        # a damaged database is rebuilt first, by what the configured sinks accepted
+        store, recovered = open_store(s.state_dir, sinks=configured(s))
         self.store = store
         self.metrics.state_recovery(store.get_meta_json("recovered"), recovered_now=recovered is not None)
         history = HistoryPolicy.for_daemon(store, (c.name for c in s.sources), now_ms())
