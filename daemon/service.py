@@ -147,7 +147,9 @@ class Service:
             self.recorder,
             self.reader,
             self.metrics,
-            changelog=self.settings.jira is not None,
+            # commits are read while a sink needs them (Jira's issue keys): the sinks as opened at
+            # start, which a reload does not change (``registry.as_opened``), so neither does this
+            changelog=self.recorder.settings.jira is not None,
         )
         for cfg in configs:
             runner: Runner
@@ -243,9 +245,6 @@ class Service:
         for runner in [r for r in self.runners if r.cfg not in kept]:
             self.runners.remove(runner)
             await runner.close()
-        for runner in self.runners:  # commits are read while a sink (Jira) needs them
-            if isinstance(runner, JenkinsRunner):
-                runner.source.changelog = new.jira is not None
         await self._start_runners(added)
         self.delivery.resume()
         log.info("configuration reloaded from %s", self.config_path)
