@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
@@ -46,6 +47,8 @@ def readable_file(v: Path | None, info: ValidationInfo) -> Path | None:
 
 class JiraSettings(Strict):
     """Where and how builds and deployments go to Jira Software Cloud."""
+
+    section: ClassVar[str] = "jira"  # the key messages name (``jira.proxy``)
 
     site: str  # example.atlassian.net: links, and where the cloud id is looked up
     cloud_id: str | None = Field(default=None, min_length=1)  # None: from https://<site>/_edge/tenant_info

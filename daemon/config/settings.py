@@ -11,7 +11,7 @@ import socket
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
@@ -52,6 +52,8 @@ class ComponentRule(Strict):
 
 
 class CompassSettings(Strict):
+    section: ClassVar[str] = "compass"  # the key messages name (``compass.proxy``)
+
     site: str | None = None
     base_url: str | None = None
     cloud_id: str = Field(min_length=1)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -29,6 +29,7 @@ class Network:
     """The network part of a sink's settings (``NetworkSettings``); "" is no proxy whatever the
     environment says."""
 
+    section: ClassVar[str] = "jira"
     proxy: str | None = ""
     proxy_credentials_file: Path | None = None
     ca_file: Path | None = None

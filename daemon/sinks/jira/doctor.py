@@ -71,13 +71,13 @@ async def doctor(jira: JiraSettings, *, site_url: str | None = None) -> tuple[li
     a test points it at the local fake)."""
     report = _Report()
     try:
-        via = route(jira, jira.api_url, section="jira")
+        via = route(jira, jira.api_url)
     except ProxySettingError as exc:
         report.bad(f"the proxy setting cannot be used: {exc}")
         return report.lines, report.problems
     report.ok(f"connecting to {jira.api_url} {via.describe()}")
     timeout = aiohttp.ClientTimeout(total=jira.timeout, connect=min(10.0, jira.timeout))
-    async with open_session(jira, timeout, section="jira") as session:
+    async with open_session(jira, timeout) as session:
         if await _reached(session, jira, report):
             cloud_id = await _cloud_id(session, jira, site_url or jira.site_url, report)
             token = await _token(session, jira, report)
@@ -94,7 +94,7 @@ async def _reached(session: aiohttp.ClientSession, jira: JiraSettings, report: _
         async with session.get(jira.api_url, allow_redirects=False) as resp:
             status = resp.status
     except _CONNECTION_ERRORS as exc:
-        report.bad(await explain(exc, jira, jira.api_url, section="jira"))
+        report.bad(await explain(exc, jira, jira.api_url))
         return False
     report.ok(f"{jira.api_url} answers (HTTP {status}): the network path works")
     return True
@@ -117,7 +117,7 @@ async def _cloud_id(
     except ValueError:
         why = "the answer is not JSON"
     except _CONNECTION_ERRORS as exc:
-        why = await explain(exc, jira, url, section="jira")
+        why = await explain(exc, jira, url)
     configured = jira.cloud_id
     if found is None and configured is None:
         report.bad(f"cannot look up the cloud id at {url}: {why}: set jira.cloud_id")
@@ -178,7 +178,7 @@ async def _permission(
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
             reply = await read_reply(resp)
     except _CONNECTION_ERRORS as exc:
-        report.bad(f"the {name} permission not checked: {await explain(exc, jira, url, section='jira')}")
+        report.bad(f"the {name} permission not checked: {await explain(exc, jira, url)}")
         return
     seen = f"HTTP {reply.status} to an empty submission"
     if reply.status == 400 and reply.is_json:

@@ -70,7 +70,7 @@ class JiraTransport:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout))
-            self._session = open_session(self._network, timeout, limit_per_host=4, section="jira")
+            self._session = open_session(self._network, timeout, limit_per_host=4)
         return self._session
 
     async def resolve_cloud_id(self, site_url: str) -> str:
