@@ -26,6 +26,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,23 +79,27 @@ class Recovery:
         }
 
 
-def open_store(state_dir: Path) -> tuple[Store, Recovery | None]:
-    """The daemon's store, the damaged database recovered first if need be (with the recovery)."""
+def open_store(state_dir: Path, sinks: Sequence[str] | None = None) -> tuple[Store, Recovery | None]:
+    """The daemon's store, the damaged database recovered first if need be (with the recovery).
+
+    ``sinks``: the destinations the settings send to (see ``recover``)."""
     try:
         return Store(state_dir), None
     except StateDamagedError as exc:
         log.error("state database damaged: %s", "; ".join(exc.problems[:3]))
-        done = recover(state_dir, exc.problems)
+        done = recover(state_dir, exc.problems, sinks)
     try:
         return Store(state_dir), done
     except StateDamagedError as exc:  # the rebuilt one too: the disk itself is failing
         raise StateUnusableError(f"{exc.path} is damaged again right after it was rebuilt ({exc})") from exc
 
 
-def recover(state_dir: Path, problems: list[str]) -> Recovery:
+def recover(state_dir: Path, problems: list[str], sinks: Sequence[str] | None = None) -> Recovery:
     """Sets the damaged database aside and builds a new one from what can be read (see the module).
 
-    Holds the delivery lock meanwhile: no daemon or backfill may have the database open."""
+    ``sinks`` are the destinations whose acceptance decides what is sent again and which lost outbox
+    rows are queued again: the configured ones, or (``None``, no settings at hand) those the database
+    has rows for. Holds the delivery lock meanwhile: no daemon or backfill may have the database open."""
     path = state_dir / "buildtail.sqlite3"
     with DeliveryLock(state_dir).held_quietly() as had:
         if not had:
@@ -103,7 +108,7 @@ def recover(state_dir: Path, problems: list[str]) -> Recovery:
                 "stop it, then run `buildtail state recover --config PATH`"
             )
         try:
-            done = _recover(path, problems)
+            done = _recover(path, problems, sinks)
         except OSError as exc:
             raise StateUnusableError(
                 f"{path} is damaged and cannot be rebuilt here ({exc.strerror or exc}): make "
@@ -124,7 +129,7 @@ def recover(state_dir: Path, problems: list[str]) -> Recovery:
     return done
 
 
-def _recover(path: Path, problems: list[str]) -> Recovery:
+def _recover(path: Path, problems: list[str], sinks: Sequence[str] | None) -> Recovery:
     started = time.monotonic()
     at = now_ms()
     aside = _aside_name(path, at)
@@ -139,7 +144,7 @@ def _recover(path: Path, problems: list[str]) -> Recovery:
     for stale in (tmp, Path(f"{tmp}-journal")):  # a recovery cut short: a partial copy of ours
         stale.unlink(missing_ok=True)
     try:
-        _build(tmp, aside, done, started)
+        _build(tmp, aside, done, started, sinks)
     except BaseException:
         for partial in (tmp, Path(f"{tmp}-journal")):  # its space back; the damaged file stays aside
             partial.unlink(missing_ok=True)
@@ -152,7 +157,7 @@ def _recover(path: Path, problems: list[str]) -> Recovery:
     return done
 
 
-def _build(tmp: Path, aside: Path, done: Recovery, started: float) -> None:
+def _build(tmp: Path, aside: Path, done: Recovery, started: float, sinks: Sequence[str] | None) -> None:
     """The new database under its temporary name: schema, salvaged rows, counter, record."""
     new = sqlite3.connect(tmp, isolation_level=None)
     try:
@@ -161,8 +166,9 @@ def _build(tmp: Path, aside: Path, done: Recovery, started: float) -> None:
         prepare(new, tmp)
         new.execute("BEGIN IMMEDIATE")
         _salvage(aside, new, done)
-        _drop_orphans(new, done)
-        done.rewound = _rewind_unsent(new)
+        destinations = sorted(set(sinks)) if sinks is not None else _sinks_seen(new)
+        _drop_orphans(new, done, destinations)
+        done.rewound = _rewind_unsent(new, destinations)
         done.last_seq = next_seq_floor(new, _old_last_seq(aside))
         meta = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
         new.execute(meta, ("last_seq", str(done.last_seq)))
@@ -184,19 +190,20 @@ def _keep(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _drop_orphans(new: sqlite3.Connection, done: Recovery) -> None:
+def _drop_orphans(new: sqlite3.Connection, done: Recovery, sinks: list[str]) -> None:
     """Queued updates and their outbox rows, made whole again.
 
     An outbox row whose update was on a damaged page cannot be rendered: it counts as lost, and its
     run is rewound with the other lost events (an earlier release's rows carry their body and need
     no update). An update whose outbox rows were lost is queued again for every sink seen (an
     update is kept only while some sink has it queued; a sink that had it already is sent it again
-    with the same sequence number, which a destination ignores)."""
+    with the same sequence number, which a destination ignores). A sink not in ``sinks`` gets no
+    row: nothing would ever send it."""
     orphans = new.execute(
         "DELETE FROM outbox WHERE event IS NULL AND update_id NOT IN (SELECT id FROM updates)"
     ).rowcount
     requeued = 0
-    for sink in _sinks_seen(new):
+    for sink in sinks:
         requeued += new.execute(
             "INSERT INTO outbox (pipeline_id, seq, state, terminal, priority, created_ms, sink, update_id)"
             " SELECT u.pipeline_id, u.seq, u.state, u.terminal, u.priority, u.created_ms, ?, u.id"
@@ -211,7 +218,7 @@ def _drop_orphans(new: sqlite3.Connection, done: Recovery) -> None:
         done.lost["outbox"] = None if lost is None else max(0, lost - change)
 
 
-def _rewind_unsent(new: sqlite3.Connection) -> int:
+def _rewind_unsent(new: sqlite3.Connection, sinks: list[str]) -> int:
     """Runs whose last event was lost with the damaged pages are put back to what the sinks last
     accepted, or forgotten when none accepted anything: the source's next look at the run then finds
     it changed and queues its event again, for every sink, with a new sequence number.
@@ -220,7 +227,6 @@ def _rewind_unsent(new: sqlite3.Connection) -> int:
     state. It goes back to what such a lagging sink accepted (the first by name, when several
     accepted something different), else it is forgotten. With Compass alone: back to what Compass
     accepted, forgotten when it accepted nothing."""
-    sinks = _sinks_seen(new)
     accepted = "(SELECT a.state FROM acks a WHERE a.sink = s.value AND a.pipeline_id = r.pipeline_id)"
     new.execute(
         "CREATE TEMP TABLE unsent AS SELECT r.pipeline_id,"
@@ -246,9 +252,10 @@ def _rewind_unsent(new: sqlite3.Connection) -> int:
 
 
 def _sinks_seen(new: sqlite3.Connection) -> list[str]:
-    """Every sink the database knows of (Compass always): those with rows queued or accepted."""
+    """Every sink the database knows of: those with rows queued or accepted (what ``state recover``
+    goes by, without the settings' sinks at hand)."""
     rows = new.execute("SELECT sink FROM outbox UNION SELECT sink FROM acks").fetchall()
-    return sorted({str(r[0]) for r in rows} | {"compass"})
+    return sorted({str(r[0]) for r in rows})
 
 
 def _aside_name(path: Path, at_ms: int) -> Path:

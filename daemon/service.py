@@ -27,6 +27,7 @@ from daemon.ops.notify import Notifier
 from daemon.recorder import Recorder
 from daemon.recovery import open_store
 from daemon.sinks import Transport
+from daemon.sinks.registry import configured
 from daemon.sources.files.runner import FileSourceRunner
 from daemon.sources.jenkins.runner import JenkinsRunner
 from daemon.sources.runner import Runner, RunnerContext
@@ -102,7 +103,8 @@ class Service:
 
     async def startup(self) -> None:
         s = self.settings
-        store, recovered = open_store(s.state_dir)  # a damaged database is rebuilt first
+        # a damaged database is rebuilt first, by what the configured sinks accepted
+        store, recovered = open_store(s.state_dir, sinks=configured(s))
         self.store = store
         self.metrics.state_recovery(store.get_meta_json("recovered"), recovered_now=recovered is not None)
         history = HistoryPolicy.for_daemon(store, (c.name for c in s.sources), now_ms())
@@ -145,7 +147,9 @@ class Service:
             self.recorder,
             self.reader,
             self.metrics,
-            changelog=self.settings.jira is not None,
+            # commits are read while a sink needs them (Jira's issue keys): the sinks as opened at
+            # start, which a reload does not change (``registry.as_opened``), so neither does this
+            changelog=self.recorder.settings.jira is not None,
         )
         for cfg in configs:
             runner: Runner
@@ -241,9 +245,6 @@ class Service:
         for runner in [r for r in self.runners if r.cfg not in kept]:
             self.runners.remove(runner)
             await runner.close()
-        for runner in self.runners:  # commits are read while a sink (Jira) needs them
-            if isinstance(runner, JenkinsRunner):
-                runner.source.changelog = new.jira is not None
         await self._start_runners(added)
         self.delivery.resume()
         log.info("configuration reloaded from %s", self.config_path)

@@ -15,35 +15,22 @@ characters. The keys come in order of evidence (the first text first, and within
 right), each once.
 
 What looks like a key is not always one: ``UTF-8``, ``SHA-256``, ``ISO-8859``, ``PR-24``. Jira names
-those in ``unknownIssueKeys`` and a build with only such keys is not stored; a list of the site's
-project keys (``projects``) keeps them out, and what it kept out is reported (``ignored``). An
-entity carries at most ``MAX_ISSUE_KEYS`` keys (``issueKeys`` maxItems in Atlassian's OpenAPI): the
-keys beyond the cap are reported (``cut``), never silently dropped.
+those in ``unknownIssueKeys`` and a build with only such keys is not stored. Which keys a run's
+update carries (the site's project keys, at most ``MAX_ISSUE_KEYS``: ``issueKeys`` maxItems in
+Atlassian's OpenAPI) is the Jira sink's decision, in ``daemon.sinks.jira.keys``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 
-__all__ = ["MAX_ISSUE_KEYS", "IssueKeys", "find_keys", "issue_keys", "project_of"]
+__all__ = ["MAX_ISSUE_KEYS", "find_keys", "project_of"]
 
 MAX_ISSUE_KEYS = 100  # issueKeys per build or deployment (the associations form would allow 500)
 
 # Java's \s and \p{Punct}, both ASCII: whitespace, and !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~
 _SEPARATOR = r"[ \t\n\x0b\f\r!-/:-@\[-`{-~]"
 _KEY = re.compile(rf"(?:(?<={_SEPARATOR})|^)([A-Z][A-Z0-9_]{{1,254}}-[0-9]{{1,100}})(?={_SEPARATOR}|$)")
-
-
-@dataclass(frozen=True, slots=True)
-class IssueKeys:
-    """The keys to send (``keys``, at most the cap), the ones over the cap (``cut``) and the ones whose
-    project is not among the allowed (``ignored``), each in order of evidence."""
-
-    keys: tuple[str, ...]
-    cut: tuple[str, ...] = ()
-    ignored: tuple[str, ...] = ()
 
 
 def find_keys(text: str) -> list[str]:
@@ -54,18 +41,3 @@ def find_keys(text: str) -> list[str]:
 def project_of(key: str) -> str:
     """``ABC`` of ``ABC-123``."""
     return key.rsplit("-", 1)[0]
-
-
-def issue_keys(
-    texts: Iterable[str | None], *, projects: Collection[str] | None = None, limit: int = MAX_ISSUE_KEYS
-) -> IssueKeys:
-    """The keys in ``texts`` (branch names first, then commit messages, as the caller orders its
-    evidence), of the ``projects`` given (any project when None), at most ``limit``."""
-    allowed = None if projects is None else {p.strip().upper() for p in projects}
-    found: dict[str, None] = {}
-    for text in texts:
-        if text:
-            found.update(dict.fromkeys(_KEY.findall(text)))
-    kept = [k for k in found if allowed is None or project_of(k) in allowed]
-    ignored = tuple(k for k in found if allowed is not None and project_of(k) not in allowed)
-    return IssueKeys(keys=tuple(kept[:limit]), cut=tuple(kept[limit:]), ignored=ignored)

@@ -10,42 +10,25 @@ its commit messages, the parameters named here).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from daemon.config.network import check_ca_file, check_credentials_file, check_proxy_url
-from daemon.config.types import Duration, Strict, resolve_path
+from daemon.config.section import NetworkSection, readable_file
+from daemon.config.types import Duration
 
-__all__ = ["JiraSettings", "readable_file"]
+__all__ = ["JiraSettings"]
 
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,255}$")
 _SITE = re.compile(r"^[a-z0-9-]{3,}\.[a-z0-9-]+\.[a-z]{2,}$")  # Atlassian's plugin's site rule
 
 
-def readable_file(v: Path | None, info: ValidationInfo) -> Path | None:
-    """A file setting, resolved against the configuration's directory and checked readable (not in
-    the lenient load of a command that needs no credentials)."""
-    if v is None:
-        return None
-    v = resolve_path(v, info)
-    if (info.context or {}).get("lenient"):
-        return v
-    if not v.is_file():
-        raise ValueError(f"file does not exist: {v}")
-    if not os.access(v, os.R_OK):
-        raise ValueError(f"file is not readable: {v}")
-    if info.field_name == "proxy_credentials_file":
-        check_credentials_file(v)
-    elif info.field_name == "ca_file":
-        check_ca_file(v)
-    return v
-
-
-class JiraSettings(Strict):
+class JiraSettings(NetworkSection):
     """Where and how builds and deployments go to Jira Software Cloud."""
+
+    section: ClassVar[str] = "jira"  # the key messages name (``jira.proxy``)
 
     site: str  # example.atlassian.net: links, and where the cloud id is looked up
     cloud_id: str | None = Field(default=None, min_length=1)  # None: from https://<site>/_edge/tenant_info
@@ -58,13 +41,8 @@ class JiraSettings(Strict):
     project_keys: tuple[str, ...] = ()
     issue_key_parameters: tuple[str, ...] = ()  # build parameters whose values hold issue keys
     api_url: str = "https://api.atlassian.com"
-    timeout: Duration = 30.0
-    rate_limit_per_minute: int = Field(default=100, ge=0)
-    burst: int = Field(default=10, ge=1)
     batch_window: Duration = 1.0  # how long the first queued update waits for others to share a request
-    proxy: str | None = None  # as compass.proxy: None the environment's, "" none, else this one
-    proxy_credentials_file: Path | None = None
-    ca_file: Path | None = None
+    # timeout, rate_limit_per_minute, burst, proxy, proxy_credentials_file, ca_file: NetworkSection's
 
     @field_validator("site")
     @classmethod
@@ -92,15 +70,10 @@ class JiraSettings(Strict):
                 )
         return v
 
-    @field_validator("client_secret_file", "proxy_credentials_file", "ca_file")
+    @field_validator("client_secret_file")
     @classmethod
     def _file_readable(cls, v: Path | None, info: ValidationInfo) -> Path | None:
         return readable_file(v, info)
-
-    @field_validator("proxy")
-    @classmethod
-    def _proxy_url(cls, v: str | None) -> str | None:
-        return None if v is None else check_proxy_url(v)
 
     @model_validator(mode="after")
     def _one_of_each(self) -> JiraSettings:
@@ -108,8 +81,6 @@ class JiraSettings(Strict):
             raise ValueError("set exactly one of client_secret and client_secret_file")
         if not (self.builds or self.deployments):
             raise ValueError("builds and deployments are both false: nothing would be sent to Jira")
-        if self.rate_limit_per_minute and self.burst >= self.rate_limit_per_minute:
-            raise ValueError("burst must be smaller than rate_limit_per_minute")
         return self
 
     @property

@@ -11,7 +11,7 @@ import socket
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
@@ -22,8 +22,8 @@ from daemon.config.deployments import (
     deployment_rule,
     run_kinds,
 )
-from daemon.config.jira import JiraSettings, readable_file
-from daemon.config.network import check_proxy_url
+from daemon.config.jira import JiraSettings
+from daemon.config.section import NetworkSection, readable_file
 from daemon.config.sources import (
     JenkinsSourceSettings,
     LogSourceSettings,
@@ -51,7 +51,9 @@ class ComponentRule(Strict):
     component_id: str = Field(min_length=1)
 
 
-class CompassSettings(Strict):
+class CompassSettings(NetworkSection):
+    section: ClassVar[str] = "compass"  # the key messages name (``compass.proxy``)
+
     site: str | None = None
     base_url: str | None = None
     cloud_id: str = Field(min_length=1)
@@ -61,15 +63,9 @@ class CompassSettings(Strict):
     event_source: str = "{host}"
     components: tuple[ComponentRule, ...] = ()
     deployments: tuple[DeploymentRule, ...] = ()
-    timeout: Duration = 30.0
-    rate_limit_per_minute: int = Field(default=100, ge=0)
-    burst: int = Field(default=10, ge=1)
     auto_setup: bool = False
     graphql_url: str | None = None
-    # None: the environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "": no proxy at all; else this proxy
-    proxy: str | None = None
-    proxy_credentials_file: Path | None = None
-    ca_file: Path | None = None
+    # timeout, rate_limit_per_minute, burst, proxy, proxy_credentials_file, ca_file: NetworkSection's
 
     @field_validator("site")
     @classmethod
@@ -99,15 +95,10 @@ class CompassSettings(Strict):
             raise ValueError("must not be empty")
         return v
 
-    @field_validator("api_token_file", "proxy_credentials_file", "ca_file")
+    @field_validator("api_token_file")
     @classmethod
     def _file_readable(cls, v: Path | None, info: ValidationInfo) -> Path | None:
         return readable_file(v, info)
-
-    @field_validator("proxy")
-    @classmethod
-    def _proxy_url(cls, v: str | None) -> str | None:
-        return None if v is None else check_proxy_url(v)
 
     @model_validator(mode="after")
     def _one_of_each(self) -> CompassSettings:
@@ -115,8 +106,6 @@ class CompassSettings(Strict):
             raise ValueError("set either site (example.atlassian.net) or base_url, not both")
         if (self.api_token is None) == (self.api_token_file is None):
             raise ValueError("set exactly one of api_token and api_token_file")
-        if self.rate_limit_per_minute and self.burst >= self.rate_limit_per_minute:
-            raise ValueError("burst must be smaller than rate_limit_per_minute")
         return self
 
     @property

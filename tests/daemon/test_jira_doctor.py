@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from daemon.config import JiraSettings
 from daemon.sinks.jira.doctor import doctor
@@ -179,3 +180,28 @@ def test_the_command_checks_jira_alone_and_exits_non_zero_on_a_problem(tmp_path:
     assert "Deployments permission" in proc.stdout and proc.stdout.endswith("1 problem(s) found\n")
     assert SECRET not in proc.stdout + proc.stderr
     assert tokens and all(t not in proc.stdout + proc.stderr for t in tokens)
+
+
+async def test_a_block_page_where_the_site_should_be_is_named_for_what_it_is() -> None:
+    """The cloud id is looked up as the sink looks it up: a web filter's page answering for the site
+    is named with its title, not taken for a site that answered badly."""
+    page = "<html><head><title>Example Corp web filter: blocked</title></head><body>no</body></html>"
+
+    async def blocked(_: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", blocked)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        with FakeJira(client_secret=SECRET) as jira:
+            lines, count = await doctor(settings(jira, cloud_id=None), site_url=f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+    assert count >= 1, lines
+    [line] = [line for line in lines if "cloud id" in line]
+    assert line.startswith("PROBLEM") and "Example Corp web filter: blocked" in line, line

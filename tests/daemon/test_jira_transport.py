@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.config.jira import JiraSettings
 from daemon.sinks.jira.answers import Kind, Verdict, judge
 from daemon.sinks.jira.token import ASSUMED_LIFETIME_S, ClientCredentials, TokenSource
-from daemon.sinks.jira.transport import JiraTransport, token_url
+from daemon.sinks.jira.transport import JiraTransport
 from tests.proxy_net import CompanyCA
 from tools.fake_jira import FakeJira
 from tools.tinyproxy import Tinyproxy
@@ -24,14 +23,21 @@ SECRET = "s3cr3t-never-shown-4711"
 PAGE = "<html><head><title>Example Corp web filter: blocked</title></head><body>blocked</body></html>"
 
 
-@dataclass(frozen=True)
-class Network:
-    """The network part of a sink's settings (``NetworkSettings``); "" is no proxy whatever the
-    environment says."""
-
-    proxy: str | None = ""
-    proxy_credentials_file: Path | None = None
-    ca_file: Path | None = None
+def jira_settings(api_url: str, cloud_id: str, **network: Any) -> JiraSettings:
+    """The jira section pointed at ``api_url``; ``network``: its proxy and CA keys (``proxy`` is ""
+    unless given: no proxy whatever the environment says)."""
+    return JiraSettings.model_validate(
+        {
+            "site": "example.atlassian.net",
+            "cloud_id": cloud_id,
+            "client_id": "client-1",
+            "client_secret": SECRET,
+            "api_url": api_url,
+            "timeout": 10,
+            "proxy": "",
+            **network,
+        }
+    )
 
 
 def build(number: int, *keys: str, **extra: Any) -> dict[str, Any]:
@@ -68,13 +74,12 @@ def make(
     *,
     secret: str = SECRET,
     clock: Callable[[], float] | None = None,
-    network: Network | None = None,
+    **network: Any,
 ) -> JiraTransport:
+    settings = jira_settings(jira.base_url, jira.cloud_id, **network)
     credentials = ClientCredentials("client-1", lambda: secret)
-    tokens = TokenSource(token_url(jira.base_url), credentials, clock=clock) if clock else None
-    return JiraTransport(
-        network or Network(), credentials, jira.cloud_id, api_url=jira.base_url, timeout=10, tokens=tokens
-    )
+    tokens = TokenSource(settings.token_url, credentials, clock=clock) if clock else None
+    return JiraTransport(settings, credentials, tokens=tokens)
 
 
 @pytest.fixture
@@ -273,7 +278,7 @@ async def test_a_token_endpoint_outage_is_retried(jira: FakeJira, transport: Jir
 async def test_nothing_listening_is_a_retry() -> None:
     with FakeJira() as jira:
         url = jira.base_url
-    t = JiraTransport(Network(), ClientCredentials("client-1", lambda: SECRET), "c", api_url=url, timeout=5)
+    t = JiraTransport(jira_settings(url, "c", timeout=5), ClientCredentials("client-1", lambda: SECRET))
     try:
         verdict = judge(await t.send("builds", body(build(1))), "builds", [build(1)])
     finally:
@@ -318,7 +323,7 @@ async def test_through_a_real_proxy_with_the_company_ca(
     with FakeJira(client_secret=SECRET, ssl_context=company_ca.server_context) as jira:
         proxy = tinyproxy_factory([jira.port])
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        t = make(jira, network=Network(proxy=None, ca_file=company_ca.ca_file))
+        t = make(jira, proxy=None, ca_file=company_ca.ca_file)
         try:
             verdict = await send(t, build(1))
         finally:
@@ -327,7 +332,7 @@ async def test_through_a_real_proxy_with_the_company_ca(
         assert proxy.connects(jira.port) >= 1, proxy.log()
         assert len(jira.token_requests) == 1
         # without the company CA the certificate is refused: verification is never off
-        t = make(jira, network=Network(proxy=None))
+        t = make(jira, proxy=None)
         try:
             refused = await send(t, build(2))
         finally:

@@ -60,7 +60,7 @@ def test_a_damaged_database_is_set_aside_and_salvaged(tmp_path: Path, how: str) 
         Store(state, readonly=True)  # what status meets
 
     started = time.monotonic()
-    store, done = open_store(state)
+    store, done = open_store(state, sinks=("compass",))
     took = time.monotonic() - started
     try:
         assert done is not None
@@ -99,7 +99,7 @@ def test_a_salvaged_table_with_a_bad_page_keeps_the_rows_after_it(tmp_path: Path
     state = tmp_path / "state"
     fill(state, QUEUED)
     assert damage_table(state / "buildtail.sqlite3", "updates", middle=3) == 3
-    store, done = open_store(state)
+    store, done = open_store(state, sinks=("compass",))
     store.close()
     assert done is not None
     with closing(sqlite3.connect(state / "buildtail.sqlite3")) as db:
@@ -126,7 +126,7 @@ def test_runs_whose_last_event_was_lost_are_put_back_to_what_compass_has(tmp_pat
     assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
     assert damage_table(state / "buildtail.sqlite3", "updates") >= 1
 
-    store, done = open_store(state)
+    store, done = open_store(state, sinks=("compass",))
     try:
         assert done is not None and done.salvaged["outbox"] == 0 and done.rewound == 10
         back = store.latest_run("jenkins", "app", 1)
@@ -164,7 +164,7 @@ def test_each_sinks_acceptance_decides_what_is_sent_again(tmp_path: Path) -> Non
     assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
     assert damage_table(state / "buildtail.sqlite3", "updates") >= 1
 
-    store, done = open_store(state)
+    store, done = open_store(state, sinks=both)
     try:
         assert done is not None and done.rewound == 2
         back = store.latest_run("jenkins", "app", 1)
@@ -237,7 +237,7 @@ def test_updates_whose_outbox_rows_were_lost_are_queued_again(tmp_path: Path) ->
     store.close()
     assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
 
-    store, done = open_store(state)
+    store, done = open_store(state, sinks=("compass",))
     try:
         assert done is not None and done.rewound == 0
         assert done.salvaged["outbox"] == 30 and done.lost["outbox"] in (0, None)
@@ -245,5 +245,43 @@ def test_updates_whose_outbox_rows_were_lost_are_queued_again(tmp_path: Path) ->
         assert after == before
         item, _ = store.next_due()
         assert item is not None and item.update is not None and item.pipeline_id == "app#1"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("sinks", [("jira",), None])
+def test_a_jira_only_setup_recovers_without_compass(tmp_path: Path, sinks: tuple[str, ...] | None) -> None:
+    """Jira alone (given, or as the database has it): runs Jira has in full stay as they are, and an
+    update whose outbox rows were lost is queued again for Jira only, never for a Compass that
+    nothing sends to (its row would stay queued, and readiness fail, for good)."""
+    state = tmp_path / "state"
+    store = Store(state)
+    for n in (1, 2, 3):
+        store.record(
+            run_row("app", n, pipeline_id=f"app#{n}"),
+            event(f"app#{n}", "IN_PROGRESS"),
+            prior=None,
+            sinks=("jira",),
+        )
+    while (item := store.next_due(sink="jira")[0]) is not None:
+        store.ack(item)
+    prior = store.latest_run("jenkins", "app", 1)
+    done_row = run_row("app", 1, state="SUCCESSFUL", terminal=True, pipeline_id="app#1")
+    assert store.record(done_row, event("app#1", "SUCCESSFUL"), prior=prior, sinks=("jira",)) is not None
+    store.close()
+    assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+
+    store, done = open_store(state, sinks=sinks)
+    try:
+        assert done is not None
+        for n in (2, 3):  # Jira accepted all of them: nothing to send again
+            kept = store.latest_run("jenkins", "app", n)
+            assert kept is not None and kept.state == "IN_PROGRESS"
+        last = store.latest_run("jenkins", "app", 1)
+        assert last is not None and last.state == "SUCCESSFUL"  # its update is queued again, for Jira
+        assert done.rewound == 0
+        assert store.next_due(sink="compass")[0] is None
+        item, _ = store.next_due(sink="jira")
+        assert item is not None and item.pipeline_id == "app#1"
     finally:
         store.close()

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from parsers.issue_keys import MAX_ISSUE_KEYS, IssueKeys, find_keys, issue_keys, project_of
+from parsers.issue_keys import find_keys, project_of
 
 # Jira's own check of a key in the builds and deployments APIs (Atlassian's OpenAPI, IssueKey);
 # Java's \w is ASCII
@@ -62,33 +62,6 @@ def test_the_number_and_project_lengths() -> None:
     project = "A" * 255
     assert find_keys(f"{project}-1") == [f"{project}-1"]
     assert find_keys(f"{project}B-1") == []  # Jira's key check allows 255 before the hyphen
-
-
-def test_order_of_evidence_each_key_once() -> None:
-    found = issue_keys(["feature/OPS-7-login", None, "OPS-8 and OPS-7", "", "Merge OPS-9; OPS-8"])
-    assert found == IssueKeys(keys=("OPS-7", "OPS-8", "OPS-9"))
-
-
-def test_allowed_projects_keep_false_positives_out_and_say_so() -> None:
-    texts = ["ISO-8859 decoding for OPS-3", "UTF-8, SHA-256 and web-2", "ops-4 Web-5 WEB-6"]
-    found = issue_keys(texts, projects=["ops", " WEB "])
-    assert found == IssueKeys(keys=("OPS-3", "WEB-6"), ignored=("ISO-8859", "UTF-8", "SHA-256"))
-
-
-def test_the_cap_reports_what_was_cut() -> None:
-    # the plugin's testMaxIssueKeysLimit: 509 keys in one message, the plugin kept 500 of a set
-    message = "Commit message" + "".join(f" TEST-TEST-{n}" for n in range(1, 510))
-    found = issue_keys([message])
-    assert len(found.keys) == MAX_ISSUE_KEYS == 100
-    assert found.keys[0] == "TEST-1" and found.keys[-1] == "TEST-100"
-    assert found.cut == tuple(f"TEST-{n}" for n in range(101, 510))
-    assert issue_keys([message], limit=500).cut == tuple(f"TEST-{n}" for n in range(501, 510))
-
-
-def test_the_cap_applies_after_the_project_filter() -> None:
-    text = " ".join(f"UTF-{n}" for n in range(200)) + " OPS-1"
-    found = issue_keys([text], projects=["OPS"], limit=1)
-    assert found.keys == ("OPS-1",) and found.cut == () and len(found.ignored) == 200
 
 
 def test_project_of() -> None:

@@ -3,8 +3,8 @@ the headers, so that Compass's events, GraphQL and the tenant lookup, and Jira's
 requests, all reach Atlassian the same way.
 
 The settings are any section with ``proxy``, ``proxy_credentials_file`` and ``ca_file``
-(``NetworkSettings``; ``compass`` is the first), and messages name that section's keys: the Jira
-sink passes ``section="jira"``. Below, ``compass.proxy`` stands for the section's ``proxy`` key.
+(``NetworkSettings``; ``compass`` is the first), and messages name that section's keys (its
+``section``: ``compass``, ``jira``). Below, ``compass.proxy`` stands for the section's ``proxy`` key.
 
 The proxy is decided per request by ``route`` (a session middleware applies it), from
 ``compass.proxy`` or else the environment as curl reads it: ``https_proxy``/``HTTPS_PROXY`` for https
@@ -24,7 +24,7 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -48,6 +48,8 @@ HEADERS = {"User-Agent": f"buildtail/{__version__}", "Accept": "application/json
 
 class NetworkSettings(Protocol):
     """What a sink's settings say about reaching its destination (``CompassSettings`` has these)."""
+
+    section: ClassVar[str]  # the configuration section, whose keys messages name
 
     @property
     def proxy(self) -> str | None: ...  # None: the environment's; "": no proxy at all; else this one
@@ -119,22 +121,20 @@ def _bypassed(url: str) -> str | None:
     return found[0] if no_proxy_matches(found[1], parts.hostname or "", port) else None
 
 
-def _authorization(
-    compass: NetworkSettings, inline: tuple[str, str] | None, section: str = "compass"
-) -> str | None:
+def _authorization(compass: NetworkSettings, inline: tuple[str, str] | None) -> str | None:
     if compass.proxy_credentials_file is not None:
         try:
             user, password = read_proxy_credentials(compass.proxy_credentials_file)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ProxySettingError(f"cannot read {section}.proxy_credentials_file: {exc}") from None
+            raise ProxySettingError(f"cannot read {compass.section}.proxy_credentials_file: {exc}") from None
         return aiohttp.encode_basic_auth(user, password)
     return aiohttp.encode_basic_auth(*inline) if inline else None
 
 
-def route(compass: NetworkSettings, url: str, *, section: str = "compass") -> Route:
+def route(compass: NetworkSettings, url: str) -> Route:
     """The one decision of how buildtail reaches ``url``; see the module's docstring for the order.
-    ``section``: the configuration section whose keys the reasons name."""
-    scheme = urlsplit(url).scheme
+    The reasons name the keys of ``compass.section``."""
+    scheme, section = urlsplit(url).scheme, compass.section
     if compass.proxy == "":
         return Route(None, f"{section}.proxy is empty: the environment's proxy is ignored")
     if compass.proxy is not None:
@@ -154,20 +154,19 @@ def route(compass: NetworkSettings, url: str, *, section: str = "compass") -> Ro
         )
     inline = (proxy.user or "", proxy.password or "") if proxy.user else None
     shown = str(proxy.with_user(None).with_path("").with_query(None))
-    return Route(shown, f"from {source}", _authorization(compass, inline, section))
+    return Route(shown, f"from {source}", _authorization(compass, inline))
 
 
 class _Router:
     """The session middleware that gives each request the proxy ``route`` decides for its URL."""
 
-    def __init__(self, compass: NetworkSettings, section: str) -> None:
+    def __init__(self, compass: NetworkSettings) -> None:
         self._compass = compass
-        self._section = section
 
     async def __call__(
         self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        decided = route(self._compass, str(req.url), section=self._section)
+        decided = route(self._compass, str(req.url))
         if decided.proxy is None:
             req.update_proxy(None, None, None)
         else:
@@ -189,14 +188,12 @@ def open_session(
     timeout: aiohttp.ClientTimeout,
     *,
     limit_per_host: int = 0,
-    section: str = "compass",
 ) -> aiohttp.ClientSession:
-    """A session to Atlassian with the proxy, the CAs and the headers every buildtail request shares;
-    ``section`` names the configuration section in the proxy's messages."""
+    """A session to Atlassian with the proxy, the CAs and the headers every buildtail request shares."""
     return aiohttp.ClientSession(
         timeout=timeout,
         connector=aiohttp.TCPConnector(limit_per_host=limit_per_host, ssl=ssl_context(compass)),
         headers=HEADERS,
         trust_env=False,
-        middlewares=(_Router(compass, section),),
+        middlewares=(_Router(compass),),
     )

@@ -1,4 +1,4 @@
-"""Why Compass (or Jira: ``section="jira"``) could not be reached, in one line an operator can act
+"""Why Compass (or Jira) could not be reached, in one line an operator can act
 on: the name did not resolve, nothing answered, the proxy refused, or TLS verification failed (and
 who issued the certificate that was shown, for the firewall that re-signs TLS with a company CA).
 
@@ -44,14 +44,15 @@ def untrusted_issuer(exc: BaseException) -> bool:
 def describe_connection_error(
     exc: BaseException,
     via: Route,
+    network: NetworkSettings,
     *,
     issuer: str | None = None,
-    ca_file: str | None = None,
-    credentials_file: str | None = None,
-    section: str = "compass",
 ) -> str:
-    """One line: what failed, where, and what to do. ``issuer``: of the certificate shown, when known;
-    ``section``: the configuration section whose keys the advice names."""
+    """One line: what failed, where, and what to do; the advice names the keys of ``network.section``.
+    ``issuer``: of the certificate shown, when known."""
+    section = network.section
+    ca_file = str(network.ca_file) if network.ca_file else None
+    credentials_file = str(network.proxy_credentials_file) if network.proxy_credentials_file else None
     proxy_variables = _proxy_variables(section)
     target = f"{getattr(exc, 'host', '?')}:{getattr(exc, 'port', '?')}"
     if isinstance(exc, ProxySettingError):
@@ -148,8 +149,6 @@ async def peer_issuer(
     compass: NetworkSettings,
     url: str,
     timeout: float = 10.0,  # noqa: ASYNC109
-    *,
-    section: str = "compass",
 ) -> str | None:
     """The issuer of the certificate ``url``'s server (or the firewall in between) presents, through
     the route buildtail uses; None when it cannot be fetched. Diagnosis only: the handshake is not
@@ -162,7 +161,7 @@ async def peer_issuer(
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            via = route(compass, url, section=section)
+            via = route(compass, url)
             if via.proxy is None:
                 _, writer = await asyncio.open_connection(host, port, ssl=unverified, server_hostname=host)
             else:
@@ -190,17 +189,13 @@ async def peer_issuer(
             writer.close()
 
 
-async def explain(exc: BaseException, compass: NetworkSettings, url: str, *, section: str = "compass") -> str:
+async def explain(exc: BaseException, compass: NetworkSettings, url: str) -> str:
     """``describe_connection_error`` for a failed request to ``url``, with the issuer of the certificate
-    shown fetched when TLS verification was what failed. ``section``: whose keys the advice names."""
+    shown fetched when TLS verification was what failed."""
     try:
-        via = route(compass, url, section=section)
+        via = route(compass, url)
     except ProxySettingError as error:
-        return describe_connection_error(error, Route(None, "unusable proxy setting"), section=section)
+        return describe_connection_error(error, Route(None, "unusable proxy setting"), compass)
     untrusted = isinstance(exc, aiohttp.ClientConnectorCertificateError)
-    issuer = await peer_issuer(compass, url, section=section) if untrusted else None
-    ca_file = str(compass.ca_file) if compass.ca_file else None
-    credentials = str(compass.proxy_credentials_file) if compass.proxy_credentials_file else None
-    return describe_connection_error(
-        exc, via, issuer=issuer, ca_file=ca_file, credentials_file=credentials, section=section
-    )
+    issuer = await peer_issuer(compass, url) if untrusted else None
+    return describe_connection_error(exc, via, compass, issuer=issuer)

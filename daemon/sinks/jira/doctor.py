@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from daemon.config.jira import JiraSettings
+from daemon.sinks.compass.graphql import GraphQLError, tenant_cloud_id
 from daemon.sinks.compass.http import ProxySettingError, open_session, route
 from daemon.sinks.compass.reach import explain
 from daemon.sinks.jira.reply import Reply, read_reply
@@ -71,13 +72,13 @@ async def doctor(jira: JiraSettings, *, site_url: str | None = None) -> tuple[li
     a test points it at the local fake)."""
     report = _Report()
     try:
-        via = route(jira, jira.api_url, section="jira")
+        via = route(jira, jira.api_url)
     except ProxySettingError as exc:
         report.bad(f"the proxy setting cannot be used: {exc}")
         return report.lines, report.problems
     report.ok(f"connecting to {jira.api_url} {via.describe()}")
     timeout = aiohttp.ClientTimeout(total=jira.timeout, connect=min(10.0, jira.timeout))
-    async with open_session(jira, timeout, section="jira") as session:
+    async with open_session(jira, timeout) as session:
         if await _reached(session, jira, report):
             cloud_id = await _cloud_id(session, jira, site_url or jira.site_url, report)
             token = await _token(session, jira, report)
@@ -94,7 +95,7 @@ async def _reached(session: aiohttp.ClientSession, jira: JiraSettings, report: _
         async with session.get(jira.api_url, allow_redirects=False) as resp:
             status = resp.status
     except _CONNECTION_ERRORS as exc:
-        report.bad(await explain(exc, jira, jira.api_url, section="jira"))
+        report.bad(await explain(exc, jira, jira.api_url))
         return False
     report.ok(f"{jira.api_url} answers (HTTP {status}): the network path works")
     return True
@@ -103,21 +104,19 @@ async def _reached(session: aiohttp.ClientSession, jira: JiraSettings, report: _
 async def _cloud_id(
     session: aiohttp.ClientSession, jira: JiraSettings, site_url: str, report: _Report
 ) -> str | None:
-    """The cloud id the sink would use, after comparing a configured one with the site's."""
-    url = f"{site_url.rstrip('/')}/_edge/tenant_info"
+    """The cloud id the sink would use, after comparing a configured one with the site's (looked up
+    as the sink and ``compass setup`` do: ``tenant_cloud_id``)."""
+    site_url = site_url.rstrip("/")
+    url = f"{site_url}/_edge/tenant_info"
     found: str | None = None
     try:
-        async with session.get(url, allow_redirects=False) as resp:
-            text = await resp.text(errors="replace")
-            status = resp.status
-        data = json.loads(text) if status == 200 else None
-        if isinstance(data, dict) and isinstance(data.get("cloudId"), str) and data["cloudId"]:
-            found = data["cloudId"]
-        why = f"HTTP {status} without a cloudId"
-    except ValueError:
-        why = "the answer is not JSON"
-    except _CONNECTION_ERRORS as exc:
-        why = await explain(exc, jira, url, section="jira")
+        found = await tenant_cloud_id(session, site_url) or None
+        why = "" if found else "the cloudId it answered is empty"
+    except GraphQLError as exc:
+        if exc.cause is not None:
+            why = await explain(exc.cause, jira, url)
+        else:  # its message starts with the URL, which the line names already
+            why = str(exc).removeprefix(f"{url}: ").removeprefix(f"{url} ")
     configured = jira.cloud_id
     if found is None and configured is None:
         report.bad(f"cannot look up the cloud id at {url}: {why}: set jira.cloud_id")
@@ -178,7 +177,7 @@ async def _permission(
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
             reply = await read_reply(resp)
     except _CONNECTION_ERRORS as exc:
-        report.bad(f"the {name} permission not checked: {await explain(exc, jira, url, section='jira')}")
+        report.bad(f"the {name} permission not checked: {await explain(exc, jira, url)}")
         return
     seen = f"HTTP {reply.status} to an empty submission"
     if reply.status == 400 and reply.is_json:

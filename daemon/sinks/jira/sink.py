@@ -113,13 +113,7 @@ class BulkRequests:
 def _transport(jira: JiraSettings, for_real: bool) -> Bulk:
     if not for_real:
         return JiraStdout()
-    return JiraTransport(
-        jira,
-        ClientCredentials(jira.client_id, jira.secret),
-        jira.cloud_id or "",
-        api_url=jira.api_url,
-        timeout=jira.timeout,
-    )
+    return JiraTransport(jira, ClientCredentials(jira.client_id, jira.secret))
 
 
 def open_jira(

@@ -22,46 +22,32 @@ from typing import Any
 
 import aiohttp
 
+from daemon.config.jira import JiraSettings
 from daemon.sinks.compass.graphql import tenant_cloud_id
-from daemon.sinks.compass.http import NetworkSettings, open_session
+from daemon.sinks.compass.http import open_session
 from daemon.sinks.jira.answers import Kind
 from daemon.sinks.jira.reply import Reply, read_reply
 from daemon.sinks.jira.token import ClientCredentials, TokenRefused, TokenSource
 
-__all__ = ["API_URL", "JiraTransport", "Kind", "bulk_url", "token_url"]
+__all__ = ["JiraTransport", "Kind"]
 
-API_URL = "https://api.atlassian.com"
 # Atlassian's plugin sent this; Jira's own examples say the same
 _CONTENT_TYPE = "application/json; charset=utf-8"
 
 
-def bulk_url(api_url: str, kind: Kind, cloud_id: str) -> str:
-    """The on-premises form of submitBuilds / submitDeployments."""
-    return f"{api_url.rstrip('/')}/jira/{kind}/0.1/cloud/{cloud_id}/bulk"
-
-
-def token_url(api_url: str) -> str:
-    return f"{api_url.rstrip('/')}/oauth/token"
-
-
 class JiraTransport:
-    """One aiohttp session and one token for the process; explicit timeouts."""
+    """One aiohttp session and one token for the process; explicit timeouts. The URLs are the
+    settings' (``JiraSettings.token_url``, ``bulk_url``); the cloud id is the configured one, or
+    looked up by ``resolve_cloud_id``."""
 
     def __init__(
-        self,
-        network: NetworkSettings,
-        credentials: ClientCredentials,
-        cloud_id: str,
-        *,
-        api_url: str = API_URL,
-        timeout: float = 30.0,
-        tokens: TokenSource | None = None,
+        self, jira: JiraSettings, credentials: ClientCredentials, *, tokens: TokenSource | None = None
     ) -> None:
-        self._network = network
-        self.cloud_id = cloud_id
-        self.api_url = api_url.rstrip("/")
-        self.timeout = timeout
-        self.tokens = tokens or TokenSource(token_url(self.api_url), credentials)
+        self._jira = jira
+        self.cloud_id = jira.cloud_id or ""
+        self.api_url = jira.api_url
+        self.timeout = jira.timeout
+        self.tokens = tokens or TokenSource(jira.token_url, credentials)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -70,7 +56,7 @@ class JiraTransport:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout))
-            self._session = open_session(self._network, timeout, limit_per_host=4, section="jira")
+            self._session = open_session(self._jira, timeout, limit_per_host=4)
         return self._session
 
     async def resolve_cloud_id(self, site_url: str) -> str:
@@ -84,7 +70,7 @@ class JiraTransport:
         """POST ``body`` to ``kind``'s bulk endpoint; on a 401, once more with a new token."""
         session = self._open()
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        url = bulk_url(self.api_url, kind, self.cloud_id)
+        url = self._jira.bulk_url(kind, self.cloud_id)
         try:
             token = await self.tokens.get(session)
             reply = await self._post(session, url, data, token)
