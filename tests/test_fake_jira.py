@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tools.fake_jira import FakeJira, schemas_present
+from tools.fake_jira import FakeJira, check_answer, schemas_present
 
 ITEM: dict[str, Any] = {
     "schemaVersion": "1.0",
@@ -148,7 +148,12 @@ async def test_an_invalid_item_is_rejected_the_rest_accepted(
         assert rejected["key"] == {"pipelineId": "jenkins/team/app", "buildNumber": 4}
         assert "state" in rejected["errors"][0]["message"]
         missing = {k: v for k, v in DEPLOYMENT.items() if k != "environment"}
+        # without its environment the item has no key to be rejected by: the request as a whole is
         status, answer, _ = await submit(session, jira, "deployments", {"deployments": [missing]}, bearer)
+        assert status == 400 and answer[0]["message"]
+        status, answer, _ = await submit(
+            session, jira, "deployments", {"deployments": [{**DEPLOYMENT, "state": "bad"}]}, bearer
+        )
         assert (
             status == 202 and answer["acceptedDeployments"] == [] and len(answer["rejectedDeployments"]) == 1
         )
@@ -194,3 +199,23 @@ async def test_another_cloud_is_not_found(jira: FakeJira, session: aiohttp.Clien
         assert answer.status == 404
     async with session.get(jira.base_url + "/_edge/tenant_info") as answer:
         assert await answer.json() == {"cloudId": "cloud-123"}
+
+
+class _WrongAnswers(FakeJira):
+    """A fake whose 202 answer names accepted builds by a bare id, not by their key object."""
+
+    def _outcome(
+        self, kind: str, items: list[dict[str, Any]], invalid: dict[int, list[str]]
+    ) -> dict[str, Any]:
+        return {f"accepted{kind.title()}": [item.get("pipelineId") for item in items]}
+
+
+@pytest.mark.skipif(not schemas_present(), reason="shared reference schemas absent")
+async def test_an_answer_of_a_shape_jira_never_gives_is_refused(session: aiohttp.ClientSession) -> None:
+    assert check_answer("builds", 202, {"acceptedBuilds": [{"pipelineId": "p", "buildNumber": 1}]}) == []
+    assert check_answer("builds", 400, [{"message": "bad"}]) == []
+    assert check_answer("builds", 400, {"message": "bad"}) != []
+    with _WrongAnswers(known_projects=["OPS"]) as wrong:
+        status, _, _ = await submit(session, wrong, "builds", builds(ITEM), await token(session, wrong))
+        assert status == 500
+        assert wrong.submissions == []

@@ -17,9 +17,9 @@ UV=${UV:-uv}
 PYTHON=${PYTHON:-python3}
 
 # The tests that touch the bounded libraries: watchdog (the watcher, the Jenkins source and the daemon
-# end to end, an overflow and a reader thread that ends), aiohttp (the Compass transport and GraphQL
-# client, the proxy middleware, a portal's answers, the metrics server), pydantic and PyYAML (the
-# configuration), prometheus-client (the metrics), defusedxml and python-dateutil (the parsers and the
+# end to end, an overflow and a reader thread that ends), aiohttp (the Compass and Jira transports, the
+# GraphQL client, the Jira doctor and answers, the proxy middleware, a portal's answers, the metrics
+# server), pydantic and PyYAML (the configuration, its Jira part and the deployment reachability), prometheus-client (the metrics), defusedxml and python-dateutil (the parsers and the
 # file sources).
 SUBSET=(
   tests/daemon/sources/test_watch.py
@@ -27,6 +27,11 @@ SUBSET=(
   tests/e2e/test_inotify_overflow.py
   tests/daemon/sources/jenkins/test_jenkins_source.py
   tests/daemon/config/test_config.py
+  tests/daemon/config/test_jira_config.py
+  tests/daemon/config/test_reachability.py
+  tests/daemon/test_jira_transport.py
+  tests/daemon/test_jira_doctor.py
+  tests/daemon/test_jira_answers.py
   tests/daemon/delivery/test_compass_transport.py
   tests/daemon/delivery/test_compass_graphql.py
   tests/daemon/delivery/test_sender.py

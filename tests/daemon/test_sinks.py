@@ -7,10 +7,8 @@ for both, each delivers its own rows, and the update goes when the last of them 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from daemon.history import HistoryPolicy
 from daemon.recorder import Recorder
 from daemon.sinks import SendResult, Sent, StdoutTransport, Transport, registry
 from daemon.store import OutboxItem, Store
+from tests.inprocess import until
 
 from .test_events import facts, finished, settings
 
@@ -68,13 +67,6 @@ class _Board:
         return None
 
 
-async def _until(cond: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_second_sink_gets_every_update_from_its_own_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,7 +85,7 @@ async def test_a_second_sink_gets_every_update_from_its_own_rows(
         assert store.outbox_depth() == 4
         assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 2
         delivery.start()
-        await _until(lambda: store.outbox_depth() == 0)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0)
         await delivery.stop(5.0)
         board = delivery.sinks[1]
         assert isinstance(board, _Board)
@@ -141,8 +133,14 @@ async def test_a_second_sinks_pause_and_deliveries_are_its_own(
     try:
         assert recorder.record(finished("FAILURE", job="b", number=2)) is not None
         delivery.start()
-        await _until(lambda: store.delivery_state("board")[0] is not None)
-        await _until(lambda: store.last_delivery_ms("compass") is not None)
+        await until(
+            'store.delivery_state("board")[0] is not None',
+            lambda: store.delivery_state("board")[0] is not None,
+        )
+        await until(
+            'store.last_delivery_ms("compass") is not None',
+            lambda: store.last_delivery_ms("compass") is not None,
+        )
         await delivery.stop(5.0)
         assert store.delivery_state("board")[0] == "the board refused b#2"
         assert delivery.senders[1].paused == "the board refused b#2"

@@ -4,17 +4,16 @@ as quickly as any other, and the overflow costs one rescan, logged once."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Daemon, make_config, wait_until
+from tests.e2e.conftest import Daemon, make_config, metric, wait_until
 from tools.fake_compass import FakeCompass
 from tools.fake_jenkins import JenkinsHome
 
@@ -26,16 +25,6 @@ FOLLOWING = 9  # builds after the overflow
 # Each must arrive within this: the reconcile scan is an hour away, so a build that arrives at all in
 # this time was seen by a watch; the margin is for a loaded machine (the median is about 25 ms idle).
 LATENCY_S = 10.0
-
-
-def _metric(daemon: Daemon, name: str) -> float:
-    match = re.search(r"metrics on http://(127\.0\.0\.1:\d+)/metrics", daemon.stderr)
-    assert match, daemon.stderr
-    with urllib.request.urlopen(f"http://{match.group(1)}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    found = re.search(rf"^{name} (\S+)$", text, re.M)
-    assert found, f"{name} not in /metrics"
-    return float(found.group(1))
 
 
 def _flood(directory: Path, events: int) -> None:
@@ -68,13 +57,14 @@ def test_builds_after_a_kernel_queue_overflow_arrive_at_once(
     for n in range(2, 2 + FOLLOWING):
         started = time.monotonic()
         job.start().finish("SUCCESS")
-        compass.wait_for(
-            lambda _, n=n: any(
+
+        def arrived(_: list[dict[str, Any]], n: int = n) -> bool:
+            return any(
                 e["event"]["build"]["buildProperties"]["state"] == "SUCCESSFUL"
                 for e in compass.builds().get(f"app#{n}", [])
-            ),
-            timeout=LATENCY_S,
-        )
+            )
+
+        compass.wait_for(arrived, timeout=LATENCY_S)
         latencies.append(time.monotonic() - started)
 
     print(  # the figure for the record: pytest -s shows it
@@ -83,8 +73,8 @@ def test_builds_after_a_kernel_queue_overflow_arrive_at_once(
         f"max {max(latencies) * 1000:.0f} ms"
     )
     assert daemon.stderr.count("inotify queue overflowed") == 1, "one overflow, one line"
-    assert _metric(daemon, "buildtail_inotify_overflows_total") == 1
-    assert _metric(daemon, "buildtail_inotify_reader_stops_total") == 0
+    assert metric(daemon, "buildtail_inotify_overflows_total") == 1
+    assert metric(daemon, "buildtail_inotify_reader_stops_total") == 0
     assert "Traceback" not in daemon.stderr
     assert compass.invalid == []
     assert daemon.stop() == 0

@@ -185,19 +185,40 @@ def test_checkouts_merge_each_commit_once_in_checkout_order() -> None:
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
 
+# The one real changelog with commits: scm-api's test SCM (MockSCMController) in a multibranch
+# pipeline's first build, the same file under the build and its lastStable/lastSuccessful copies.
+MOCK_SCM_RUN = "ci-corpus/jenkins/wmb-removed-property/jobs/org/jobs/repo/branches/master"
+MOCK_SCM_COMMITS = (
+    Commit(id="2851c9369a8d81120227b8dd250f01e4e20c39cf", author=None, title="First!", message="First!"),
+    Commit(id="798290637d5581473c6aafd0538673ea8d2d7060", author=None, title="", message=""),
+)
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="real fixtures (../shared next to the checkout) absent")
 def test_every_changelog_in_the_shared_fixtures_reads() -> None:
-    """Real Jenkins homes: ``<log/>`` from runs without SCM, and scm-api's test SCM in pipelines."""
-    formats: dict[str, int] = {}
-    commits = 0
+    """Real Jenkins homes: every ``<log/>`` (runs without SCM) reads as no commits, and the mock
+    SCM's changelog as exactly its two entries, the second one without a message."""
+    empty: list[Path] = []
+    with_commits: dict[str, ChangeLog] = {}
     for path in sorted(SHARED.rglob("changelog*.xml")):
         if not path.is_file():
             continue
         log = parse_changelog(path.read_bytes())
-        formats[log.format] = formats.get(log.format, 0) + 1
-        commits += len(log.commits)
-        assert all(c.id for c in log.commits), path
-    assert formats, "no changelog files found"
-    assert not [f for f in formats if f.startswith("unknown:")], formats
-    if formats.get("scm-mock"):
-        assert commits > 0
+        if log.commits:
+            with_commits[path.relative_to(SHARED).as_posix()] = log
+        else:
+            assert path.read_bytes().strip() == b"<log/>", path
+            empty.append(path)
+    assert len(empty) == 274
+    assert sorted(with_commits) == sorted(
+        f"{MOCK_SCM_RUN}/{where}/changelog0.xml"
+        for where in (
+            "builds/1",
+            "builds/lastStableBuild",
+            "builds/lastSuccessfulBuild",
+            "lastStable",
+            "lastSuccessful",
+        )
+    )
+    for log in with_commits.values():
+        assert log == ChangeLog(format="scm-mock", commits=MOCK_SCM_COMMITS)

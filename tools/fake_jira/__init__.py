@@ -14,7 +14,8 @@
   429 with ``Retry-After`` over ``limit_per_minute``, 400 with ``[{message}]`` for a request
   malformed as a whole, else 202 with ``accepted…``, ``rejected…`` (an item's own problems, or only
   unknown issue keys) and ``unknownIssueKeys``. Each body is checked against the shared reference
-  schemas when they sit next to the checkout, else by a structural check (``_validation``);
+  schemas when they sit next to the checkout, else by a structural check (``_validation``), and
+  each answer the fake gives against the schemas' response shapes (``AnswerShapeError`` otherwise);
 - ``GET /_edge/tenant_info``: the cloudId;
 - ``permissions``: the kinds the credentials may send; another kind's bulk request gets 403 after
   the token is checked (what Jira answers then is an assumption: unverified);
@@ -31,21 +32,24 @@ from tools.fake_jira._server import (
     BULK_PATH,
     TENANT_INFO_PATH,
     TOKEN_PATH,
+    AnswerShapeError,
     FakeJira,
     Interposed,
     Submission,
 )
-from tools.fake_jira._validation import SCHEMA_PATHS, Problems, check_body, schemas_present
+from tools.fake_jira._validation import SCHEMA_PATHS, Problems, check_answer, check_body, schemas_present
 
 __all__ = [
     "BULK_PATH",
     "SCHEMA_PATHS",
     "TENANT_INFO_PATH",
     "TOKEN_PATH",
+    "AnswerShapeError",
     "FakeJira",
     "Interposed",
     "Problems",
     "Submission",
+    "check_answer",
     "check_body",
     "schemas_present",
 ]

@@ -20,12 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.fake_jira._validation import KINDS, check_body
+from tools.fake_jira._validation import KINDS, check_answer, check_body
 
 TOKEN_PATH = "/oauth/token"
 TENANT_INFO_PATH = "/_edge/tenant_info"
 # the on-premises form: https://api.atlassian.com/jira/{builds|deployments}/0.1/cloud/{cloudId}/bulk
 BULK_PATH = "/jira/{kind}/0.1/cloud/{cloud_id}/bulk"
+
+
+class AnswerShapeError(AssertionError):
+    """The fake was about to give an answer whose shape the real API's schema does not allow."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,11 @@ class FakeJira:
         problems = check_body(kind, body, use_schema=self.use_schema)
         if problems.request:
             return self._record(kind, body, 400, [{"message": m} for m in problems.request])
+        # a rejection names the item by its key, whose fields the schema requires: an item without
+        # them cannot be answered item by item, so the request as a whole is refused (an assumption)
+        keyless = [i for i, item in enumerate(body[kind]) if None in _key(kind, item).values()]
+        if keyless:
+            return self._record(kind, body, 400, [{"message": f"{kind}/{i}: no key"} for i in keyless])
         return self._record(kind, body, 202, self._outcome(kind, body[kind], problems.items))
 
     def _outcome(
@@ -340,6 +349,11 @@ class FakeJira:
         return self.known_projects is None or key.rsplit("-", 1)[0].upper() in self.known_projects
 
     def _record(self, kind: str, body: Any, status: int, answer: Any) -> web.Response:
+        """Keep and give an answer, after checking it has the shape the schemas give the real API's
+        (when they are present): a wrong one raises, so the request fails with a 500 and the error
+        is in the log, rather than a test passing against an answer Jira never gives."""
+        if wrong := check_answer(kind, status, answer):
+            raise AnswerShapeError(f"the fake's {status} answer to {kind} departs from the schema: {wrong}")
         with self._lock:
             self._submissions.append(Submission(kind, body, status, answer))
         return web.json_response(answer, status=status)

@@ -70,18 +70,49 @@ def schemas_present() -> bool:
     return all(p.is_file() for p in SCHEMA_PATHS.values())
 
 
+def _schemas() -> dict[str, dict[str, Any]]:
+    return {
+        kind: json.loads(path.read_text(encoding="utf-8"))
+        for kind, path in SCHEMA_PATHS.items()
+        if path.is_file()
+    }
+
+
+_SCHEMAS = _schemas()
+
+
 def _validators() -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for kind, path in SCHEMA_PATHS.items():
-        if path.is_file():
-            schema = json.loads(path.read_text(encoding="utf-8"))
-            cls = jsonschema.validators.validator_for(schema)
-            cls.check_schema(schema)
-            found[kind] = cls(schema, format_checker=_FORMATS)
+    for kind, schema in _SCHEMAS.items():
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        found[kind] = cls(schema, format_checker=_FORMATS)
     return found
 
 
 _VALIDATORS = _validators()
+
+
+def _answer_validator(kind: str, accepted: bool) -> Any:
+    """The schema's own shape of an answer: the 202 body, or the error messages of any other status."""
+    name = f"Submit{kind.title()}Response" if accepted else "ErrorMessages"
+    schema = {"$defs": _SCHEMAS[kind]["$defs"], "$ref": f"#/$defs/{name}"}
+    return jsonschema.Draft202012Validator(schema, format_checker=_FORMATS)
+
+
+_ANSWER_VALIDATORS = {(kind, ok): _answer_validator(kind, ok) for kind in _SCHEMAS for ok in (True, False)}
+
+
+def check_answer(kind: str, status: int, answer: Any) -> list[str]:
+    """Where an answer the fake gives with ``status`` departs from the schema's response shapes, so
+    the fake cannot drift from what the real API answers. Nothing to say without the schemas."""
+    validator = _ANSWER_VALIDATORS.get((kind, status == 202))
+    if validator is None:
+        return []
+    return [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(answer)'}: {error.message[:300]}"
+        for error in validator.iter_errors(answer)
+    ]
 
 
 def check_body(kind: str, body: Any, *, use_schema: bool = True) -> Problems:

@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from daemon.sinks.compass.sink import CompassSink
 from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
 from tests.daemon.test_events import facts, finished, settings
+from tests.inprocess import until
 from tools.fake_compass import FakeCompass, Fault
 
 
@@ -58,14 +59,6 @@ def queue(store: Store, tmp_path: Path, f: RunFacts) -> int:
     return seq
 
 
-async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 def sink(transport: Transport, cloud_id: str, bucket: TokenBucket) -> CompassSink:
     """The Compass sink over ``transport``, rendering with the settings ``queue`` records with."""
     return CompassSink(settings(Path(".")), transport=transport, bucket=bucket, cloud_id=cloud_id)
@@ -99,11 +92,15 @@ async def test_delivers_in_queue_order_and_empties_the_outbox(
     c = queue(store, tmp_path, finished("FAILURE", job="c", number=4))
     seqs = [c, a, b]  # terminal events first, then IN_PROGRESS, each oldest first
     async with Running(store, transport, compass.cloud_id) as sender:
-        await wait_until(lambda: store.outbox_depth() == 0)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0, within=5.0)
         # one more while running: a wake-up delivers it without waiting
         seqs.append(queue(store, tmp_path, finished("SUCCESS", job="a", number=1)))
         sender.wake()
-        await wait_until(lambda: store.outbox_depth() == 0 and len(compass.events) == 4)
+        await until(
+            "store.outbox_depth() == 0 and len(compass.events) == 4",
+            lambda: store.outbox_depth() == 0 and len(compass.events) == 4,
+            within=5.0,
+        )
         assert sender.delivered == 4
         assert sender.last_delivery_ms is not None
     assert compass.invalid == []
@@ -134,7 +131,7 @@ async def test_retry_after_503_uses_the_same_sequence_number(
     seq = queue(store, tmp_path, finished("SUCCESS"))
     async with Running(store, transport, compass.cloud_id):
         await compass.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
-        await wait_until(lambda: store.outbox_depth() == 0)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0, within=5.0)
     statuses = [r.status for r in compass.requests]
     assert statuses == [503, 202]
     assert [usn(r.body) for r in compass.requests] == [seq, seq]
@@ -149,7 +146,7 @@ async def test_rejected_event_becomes_a_dead_letter_and_the_next_is_delivered(
     good_seq = queue(store, tmp_path, finished("SUCCESS", job="good", number=2))
     async with Running(store, transport, compass.cloud_id):
         await compass.wait_for_async(lambda ev: len(ev) == 1, timeout=5)
-        await wait_until(lambda: store.outbox_depth() == 0)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0, within=5.0)
     (dl,) = store.dead_letters()
     assert dl.pipeline_id == "bad#1"
     assert dl.seq == bad_seq
@@ -176,8 +173,8 @@ async def test_unauthorized_keeps_the_event_queued(
     queue(store, tmp_path, facts())
     try:
         async with Running(store, t, compass.cloud_id):
-            await wait_until(lambda: len(compass.requests) == 1)
-            await wait_until(lambda: store.next_due()[0] is None)
+            await until("len(compass.requests) == 1", lambda: len(compass.requests) == 1, within=5.0)
+            await until("store.next_due()[0] is None", lambda: store.next_due()[0] is None, within=5.0)
     finally:
         await t.close()
     assert store.outbox_depth() == 1
@@ -195,7 +192,9 @@ async def test_a_pause_recorded_by_an_earlier_process_is_not_this_ones(
 ) -> None:
     store.set_delivery_state("Compass refused the credentials (HTTP 401)")  # the last process's
     async with Running(store, transport, compass.cloud_id):
-        await wait_until(lambda: store.delivery_state()[0] is None)
+        await until(
+            "store.delivery_state()[0] is None", lambda: store.delivery_state()[0] is None, within=5.0
+        )
     assert store.delivery_state()[0] is None
 
 
@@ -206,7 +205,7 @@ async def test_stdout_transport_writes_one_json_line_per_event(tmp_path: Path, s
     )
     second = queue(store, tmp_path, finished("SUCCESS", job="y", number=2))
     async with Running(store, StdoutTransport(out), "cloud-dry"):
-        await wait_until(lambda: store.outbox_depth() == 0)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0, within=5.0)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
     bodies = [json.loads(line) for line in lines]
@@ -223,7 +222,11 @@ async def test_429_without_retry_after_waits_out_the_minute(
     queue(store, tmp_path, finished("SUCCESS"))
     before_ms = time.time() * 1000
     async with Running(store, transport, compass.cloud_id):
-        await wait_until(lambda: len(compass.requests) == 1 and store.next_due()[1] is not None)
+        await until(
+            "len(compass.requests) == 1 and store.next_due()[1] is not None",
+            lambda: len(compass.requests) == 1 and store.next_due()[1] is not None,
+            within=5.0,
+        )
     item, due_ms = store.next_due()
     assert item is None and due_ms is not None
     assert due_ms - before_ms >= 59_000, "a 429 without Retry-After waits at least the rest of the minute"
@@ -240,7 +243,7 @@ async def test_budget_paces_requests(
     sender = Sender(store, sink(transport, compass.cloud_id, bucket))
     task = asyncio.create_task(sender.run())
     try:
-        await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0)
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
@@ -264,10 +267,10 @@ async def test_concurrent_requests_never_overlap_for_one_run(
     sender = Sender(store, sink(transport, compass.cloud_id, TokenBucket(0, 1)), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
-        await wait_until(lambda: len(compass.requests) >= 1)
+        await until("len(compass.requests) >= 1", lambda: len(compass.requests) >= 1, within=5.0)
         terminal_a = queue(store, tmp_path, finished("SUCCESS", job="a", number=1))
         sender.wake()
-        await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0)
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
@@ -300,11 +303,11 @@ async def test_an_unreadable_token_file_never_leaves_events_stuck_in_flight(
     task = asyncio.create_task(sender.run())
     try:
         # the token file is missing: the attempts fail (each must release its slot) and delivery pauses
-        await wait_until(lambda: sender.paused is not None)
+        await until("sender.paused is not None", lambda: sender.paused is not None, within=5.0)
         assert compass.events == []
         token.write_text(compass.token + "\n")
         sender.resume()
-        await wait_until(lambda: store.outbox_depth() == 0, timeout=10)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0)
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
@@ -343,11 +346,15 @@ async def test_a_terminal_event_is_not_held_behind_the_queue_by_its_unacknowledg
     sender = Sender(store, sink(transport, "cloud", _OneTokenAtATime(0, 1)), max_in_flight=4)
     task = asyncio.create_task(sender.run())
     try:
-        await wait_until(lambda: len(transport.sent) >= 3)
+        await until("len(transport.sent) >= 3", lambda: len(transport.sent) >= 3, within=5.0)
         sent_before = len(transport.sent)
         queue(store, tmp_path, finished("SUCCESS", number=1))  # terminal events go first
         sender.wake()
-        await wait_until(lambda: any(state != "IN_PROGRESS" for _, state in transport.sent))
+        await until(
+            'any(state != "IN_PROGRESS" for _, state in transport.sent)',
+            lambda: any(state != "IN_PROGRESS" for _, state in transport.sent),
+            within=5.0,
+        )
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)
@@ -370,7 +377,7 @@ async def test_a_runs_delivery_lines_carry_its_pipeline_id_as_a_field(
     caplog.set_level("DEBUG", logger="buildtail")
     queue(store, tmp_path, finished("FAILURE", job="c", number=4))
     async with Running(store, transport, compass.cloud_id):
-        await wait_until(lambda: store.outbox_depth() == 0, timeout=15)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0, within=15.0)
     about_c4 = [r.getMessage() for r in caplog.records if getattr(r, "run", None) == "c#4"]
     assert any("retrying" in m for m in about_c4), about_c4
     assert any(m.startswith("delivered") for m in about_c4), about_c4

@@ -24,8 +24,9 @@ from daemon.delivery.budget import TokenBucket
 from daemon.delivery.sender import NOT_COMPASS_PAUSE_AFTER, Sender
 from daemon.sinks.compass.transport import CompassTransport
 from daemon.store import Store
-from tests.daemon.delivery.test_sender import queue, sink, wait_until
+from tests.daemon.delivery.test_sender import queue, sink
 from tests.daemon.test_events import facts, finished
+from tests.inprocess import until
 
 PAGE = (
     "<!doctype html><html><head><title>Guest  WiFi\n  - please sign in</title></head>"
@@ -96,7 +97,7 @@ async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resume
     )
     task = asyncio.create_task(sender.run())
     try:
-        await wait_until(lambda: sender.paused is not None, timeout=10)
+        await until("sender.paused is not None", lambda: sender.paused is not None)
         # three answers in a row that were not Compass's: paused, with what answered and why
         assert [kind for kind, _ in portal.answered] == ["redirect", "page", "page"]
         reason = sender.paused
@@ -113,13 +114,19 @@ async def test_a_portal_keeps_every_event_queued_pauses_once_and_delivery_resume
             "location_host": None,
         }
         # paused, it re-checks with one request at a time, and keeps everything
-        await wait_until(lambda: len(portal.answered) >= NOT_COMPASS_PAUSE_AFTER + 2, timeout=5)
+        await until(
+            "len(portal.answered) >= NOT_COMPASS_PAUSE_AFTER + 2",
+            lambda: len(portal.answered) >= NOT_COMPASS_PAUSE_AFTER + 2,
+            within=5.0,
+        )
         assert store.outbox_depth() == 3 and store.dead_letters() == []
         assert sender.delivered == 0 and store.last_delivery_ms("compass") is None
 
         portal.gone = True  # signed in: from now on the answers are Compass's
-        await wait_until(lambda: store.outbox_depth() == 0, timeout=5)
-        await wait_until(lambda: store.delivery_state()[0] is None, timeout=5)
+        await until("store.outbox_depth() == 0", lambda: store.outbox_depth() == 0, within=5.0)
+        await until(
+            "store.delivery_state()[0] is None", lambda: store.delivery_state()[0] is None, within=5.0
+        )
     finally:
         sender.stop()
         await asyncio.wait_for(task, 5)

@@ -7,10 +7,8 @@ delivering beside it throughout.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +27,7 @@ from daemon.sinks import StdoutTransport
 from daemon.sinks.jira.sink import JiraSink, JiraStdout
 from daemon.store import Store
 from parsers.branch_head import BranchHead
+from tests.inprocess import until
 from tools.fake_jira import FakeJira
 
 from ..test_events import DEPLOYS, facts, finished, settings
@@ -57,13 +56,6 @@ def _settings(tmp_path: Path, fake: FakeJira, **jira: Any) -> Settings:
     )
 
 
-async def _until(cond: Any, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 def _rows(store: Store, sink: str) -> list[str]:
     return [str(r[0]) for r in store.read_rows("SELECT pipeline_id FROM outbox WHERE sink = ?", (sink,))]
 
@@ -88,7 +80,11 @@ async def test_jira_gets_runs_with_issue_keys_several_to_a_request(tmp_path: Pat
         assert sorted(_rows(store, "jira")) == ["app/feature%2FABC-12-login#1", "deploy-web#2", "lib#4"]
         assert len(_rows(store, "compass")) == 4
         delivery.start()
-        await _until(lambda: not _rows(store, "jira") and not _rows(store, "compass"))
+        await until(
+            'not _rows(store, "jira") and not _rows(store, "compass")',
+            lambda: not _rows(store, "jira") and not _rows(store, "compass"),
+            within=15.0,
+        )
         await delivery.stop(5.0)
         builds = [s for s in jira.submissions if s.kind == "builds"]
         assert len(builds) == 1 and builds[0].status == 202
@@ -147,7 +143,7 @@ async def test_each_item_settled_on_its_own(tmp_path: Path, jira: FakeJira) -> N
         recorder.record(finished(job="lib", number=1, branch="ABC-1"))
         recorder.record(finished(job="old", number=2, branch="ZZZ-9"))  # not a project of the site
         delivery.start()
-        await _until(lambda: not _rows(store, "jira"))
+        await until('not _rows(store, "jira")', lambda: not _rows(store, "jira"), within=15.0)
         await delivery.stop(5.0)
         statuses = [s.status for s in jira.submissions]
         assert statuses[-1] == 202 and len(jira.submissions[-1].body["builds"]) == 2
@@ -171,7 +167,7 @@ async def test_dry_run_prints_jira_bodies_marked_as_jira(tmp_path: Path, jira: F
     try:
         recorder.record(finished(job="lib", number=1, branch="ABC-1"))
         delivery.start()
-        await _until(lambda: not _rows(store, "jira"))
+        await until('not _rows(store, "jira")', lambda: not _rows(store, "jira"), within=15.0)
         await delivery.stop(5.0)
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [(line["sink"], line["builds"][0]["issueKeys"]) for line in lines] == [("jira", ["ABC-1"])]
@@ -195,7 +191,11 @@ async def test_jira_refusing_its_credentials_pauses_jira_only(tmp_path: Path, ji
     try:
         recorder.record(finished(job="lib", number=1, branch="ABC-1"))
         delivery.start()
-        await _until(lambda: delivery.held_sinks() != [] and not _rows(store, "compass"))
+        await until(
+            'delivery.held_sinks() != [] and not _rows(store, "compass")',
+            lambda: delivery.held_sinks() != [] and not _rows(store, "compass"),
+            within=15.0,
+        )
         ((name, title, why),) = delivery.held_sinks()
         assert (name, title) == ("jira", "Jira") and "client" in why
         assert _rows(store, "jira") == ["lib#1"]
@@ -219,10 +219,10 @@ async def test_a_reload_with_the_right_secret_resumes_jira(tmp_path: Path, jira:
     try:
         recorder.record(finished(job="lib", number=1, branch="ABC-1"))
         delivery.start()
-        await _until(lambda: delivery.held_sinks() != [])
+        await until("delivery.held_sinks() != []", lambda: delivery.held_sinks() != [], within=15.0)
         await delivery.reconfigure(_settings(tmp_path, jira))
         delivery.resume()
-        await _until(lambda: not _rows(store, "jira"))
+        await until('not _rows(store, "jira")', lambda: not _rows(store, "jira"), within=15.0)
         assert delivery.held_sinks() == []
         assert [b["issueKeys"] for b in jira.stored("builds").values()] == [["ABC-1"]]
         await delivery.stop(5.0)
@@ -269,7 +269,7 @@ async def test_jiras_budget_counts_an_accepted_request_once(tmp_path: Path, jira
         for number in range(1, 11):
             recorder.record(finished(job="lib", number=number, branch=f"ABC-{number}"))
         delivery.start()
-        await _until(lambda: not _rows(store, "jira"))
+        await until('not _rows(store, "jira")', lambda: not _rows(store, "jira"), within=15.0)
         await delivery.stop(5.0)
         requests = [s for s in jira.submissions if s.kind == "builds" and s.status == 202]
         (sender,) = [s for s in delivery.senders if s.sink.name == "jira"]
@@ -321,7 +321,7 @@ async def test_a_jira_section_removed_by_reload_keeps_sending_until_a_restart(
         recorder.record(finished(job="lib", number=1, branch="ABC-1"))
         assert _rows(store, "jira") == ["lib#1"]
         delivery.start()
-        await _until(lambda: not _rows(store, "jira"))
+        await until('not _rows(store, "jira")', lambda: not _rows(store, "jira"), within=15.0)
         await delivery.stop(5.0)
         assert [s.body["builds"][0]["issueKeys"] for s in jira.submissions if s.kind == "builds"] == [
             ["ABC-1"]
