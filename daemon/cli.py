@@ -112,8 +112,12 @@ def _state(path: Path, command: str) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
-    act = state_cmd.check if command == "check" else state_cmd.recover
-    return act(settings.state_dir)
+    if command == "check":
+        return state_cmd.check(settings.state_dir)
+    from daemon.sinks.registry import configured
+
+    # the configuration's destinations decide what is sent again, as when the daemon recovers
+    return state_cmd.recover(settings.state_dir, configured(settings))
 
 
 def _load(path: Path, *, need_secrets: bool = True) -> Settings | None:

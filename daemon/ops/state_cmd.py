@@ -36,7 +36,7 @@ def check(state_dir: Path) -> int:
     return 0
 
 
-def recover(state_dir: Path) -> int:
+def recover(state_dir: Path, sinks: tuple[str, ...] | None = None) -> int:
     """Recovers a damaged database (a sound one is left alone); prints what was salvaged."""
     from daemon.delivery.lock import DeliveryLock
     from daemon.recovery import recover as rebuild
@@ -57,7 +57,7 @@ def recover(state_dir: Path) -> int:
         print(f"{path}: ok, nothing to recover")
         return 0
     try:
-        done = rebuild(state_dir, problems)
+        done = rebuild(state_dir, problems, sinks)
     except StateUnusableError as exc:
         print(f"buildtail state recover: {exc}", file=sys.stderr)
         return EXIT_DAMAGED

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from daemon.config import Settings
 from daemon.events import Update
@@ -36,19 +37,33 @@ Opener = Callable[..., Sink]
 
 @dataclass(frozen=True, slots=True)
 class SinkEntry:
-    configured: Callable[[Settings], bool]
+    configured: Callable[[Sections], bool]
     # (settings, the new update, the store, the keys a deployment carries) -> queue it for this sink
     wants: Callable[[Settings, Update, Store, tuple[str, ...]], bool]
     opener: Opener
 
 
-def _compass_configured(settings: Settings) -> bool:
+class Sections(Protocol):
+    """What says which sinks are configured: the settings, or ``buildtail state``'s light reading."""
+
+    @property
+    def compass(self) -> object | None: ...
+
+    @property
+    def jira(self) -> object | None: ...
+
+
+def _compass_configured(settings: Sections) -> bool:
     return settings.compass is not None or settings.jira is None
+
+
+def _jira_configured(settings: Sections) -> bool:
+    return settings.jira is not None
 
 
 SINKS: dict[str, SinkEntry] = {
     COMPASS: SinkEntry(_compass_configured, lambda settings, *_: _compass_configured(settings), open_compass),
-    JIRA: SinkEntry(lambda settings: settings.jira is not None, jira_wants, open_jira),
+    JIRA: SinkEntry(_jira_configured, jira_wants, open_jira),
 }
 
 
@@ -60,7 +75,7 @@ def as_opened(new: Settings, current: Settings) -> Settings:
     return new.model_copy(update={"jira": current.jira})
 
 
-def configured(settings: Settings) -> tuple[str, ...]:
+def configured(settings: Sections) -> tuple[str, ...]:
     """The sinks the settings send to (each gets a delivery loop)."""
     return tuple(name for name, entry in SINKS.items() if entry.configured(settings))
 

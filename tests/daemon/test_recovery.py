@@ -285,3 +285,40 @@ def test_a_jira_only_setup_recovers_without_compass(tmp_path: Path, sinks: tuple
         assert item is not None and item.pipeline_id == "app#1"
     finally:
         store.close()
+
+
+def test_state_recover_goes_by_the_configured_destinations(tmp_path: Path) -> None:
+    """``buildtail state recover --config`` recovers for the sinks the configuration sends to, as the
+    daemon does: a database that once sent to Compass too, now configured for Jira alone, gets no
+    Compass row back (nothing would ever send it)."""
+    from daemon.cli import main
+
+    state = tmp_path / "state"
+    store = Store(state)
+    for n in (1, 2):
+        store.record(
+            run_row("app", n, pipeline_id=f"app#{n}"),
+            event(f"app#{n}", "IN_PROGRESS"),
+            prior=None,
+            sinks=("compass", "jira"),
+        )
+    for sink in ("compass", "jira"):
+        while (item := store.next_due(sink=sink)[0]) is not None:
+            store.ack(item)
+    prior = store.latest_run("jenkins", "app", 1)
+    done_row = run_row("app", 1, state="SUCCESSFUL", terminal=True, pipeline_id="app#1")
+    store.record(done_row, event("app#1", "SUCCESSFUL"), prior=prior, sinks=("compass", "jira"))
+    store.close()
+    assert damage_table(state / "buildtail.sqlite3", "outbox") >= 1
+    config = tmp_path / "config.yaml"
+    jira = {"site": "example.atlassian.net", "client_id": "c", "client_secret": "s"}
+    config.write_text(yaml.safe_dump({"state_dir": str(state), "jira": jira, "sources": []}))
+
+    assert main(["state", "recover", "--config", str(config)]) == 0
+    store = Store(state)
+    try:
+        assert store.next_due(sink="compass")[0] is None
+        item, _ = store.next_due(sink="jira")
+        assert item is not None and item.pipeline_id == "app#1"
+    finally:
+        store.close()
